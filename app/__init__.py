@@ -1,0 +1,89 @@
+"""Brigade: serving-hygiene checklists and fridge monitoring for restaurant kitchens."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from flask import Flask, g, request
+
+import config
+from app.extensions import babel, csrf, db, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create the web application; starts no background work."""
+    app = Flask(__name__, instance_path=os.environ.get("BRIGADE_INSTANCE_PATH")
+                or str(ROOT / "instance"), template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"))
+    app.config.from_mapping(config.load(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY") or not app.config.get("BRIGADE_AUDIT_KEY"):
+        raise config.ConfigError(
+            "No secret key: set BRIGADE_SECRET_KEY and BRIGADE_AUDIT_KEY, or run "
+            "`flask --app app init-secrets` to generate them into the instance folder "
+            f"({app.instance_path})")
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale,
+                   default_translation_directories=str(ROOT / "translations"))
+    login_manager.init_app(app)
+    with app.app_context():
+        from app.models.base import configure_engine
+        configure_engine(db.engine)
+
+    import sensors.models  # noqa: F401  (units live beside the sensors)
+    from app import auth, checklists, devices, records, timers
+    devices.init_app(app)
+    auth.init_app(app)
+    app.register_blueprint(checklists.bp)
+    app.register_blueprint(records.bp)
+    app.register_blueprint(timers.bp)
+
+    from app import cli
+    cli.init_app(app)
+    _add_server_timing(app)
+    _add_template_helpers(app)
+    return app
+
+
+def _select_locale():
+    from flask import has_request_context
+    from flask_login import current_user
+    if not has_request_context():
+        return None  # jobs and commands: the default locale
+    if current_user and current_user.is_authenticated:
+        return current_user.locale
+    return request.accept_languages.best_match(["en", "zh"]) or "en"
+
+
+def _add_server_timing(app: Flask) -> None:
+    # Server-side time per request, for the benchmark and for anyone with devtools open.
+    @app.before_request
+    def _start_timer():
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def _server_timing(response):
+        started = g.pop("request_started", None)
+        if started is not None:
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+        return response
+
+
+def _add_template_helpers(app: Flask) -> None:
+    from app import formatting
+    from flask_babel import get_locale
+    app.jinja_env.globals.update(get_locale=get_locale, local_time=formatting.local_time, show_temp=formatting.show_temp,
+                                 bilingual=formatting.bilingual,
+                                 label=formatting.label)
+    app.jinja_env.filters["local_time"] = formatting.local_time
+    logging.getLogger(__name__).debug("template helpers registered")

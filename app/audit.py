@@ -1,0 +1,140 @@
+"""Append records to the keyed hash chain, and verify the chain against the tables.
+
+Every compliance record (run, answer, photo, submission, verification, hold timer,
+timer outcome) gets one audit link when it is inserted. A link holds the record's
+canonical content and an HMAC over it and the previous link, so an edit, a
+deletion or an insertion made behind the app's back shows up in ``verify``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from app.models import AuditHead, AuditRecord, Immutable, db
+
+logger = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+
+
+def _default(value):
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+    raise TypeError(f"cannot canonicalise {type(value).__name__}")
+
+
+def canonical(payload: dict) -> str:
+    """Canonical JSON: sorted keys, no spaces, UTC ISO timestamps."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=_default)
+
+
+def link_hash(key: bytes, seq: int, prev_hash: str, action: str, entity: str, entity_id: int,
+              payload: str) -> str:
+    message = "\x1f".join([str(seq), prev_hash, action, entity, str(entity_id), payload])
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _key() -> bytes:
+    key = current_app.config.get("BRIGADE_AUDIT_KEY")
+    if not key:
+        raise RuntimeError("BRIGADE_AUDIT_KEY is not set (run `flask --app app init-secrets`)")
+    return key.encode()
+
+
+def audited_models() -> dict[str, type]:
+    """Table name -> model for every record kind the chain vouches for."""
+    return {mapper.class_.__tablename__: mapper.class_
+            for mapper in db.Model.registry.mappers
+            if issubclass(mapper.class_, Immutable) and hasattr(mapper.class_, "audit_payload")}
+
+
+def ensure_head(session) -> None:
+    if session.get(AuditHead, 1) is None:
+        session.add(AuditHead(id=1, seq=0, hash=GENESIS))
+        session.flush()
+
+
+def append(session, record, action: str, actor_id: int | None, device_id: str | None) -> AuditRecord:
+    """Add ``record`` to the session and chain it; the caller commits."""
+    session.add(record)
+    session.flush()  # the record needs its id before it can be vouched for
+    bump = (update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1)
+            .returning(AuditHead.seq, AuditHead.hash))
+    # The UPDATE takes the head's row lock (PostgreSQL) or the write lock (SQLite)
+    # before the previous hash is read, so concurrent appends cannot fork the chain.
+    row = session.execute(bump).one_or_none()
+    if row is None:
+        ensure_head(session)
+        row = session.execute(bump).one()
+    seq, prev_hash = row
+    payload = canonical(record.audit_payload())
+    entity = type(record).__tablename__
+    link = AuditRecord(seq=seq, action=action, entity=entity, entity_id=record.id,
+                       actor_id=actor_id, device_id=device_id, payload=payload,
+                       prev_hash=prev_hash,
+                       hash=link_hash(_key(), seq, prev_hash, action, entity, record.id, payload))
+    session.add(link)
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=link.hash))
+    logger.debug("audit %s: %s %s %s", seq, action, entity, record.id)
+    return link
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+def verify(session, key: bytes | None = None) -> tuple[int, list[Problem]]:
+    """Check the chain and every audited table; return (links checked, problems)."""
+    key = key or _key()
+    problems: list[Problem] = []
+    vouched: dict[tuple[str, int], AuditRecord] = {}
+    prev, expected, count = GENESIS, 1, 0
+    records = session.execute(select(AuditRecord).order_by(AuditRecord.seq)).scalars()
+    for rec in records:
+        count += 1
+        where = f"audit record #{rec.seq} ({rec.entity} {rec.entity_id})"
+        if rec.seq != expected:
+            problems.append(Problem(f"audit records #{expected}–#{rec.seq - 1}",
+                                    "missing from the chain (removed)"))
+        if rec.prev_hash != prev:
+            problems.append(Problem(where, "does not follow the previous link"))
+        if link_hash(key, rec.seq, rec.prev_hash, rec.action, rec.entity, rec.entity_id,
+                     rec.payload) != rec.hash:
+            problems.append(Problem(where, "altered: its hash does not match its content"))
+        vouched[(rec.entity, rec.entity_id)] = rec
+        prev, expected = rec.hash, rec.seq + 1
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.seq != expected - 1 or head.hash != prev):
+        problems.append(Problem("audit chain head",
+                                f"says #{head.seq} but the chain ends at #{expected - 1} "
+                                "(links removed from the end)"))
+    for entity, model in audited_models().items():
+        seen = set()
+        for row in session.execute(select(model).order_by(model.id)).scalars():
+            seen.add(row.id)
+            rec = vouched.get((entity, row.id))
+            if rec is None:
+                problems.append(Problem(f"{entity} {row.id}",
+                                        "is not in the audit chain (inserted behind the app's back)"))
+            elif canonical(row.audit_payload()) != rec.payload:
+                problems.append(Problem(f"{entity} {row.id}",
+                                        f"altered since it was recorded (audit record #{rec.seq})"))
+            session.expunge(row)
+        for (ent, ent_id), rec in vouched.items():
+            if ent == entity and ent_id not in seen:
+                problems.append(Problem(f"{entity} {ent_id}",
+                                        f"removed (recorded in audit record #{rec.seq})"))
+    return count, problems

@@ -1,0 +1,106 @@
+"""Views: the PIN pad, password login, logout and language choice."""
+from __future__ import annotations
+
+import time
+
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select
+
+from app.auth import bp, public
+from app.auth.operations import PinLocked, check_password, check_pin
+from app.models import Role, Site, Staff, db, utcnow
+
+LANGUAGES = {"en": "English", "zh": "简体中文"}
+
+
+def _tablet_site() -> Site:
+    site_id = request.args.get("site", type=int) or session.get("tablet_site")
+    site = db.session.get(Site, site_id) if site_id else None
+    site = site or db.session.execute(select(Site).order_by(Site.id).limit(1)).scalar_one_or_none()
+    if site is None:
+        abort(503, "No site yet: run `flask --app app seed-demo` or create one.")
+    session["tablet_site"] = site.id
+    return site
+
+
+def _start_session(staff: Staff, via_pin: bool) -> None:
+    login_user(staff)
+    session["via_pin"] = via_pin
+    session["last_seen"] = time.time()
+
+
+@bp.get("/pin")
+@public
+def pin_pad():
+    site = _tablet_site()
+    people = [s for s in site.staff if s.active and s.pin_hash]
+    return render_template("auth/pin_pad.html", site=site, people=people)
+
+
+@bp.route("/pin/<int:staff_id>", methods=["GET", "POST"])
+@public
+def pin_entry(staff_id: int):
+    staff = db.session.get(Staff, staff_id)
+    if staff is None or not staff.active or not staff.pin_hash:
+        abort(404)
+    error = None
+    if request.method == "POST":
+        cfg = current_app.config
+        try:
+            ok = check_pin(staff, request.form.get("pin", ""), utcnow(),
+                           cfg["BRIGADE_PIN_MAX_TRIES"], cfg["BRIGADE_PIN_LOCK_SECONDS"])
+        except PinLocked as exc:
+            db.session.commit()
+            error, ok = str(exc), False
+        else:
+            db.session.commit()
+            if not ok:
+                error = _("Wrong PIN.")
+        if ok:
+            logout_user()
+            _start_session(staff, via_pin=True)
+            return redirect(url_for("checklists.home"))
+    return render_template("auth/pin_entry.html", staff=staff, error=error), 200 if not error else 401
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    error = None
+    if request.method == "POST":
+        email = (request.form.get("email") or "").strip().lower()
+        staff = db.session.execute(select(Staff).where(Staff.email == email)).scalar_one_or_none()
+        cfg = current_app.config
+        ok = False
+        if staff is not None and staff.active and staff.role in (Role.HEAD_CHEF, Role.ADMIN):
+            try:
+                ok = check_password(staff, request.form.get("password", ""), utcnow(),
+                                    cfg["BRIGADE_PIN_MAX_TRIES"], cfg["BRIGADE_PIN_LOCK_SECONDS"])
+            except PinLocked as exc:
+                error = str(exc)
+            db.session.commit()
+        if ok:
+            _start_session(staff, via_pin=False)
+            return redirect(url_for("records.index"))
+        error = error or _("Wrong email or password.")
+    return render_template("auth/login.html", error=error), 200 if not error else 401
+
+
+@bp.post("/logout")
+def logout():
+    via_pin = session.get("via_pin")
+    logout_user()
+    session.pop("via_pin", None)
+    return redirect(url_for("auth.pin_pad") if via_pin else url_for("auth.login"))
+
+
+@bp.post("/me/language")
+def set_language():
+    language = request.form.get("language")
+    if language not in LANGUAGES:
+        abort(400, "Unknown language.")
+    current_user.locale = language
+    db.session.commit()
+    return redirect(request.referrer or url_for("checklists.home"))

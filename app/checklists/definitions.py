@@ -1,0 +1,190 @@
+"""Load checklist and rule definitions from ``checklists/*.yaml`` into the database.
+
+Loading is idempotent: an unchanged file is a no-op, a changed one becomes a new
+version. Runs keep the version they were opened with.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from sqlalchemy import func, select
+
+from app.checklists.schedules import ScheduleError, validate
+from app.models import ChecklistDefinition, ChecklistItem, Rule
+
+logger = logging.getLogger(__name__)
+
+ITEM_KINDS = ("passfail", "temperature", "time", "text")
+DEFINITIONS_DIR = Path(__file__).resolve().parents[2] / "checklists"
+#: Files in the folder that are not checklists (timer presets are read by app.timers).
+NOT_CHECKLISTS = {"rules.yaml", "timers.yaml"}
+
+
+class DefinitionError(ValueError):
+    """A checklist or rules file is malformed; the message names the file and the place."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    kind: str       # "rule" or "checklist"
+    key: str
+    version: int
+    status: str     # "new", "updated" or "unchanged"
+
+
+def _bilingual(value, where: str) -> dict:
+    if not isinstance(value, dict) or not str(value.get("en", "")).strip() \
+            or not str(value.get("zh", "")).strip():
+        raise DefinitionError(f"{where}: needs both 'en' and 'zh' text")
+    return {"en": str(value["en"]).strip(), "zh": str(value["zh"]).strip()}
+
+
+def _digest(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def parse_rules(data, where: str) -> list[dict]:
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        raise DefinitionError(f"{where}: expected a top-level 'rules' list")
+    rules, codes = [], set()
+    for i, raw in enumerate(data["rules"], 1):
+        at = f"{where} rule #{i}"
+        if not isinstance(raw, dict) or not raw.get("code"):
+            raise DefinitionError(f"{at}: needs a code")
+        if raw["code"] in codes:
+            raise DefinitionError(f"{at}: duplicate code {raw['code']!r}")
+        codes.add(raw["code"])
+        number = raw.get("number")
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise DefinitionError(f"{at}: number must be a whole number")
+        rules.append({"code": str(raw["code"]), "number": number,
+                      "source": raw.get("source", "default"),
+                      "title": _bilingual(raw.get("title"), f"{at} title"),
+                      "text": _bilingual(raw.get("text"), f"{at} text")})
+    return rules
+
+
+def _limit(value, name: str, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DefinitionError(f"{where}: {name} must be a number of °C")
+    return float(value)
+
+
+def parse_checklist(data, where: str, rule_codes: set[str]) -> dict:
+    if not isinstance(data, dict) or not data.get("key"):
+        raise DefinitionError(f"{where}: needs a key")
+    items_raw = data.get("items")
+    if not isinstance(items_raw, list) or not items_raw:
+        raise DefinitionError(f"{where}: needs a non-empty items list")
+    try:
+        schedules = [validate(s, where) for s in data.get("schedules") or []]
+    except ScheduleError as exc:
+        raise DefinitionError(str(exc)) from None
+    items, keys = [], set()
+    for i, raw in enumerate(items_raw, 1):
+        at = f"{where} item #{i}"
+        if not isinstance(raw, dict) or not raw.get("key"):
+            raise DefinitionError(f"{at}: needs a key")
+        at = f"{where} item {raw['key']!r}"
+        if raw["key"] in keys:
+            raise DefinitionError(f"{at}: duplicate key")
+        keys.add(raw["key"])
+        if raw.get("kind") not in ITEM_KINDS:
+            raise DefinitionError(f"{at}: kind must be one of {', '.join(ITEM_KINDS)}")
+        if raw.get("rule") not in rule_codes:
+            raise DefinitionError(f"{at}: rule {raw.get('rule')!r} is not a known rule code")
+        limit = raw.get("limit") or {}
+        item = {"key": str(raw["key"]), "kind": raw["kind"], "rule": raw["rule"],
+                "critical": bool(raw.get("critical", False)),
+                "required": bool(raw.get("required", True)),
+                "text": _bilingual(raw.get("text"), f"{at} text"),
+                "min_c": _limit(limit.get("min_c"), "limit.min_c", at),
+                "max_c": _limit(limit.get("max_c"), "limit.max_c", at),
+                "actions": [_bilingual(a, f"{at} action") for a in raw.get("actions") or []]}
+        if item["kind"] == "temperature" and item["min_c"] is None and item["max_c"] is None:
+            raise DefinitionError(f"{at}: a temperature item needs limit.max_c and/or limit.min_c")
+        items.append(item)
+    return {"key": str(data["key"]), "title": _bilingual(data.get("title"), f"{where} title"),
+            "schedules": schedules, "items": items}
+
+
+def _read_yaml(path: Path):
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise DefinitionError(f"{path.name}: not valid YAML: {exc}") from None
+
+
+def load_all(session, directory: Path = DEFINITIONS_DIR) -> list[LoadResult]:
+    """Parse every file first (all or nothing), then record what changed; the caller commits."""
+    directory = Path(directory)
+    rules_path = directory / "rules.yaml"
+    if not rules_path.exists():
+        raise DefinitionError(f"{directory}: no rules.yaml")
+    rules = parse_rules(_read_yaml(rules_path), rules_path.name)
+    codes = {r["code"] for r in rules}
+    checklists = [parse_checklist(_read_yaml(p), p.name, codes)
+                  for p in sorted(directory.glob("*.yaml")) if p.name not in NOT_CHECKLISTS]
+    seen = set()
+    for c in checklists:
+        if c["key"] in seen:
+            raise DefinitionError(f"checklist key {c['key']!r} is defined twice")
+        seen.add(c["key"])
+    return [_store_rule(session, r) for r in rules] + [_store_checklist(session, c) for c in checklists]
+
+
+def _store_rule(session, rule: dict) -> LoadResult:
+    digest = _digest(rule)
+    latest = session.execute(select(Rule).where(Rule.code == rule["code"])
+                             .order_by(Rule.version.desc()).limit(1)).scalar_one_or_none()
+    if latest is not None and latest.content_hash == digest:
+        return LoadResult("rule", rule["code"], latest.version, "unchanged")
+    version = 1 if latest is None else latest.version + 1
+    session.add(Rule(code=rule["code"], version=version, number=rule["number"],
+                     source=rule["source"], title_en=rule["title"]["en"],
+                     title_zh=rule["title"]["zh"], text_en=rule["text"]["en"],
+                     text_zh=rule["text"]["zh"], content_hash=digest))
+    return LoadResult("rule", rule["code"], version, "new" if latest is None else "updated")
+
+
+def _store_checklist(session, checklist: dict) -> LoadResult:
+    digest = _digest(checklist)
+    latest = latest_definition(session, checklist["key"])
+    if latest is not None and latest.content_hash == digest:
+        return LoadResult("checklist", checklist["key"], latest.version, "unchanged")
+    version = 1 if latest is None else latest.version + 1
+    definition = ChecklistDefinition(key=checklist["key"], version=version,
+                                     title_en=checklist["title"]["en"],
+                                     title_zh=checklist["title"]["zh"],
+                                     schedules=checklist["schedules"], content_hash=digest)
+    for position, item in enumerate(checklist["items"]):
+        definition.items.append(ChecklistItem(
+            key=item["key"], position=position, kind=item["kind"], text_en=item["text"]["en"],
+            text_zh=item["text"]["zh"], rule_code=item["rule"], critical=item["critical"],
+            required=item["required"], temp_min_c=item["min_c"], temp_max_c=item["max_c"],
+            suggested_actions=item["actions"]))
+    session.add(definition)
+    logger.info("checklist %s version %s loaded", checklist["key"], version)
+    return LoadResult("checklist", checklist["key"], version, "new" if latest is None else "updated")
+
+
+def latest_definition(session, key: str) -> ChecklistDefinition | None:
+    return session.execute(select(ChecklistDefinition).where(ChecklistDefinition.key == key)
+                           .order_by(ChecklistDefinition.version.desc()).limit(1)).scalar_one_or_none()
+
+
+def current_definitions(session) -> list[ChecklistDefinition]:
+    """The newest version of every checklist."""
+    newest = (select(ChecklistDefinition.key, func.max(ChecklistDefinition.version).label("v"))
+              .group_by(ChecklistDefinition.key).subquery())
+    return list(session.execute(
+        select(ChecklistDefinition).join(newest, (ChecklistDefinition.key == newest.c.key)
+                                         & (ChecklistDefinition.version == newest.c.v))
+        .order_by(ChecklistDefinition.key)).scalars())

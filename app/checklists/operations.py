@@ -1,0 +1,265 @@
+"""Checklist operations: open a run, record answers, submit, verify.
+
+Each takes the acting person and device explicitly, writes records and their
+audit links, and leaves the commit to its caller.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import math
+import re
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app import audit
+from app.checklists.definitions import latest_definition
+from app.checklists.schedules import Slot, local_date, slots_for_day
+from app.models import (Answer, ChecklistDefinition, ChecklistItem, Photo, Role, Run, Site,
+                        Staff, Submission, Verification, utcnow)
+
+logger = logging.getLogger(__name__)
+
+CHEFS = (Role.HEAD_CHEF, Role.ADMIN)
+#: Plausible range for a hand-entered probe reading; outside it is a typo, not a fail.
+PROBE_RANGE_C = (-60.0, 120.0)
+PHOTO_TYPES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png",
+               b"GIF87a": "image/gif", b"GIF89a": "image/gif"}
+
+
+class OperationError(ValueError):
+    """An action the rules do not allow; the message is shown to the person as is."""
+
+
+class SubmissionRefused(OperationError):
+    """A run cannot be submitted yet; ``problems`` lists (item, what is missing)."""
+
+    def __init__(self, problems: list[tuple[ChecklistItem, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{item.text_en}: {why}" for item, why in problems))
+
+
+# --- what is due ---------------------------------------------------------------------------
+
+@dataclass
+class DueEntry:
+    definition: ChecklistDefinition
+    slot: Slot
+    run: Run | None
+    status: str
+
+
+def due_today(session, site: Site, now: dt.datetime, definitions) -> list[DueEntry]:
+    """Today's slots (site-local) of the given checklists, with their runs and status."""
+    day = local_date(now, site.timezone)
+    slots = [(d, s) for d in definitions for s in slots_for_day(d.schedules, day, site.timezone)]
+    if not slots:
+        return []
+    starts = [s.start for _, s in slots]
+    runs = session.execute(select(Run).where(Run.site_id == site.id,
+                                             Run.slot_start >= min(starts),
+                                             Run.slot_start <= max(starts))).scalars()
+    by_slot = {(r.checklist_key, r.schedule_key, r.slot_start): r for r in runs}
+    entries = []
+    for definition, slot in slots:
+        run = by_slot.get((definition.key, slot.schedule_key, slot.start))
+        status = slot.status(now, submitted=bool(run and run.submission),
+                             verified=bool(run and run.verification), started=run is not None)
+        entries.append(DueEntry(definition, slot, run, status))
+    return entries
+
+
+def open_run(session, site: Site, checklist_key: str, slot: Slot, staff: Staff,
+             device_id: str | None, now: dt.datetime | None = None) -> Run:
+    """The run for this slot, opening it (with the current definition) if nobody has yet."""
+    now = now or utcnow()
+    if now < slot.start:
+        raise OperationError(_("This checklist is not open yet."))
+    existing = _run_for_slot(session, site, checklist_key, slot)
+    if existing is not None:
+        return existing
+    definition = latest_definition(session, checklist_key)
+    if definition is None:
+        raise OperationError(_("Unknown checklist."))
+    run = Run(site_id=site.id, definition_id=definition.id, checklist_key=checklist_key,
+              schedule_key=slot.schedule_key, slot_start=slot.start, deadline=slot.deadline,
+              opened_by_id=staff.id, opened_at=now, device_id=device_id)
+    try:
+        with session.begin_nested():
+            audit.append(session, run, "run.opened", staff.id, device_id)
+    except IntegrityError:
+        # Another tablet opened the same slot a moment ago: use theirs.
+        existing = _run_for_slot(session, site, checklist_key, slot)
+        if existing is None:
+            raise
+        return existing
+    return run
+
+
+def _run_for_slot(session, site, checklist_key, slot) -> Run | None:
+    return session.execute(select(Run).where(
+        Run.site_id == site.id, Run.checklist_key == checklist_key,
+        Run.schedule_key == slot.schedule_key, Run.slot_start == slot.start)).scalar_one_or_none()
+
+
+def find_slot(definition: ChecklistDefinition, site: Site, schedule_key: str,
+              start: dt.datetime) -> Slot | None:
+    """The slot of ``definition`` starting at ``start`` (UTC), if the schedule has one."""
+    day = local_date(start, site.timezone)
+    for slot in slots_for_day(definition.schedules, day, site.timezone):
+        if slot.schedule_key == schedule_key and slot.start == start:
+            return slot
+    return None
+
+
+# --- answers -------------------------------------------------------------------------------
+
+def current_answers(run: Run) -> dict[int, Answer]:
+    """The answer in force for each item: the last one recorded (each supersedes the one before)."""
+    current: dict[int, Answer] = {}
+    for answer in run.answers:
+        current[answer.item_id] = answer
+    return current
+
+
+def parse_temperature(raw: str, unit: str) -> float:
+    text = (raw or "").strip().replace(",", ".").replace("°", "").rstrip("CcFf").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise OperationError(_("“%(value)s” is not a temperature.", value=raw)) from None
+    if not math.isfinite(value):
+        raise OperationError(_("“%(value)s” is not a temperature.", value=raw))
+    celsius = (value - 32) * 5 / 9 if unit == "F" else value
+    if not PROBE_RANGE_C[0] <= celsius <= PROBE_RANGE_C[1]:
+        raise OperationError(_("%(value)s° is not a plausible reading; check the probe.",
+                               value=raw))
+    return round(celsius, 2)
+
+
+def judge(item: ChecklistItem, raw: str, unit: str) -> tuple[str, str, float | None]:
+    """Normalise an entered value for an item: (value, outcome, temperature in °C)."""
+    raw = (raw or "").strip()
+    if item.kind == "passfail":
+        if raw not in ("pass", "fail", "na"):
+            raise OperationError(_("Choose pass, fail or not applicable."))
+        return raw, raw, None
+    if item.kind == "temperature":
+        if raw == "na":
+            return "na", "na", None
+        celsius = parse_temperature(raw, unit)
+        too_warm = item.temp_max_c is not None and celsius > item.temp_max_c
+        too_cold = item.temp_min_c is not None and celsius < item.temp_min_c
+        return f"{celsius:g}", "fail" if (too_warm or too_cold) else "pass", celsius
+    if item.kind == "time":
+        if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", raw):
+            raise OperationError(_("“%(value)s” is not a time like 12:30.", value=raw))
+        return raw.zfill(5), "recorded", None
+    if not raw:
+        raise OperationError(_("Write something, or leave the item empty."))
+    if len(raw) > 2000:
+        raise OperationError(_("That text is too long (2,000 characters at most)."))
+    return raw, "recorded", None
+
+
+def _clean(text: str | None, limit: int = 2000) -> str | None:
+    text = (text or "").strip()
+    if len(text) > limit:
+        raise OperationError(_("That text is too long (2,000 characters at most)."))
+    return text or None
+
+
+def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_id: str | None,
+                  *, value: str, note: str | None = None, corrective_action: str | None = None,
+                  photo: Photo | None = None, reason: str | None = None,
+                  now: dt.datetime | None = None) -> Answer:
+    """Record an answer as given; an identical re-send records nothing new."""
+    if item.definition_id != run.definition_id:
+        raise OperationError(_("That item is not on this checklist."))
+    if run.submission is not None:
+        if not staff.has_role(*CHEFS):
+            raise OperationError(_("This checklist was submitted; ask the head chef to correct it."))
+        if not (reason or "").strip():
+            raise OperationError(_("A correction after submission needs a reason."))
+    site = session.get(Site, run.site_id)
+    value, outcome, celsius = judge(item, value, site.temp_unit)
+    note, corrective_action, reason = _clean(note), _clean(corrective_action), _clean(reason)
+    if outcome != "fail":
+        corrective_action = None
+    previous = current_answers(run).get(item.id)
+    photo_id = photo.id if photo is not None else (previous.photo_id if previous else None)
+    if previous is not None and reason is None and (
+            previous.value, previous.note, previous.corrective_action, previous.photo_id) == (
+            value, note, corrective_action, photo_id):
+        return previous
+    answer = Answer(run=run, item_id=item.id, value=value, outcome=outcome, temperature_c=celsius,
+                    note=note, corrective_action=corrective_action, photo_id=photo_id,
+                    supersedes_id=previous.id if previous else None, reason=reason,
+                    recorded_by_id=staff.id, recorded_at=now or utcnow(), device_id=device_id)
+    action = "answer.corrected" if run.submission is not None else "answer.recorded"
+    audit.append(session, answer, action, staff.id, device_id)
+    return answer
+
+
+def store_photo(session, data: bytes, staff: Staff, device_id: str | None, max_bytes: int) -> Photo:
+    """Keep a photo taken on the tablet (JPEG, PNG or GIF, checked by its bytes)."""
+    if not data:
+        raise OperationError(_("The photo is empty."))
+    if len(data) > max_bytes:
+        raise OperationError(_("The photo is too large (%(mb)s MB at most).",
+                               mb=max_bytes // (1024 * 1024)))
+    content_type = next((t for magic, t in PHOTO_TYPES.items() if data.startswith(magic)), None)
+    if content_type is None:
+        raise OperationError(_("That file is not a photo (JPEG or PNG)."))
+    photo = Photo(sha256=hashlib.sha256(data).hexdigest(), content_type=content_type, data=data,
+                  uploaded_by_id=staff.id, device_id=device_id)
+    audit.append(session, photo, "photo.stored", staff.id, device_id)
+    return photo
+
+
+# --- submission and sign-off ---------------------------------------------------------------
+
+def submission_problems(run: Run) -> list[tuple[ChecklistItem, str]]:
+    current = current_answers(run)
+    problems = []
+    for item in run.definition.items:
+        answer = current.get(item.id)
+        if answer is None:
+            if item.required:
+                problems.append((item, "unanswered"))
+        elif answer.outcome == "fail" and not answer.corrective_action:
+            problems.append((item, "needs a corrective action"))
+    return problems
+
+
+def submit_run(session, run: Run, staff: Staff, device_id: str | None,
+               now: dt.datetime | None = None) -> Submission:
+    """Submit a run; refused, naming the items, while any is unanswered or lacks a fix."""
+    if run.submission is not None:
+        raise OperationError(_("This checklist was already submitted."))
+    problems = submission_problems(run)
+    if problems:
+        raise SubmissionRefused(problems)
+    submission = Submission(run=run, submitted_by_id=staff.id, submitted_at=now or utcnow(),
+                            device_id=device_id)
+    audit.append(session, submission, "run.submitted", staff.id, device_id)
+    return submission
+
+
+def verify_run(session, run: Run, staff: Staff, device_id: str | None, note: str | None = None,
+               now: dt.datetime | None = None) -> Verification:
+    """The head chef's sign-off of a submitted run."""
+    if not staff.has_role(*CHEFS):
+        raise OperationError(_("Only the head chef can verify a checklist."))
+    if run.submission is None:
+        raise OperationError(_("This checklist has not been submitted yet."))
+    if run.verification is not None:
+        raise OperationError(_("This checklist was already verified."))
+    verification = Verification(run=run, verified_by_id=staff.id, verified_at=now or utcnow(),
+                                note=_clean(note), device_id=device_id)
+    audit.append(session, verification, "run.verified", staff.id, device_id)
+    return verification

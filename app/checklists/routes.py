@@ -1,0 +1,148 @@
+"""Tablet views: thin wrappers that parse input, call one operation and render."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import (abort, current_app, flash, g, make_response, redirect, render_template,
+                   request, url_for)
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from app.checklists import bp
+from app.checklists.definitions import current_definitions
+from app.checklists.operations import (OperationError, SubmissionRefused, current_answers,
+                                       due_today, find_slot, open_run, record_answer, store_photo,
+                                       submit_run)
+from app.devices import current_device_id
+from app.models import ChecklistItem, Photo, Run, Site, db, utcnow
+from app.timers.routes import timers_context
+
+
+def _site() -> Site:
+    return db.session.get(Site, current_user.site_id)
+
+
+def _run_or_404(run_id: int) -> Run:
+    run = db.session.get(Run, run_id)
+    if run is None or run.site_id != current_user.site_id:
+        abort(404)
+    return run
+
+
+def _is_htmx() -> bool:
+    return bool(request.headers.get("HX-Request"))
+
+
+@bp.get("/")
+def home():
+    site, now = _site(), utcnow()
+    entries = due_today(db.session, site, now, current_definitions(db.session))
+    groups = {status: [e for e in entries if e.status == status]
+              for status in ("overdue", "due", "in_progress", "upcoming", "submitted", "verified")}
+    context = dict(site=site, groups=groups, now=now, **timers_context(site, now))
+    if _is_htmx() and request.args.get("part") == "due":
+        return render_template("checklists/_due.html", **context)
+    return render_template("checklists/home.html", **context)
+
+
+@bp.post("/runs/open")
+def open_slot():
+    site = _site()
+    definition = next((d for d in current_definitions(db.session)
+                       if d.key == request.form.get("checklist")), None)
+    try:
+        start = dt.datetime.fromisoformat(request.form.get("slot", ""))
+    except ValueError:
+        abort(400, "Bad slot time.")
+    if definition is None or start.tzinfo is None:
+        abort(400, "Unknown checklist or slot.")
+    slot = find_slot(definition, site, request.form.get("schedule", ""), start)
+    if slot is None:
+        abort(400, "That checklist has no such slot.")
+    try:
+        run = open_run(db.session, site, definition.key, slot, current_user, current_device_id())
+    except OperationError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("checklists.home"))
+    db.session.commit()
+    return redirect(url_for("checklists.run", run_id=run.id))
+
+
+def _run_context(run: Run, problems=None) -> dict:
+    site = db.session.get(Site, run.site_id)
+    return dict(run=run, site=site, answers=current_answers(run), problems=problems or {},
+                now=utcnow(), photo_max=current_app.config["BRIGADE_PHOTO_MAX_BYTES"])
+
+
+@bp.get("/runs/<int:run_id>")
+def run(run_id: int):
+    return render_template("checklists/run.html", **_run_context(_run_or_404(run_id)))
+
+
+@bp.post("/runs/<int:run_id>/items/<int:item_id>")
+def answer(run_id: int, item_id: int):
+    run = _run_or_404(run_id)
+    item = db.session.get(ChecklistItem, item_id)
+    if item is None or item.definition_id != run.definition_id:
+        abort(404)
+    previous = current_answers(run).get(item.id)
+    form = request.form
+    device_id = current_device_id()
+    error = None
+    try:
+        photo = None
+        upload = request.files.get("photo")
+        if upload is not None and upload.filename:
+            photo = store_photo(db.session, upload.read(), current_user, device_id,
+                                current_app.config["BRIGADE_PHOTO_MAX_BYTES"])
+        value = form.get("value", previous.value if previous else None)
+        if value is None:
+            raise OperationError(_("Answer the item first, then add a note or photo."))
+
+        def keep(field):
+            return form[field] if field in form else (getattr(previous, field) if previous else None)
+        record_answer(db.session, run, item, current_user, device_id, value=value,
+                      note=keep("note"), corrective_action=keep("corrective_action"), photo=photo)
+        db.session.commit()
+    except OperationError as exc:
+        db.session.rollback()
+        error = str(exc)
+    db.session.refresh(run)
+    context = _run_context(run)
+    if _is_htmx():
+        response = make_response(render_template("checklists/_item.html", item=item,
+                                                 error=error, **context))
+        return response, 422 if error else 200
+    if error:
+        flash(error, "error")
+    return redirect(url_for("checklists.run", run_id=run.id, _anchor=f"item-{item.id}"))
+
+
+@bp.post("/runs/<int:run_id>/submit")
+def submit(run_id: int):
+    run = _run_or_404(run_id)
+    try:
+        submit_run(db.session, run, current_user, current_device_id())
+    except SubmissionRefused as exc:
+        db.session.rollback()
+        problems = {item.id: why for item, why in exc.problems}
+        return render_template("checklists/run.html", refused=exc.problems,
+                               **_run_context(run, problems)), 422
+    except OperationError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("checklists.run", run_id=run.id))
+    db.session.commit()
+    flash(_("Checklist submitted. Thank you, %(name)s.", name=current_user.name), "ok")
+    return redirect(url_for("checklists.home"))
+
+
+@bp.get("/photos/<int:photo_id>")
+def photo(photo_id: int):
+    photo = db.session.get(Photo, photo_id)
+    if photo is None:
+        abort(404)
+    response = make_response(photo.data)
+    response.headers["Content-Type"] = photo.content_type
+    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    return response

@@ -1,0 +1,53 @@
+"""The demo kitchen: a site, its fridges and its people, for the zero-config run."""
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+
+from app.models import Role, Site, Staff
+from sensors.models import PRESETS, Unit
+
+PEOPLE = [
+    ("Mei Chen", Role.HEAD_CHEF, "zh", "chef@demo.kitchen"),
+    ("Sam Okafor", Role.COOK, "en", None),
+    ("Li Wei", Role.COOK, "zh", None),
+    ("Ana Costa", Role.COOK, "en", None),
+    ("Alex Admin", Role.ADMIN, "en", "admin@demo.kitchen"),
+]
+UNITS = [("Cold-dish fridge", "fridge"), ("Prep fridge", "fridge"), ("Freezer", "freezer"),
+         ("Cold well", "cold_well")]
+
+
+def seed(session, timezone: str) -> list[dict] | None:
+    """Create the demo kitchen unless a site exists; return the generated logins."""
+    if session.execute(select(Site).limit(1)).scalar_one_or_none() is not None:
+        return None
+    site = Site(name="Demo Kitchen", timezone=timezone, temp_unit="C")
+    session.add(site)
+    credentials = []
+    used = set()
+    for name, role, locale, email in PEOPLE:
+        pin = _unique_pin(used)
+        person = Staff(site=site, name=name, role=role, locale=locale, email=email)
+        person.set_pin(pin)
+        entry = {"name": name, "role": role.value, "pin": pin}
+        if email:
+            password = secrets.token_urlsafe(9)
+            person.set_password(password)
+            entry.update(email=email, password=password)
+        session.add(person)
+        credentials.append(entry)
+    session.flush()
+    for name, kind in UNITS:
+        limits = PRESETS[("uk", "freezer" if kind == "freezer" else "fridge")]
+        session.add(Unit(site_id=site.id, name=name, kind=kind, **limits))
+    return credentials
+
+
+def _unique_pin(used: set[str]) -> str:
+    while True:
+        pin = f"{secrets.randbelow(10_000):04d}"
+        if pin not in used:
+            used.add(pin)
+            return pin

@@ -1,0 +1,42 @@
+"""The tamper-evident audit chain over every compliance record."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import UTCDateTime, db, utcnow
+
+
+class AuditRecord(db.Model):
+    """One link: a record's canonical content, keyed-hashed together with the previous link."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (UniqueConstraint("entity", "entity_id"),)
+
+    #: Position in the chain, 1, 2, 3… with no gaps.
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(db.Integer, "sqlite"),
+                                     primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(60))
+    #: The table and id of the record this link vouches for.
+    entity: Mapped[str] = mapped_column(String(60))
+    entity_id: Mapped[int] = mapped_column(BigInteger().with_variant(db.Integer, "sqlite"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    device_id: Mapped[str | None] = mapped_column(String(32))
+    #: Canonical JSON of the record as written.
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    #: HMAC-SHA256 under the audit key of (seq, prev_hash, action, entity, entity_id, payload).
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(db.Model):
+    """The chain's single head row: appends lock it, which serialises them."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(db.Integer, "sqlite"), default=0)
+    hash: Mapped[str] = mapped_column(String(64))

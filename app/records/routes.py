@@ -1,0 +1,101 @@
+"""Head chef views over the checklist records."""
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.checklists.operations import (OperationError, current_answers, record_answer,
+                                       verify_run)
+from app.devices import current_device_id
+from app.models import AuditRecord, ChecklistItem, Run, Site, Submission, Verification, db, utcnow
+from app.records import bp
+from app.security import chef_only
+
+
+def _site() -> Site:
+    return db.session.get(Site, current_user.site_id)
+
+
+@bp.get("")
+@chef_only
+def index():
+    site = _site()
+    tz = ZoneInfo(site.timezone)
+    try:
+        day = dt.date.fromisoformat(request.args["day"]) if request.args.get("day") else \
+            utcnow().astimezone(tz).date()
+    except ValueError:
+        abort(400, "day must look like 2026-11-27")
+    start = dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.timezone.utc)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=tz) \
+        .astimezone(dt.timezone.utc)
+    runs = db.session.execute(select(Run).where(Run.site_id == site.id, Run.slot_start >= start,
+                                                Run.slot_start < end)
+                              .order_by(Run.slot_start)).scalars().all()
+    to_verify = db.session.execute(
+        select(Run).join(Submission).outerjoin(Verification)
+        .where(Run.site_id == site.id, Verification.id.is_(None))
+        .order_by(Run.slot_start)).scalars().all()
+    return render_template("records/index.html", site=site, day=day, runs=runs,
+                           to_verify=to_verify, prev_day=day - dt.timedelta(days=1),
+                           next_day=day + dt.timedelta(days=1))
+
+
+def _run_or_404(run_id: int) -> Run:
+    run = db.session.get(Run, run_id)
+    if run is None or run.site_id != current_user.site_id:
+        abort(404)
+    return run
+
+
+@bp.get("/runs/<int:run_id>")
+@chef_only
+def run(run_id: int):
+    run = _run_or_404(run_id)
+    links = {(a.entity, a.entity_id): a for a in db.session.execute(
+        select(AuditRecord).where(AuditRecord.entity == "answers",
+                                  AuditRecord.entity_id.in_([a.id for a in run.answers])))
+        .scalars()}
+    return render_template("records/run.html", run=run, site=_site(),
+                           answers=current_answers(run), links=links)
+
+
+@bp.post("/runs/<int:run_id>/verify")
+@chef_only
+def verify(run_id: int):
+    run = _run_or_404(run_id)
+    try:
+        verify_run(db.session, run, current_user, current_device_id(), request.form.get("note"))
+        db.session.commit()
+        flash(_("Verified."), "ok")
+    except OperationError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("records.run", run_id=run.id))
+
+
+@bp.post("/runs/<int:run_id>/items/<int:item_id>/correct")
+@chef_only
+def correct(run_id: int, item_id: int):
+    run = _run_or_404(run_id)
+    item = db.session.get(ChecklistItem, item_id)
+    if item is None or item.definition_id != run.definition_id:
+        abort(404)
+    previous = current_answers(run).get(item.id)
+    try:
+        record_answer(db.session, run, item, current_user, current_device_id(),
+                      value=request.form.get("value", ""), note=request.form.get("note"),
+                      corrective_action=request.form.get("corrective_action"),
+                      photo=previous.photo if previous else None,
+                      reason=request.form.get("reason"))
+        db.session.commit()
+        flash(_("Correction recorded."), "ok")
+    except OperationError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("records.run", run_id=run.id, _anchor=f"item-{item.id}"))

@@ -1,0 +1,89 @@
+"""Hold timers for rules 2, 3 and 7: start one, and record served or discarded."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from flask_babel import gettext as _
+
+from app import audit
+from app.checklists.operations import OperationError
+from app.models import HoldTimer, Site, Staff, TimerOutcome, utcnow
+
+PRESETS_FILE = Path(__file__).resolve().parents[2] / "checklists" / "timers.yaml"
+OUTCOMES = ("served", "discarded")
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str
+    rule: str
+    minutes: int
+    name: dict
+
+
+@lru_cache(maxsize=1)
+def presets() -> dict[str, Preset]:
+    """Timer presets from ``checklists/timers.yaml``."""
+    data = yaml.safe_load(PRESETS_FILE.read_text(encoding="utf-8"))
+    out = {}
+    for raw in data["timers"]:
+        minutes = raw["minutes"]
+        if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes <= 0:
+            raise ValueError(f"{PRESETS_FILE.name}: timer {raw['key']!r} needs positive minutes")
+        out[raw["key"]] = Preset(raw["key"], raw["rule"], minutes, raw["name"])
+    return out
+
+
+def start_timer(session, site: Site, staff: Staff, device_id: str | None, kind: str, dish: str,
+                now: dt.datetime | None = None) -> HoldTimer:
+    preset = presets().get(kind)
+    if preset is None:
+        raise OperationError(_("Unknown kind of timer."))
+    dish = (dish or "").strip()
+    if not dish:
+        raise OperationError(_("Say which dish the timer is for."))
+    if len(dish) > 200:
+        raise OperationError(_("That dish name is too long."))
+    now = now or utcnow()
+    timer = HoldTimer(site_id=site.id, kind=kind, rule_code=preset.rule, dish=dish,
+                      started_by_id=staff.id, started_at=now,
+                      expires_at=now + dt.timedelta(minutes=preset.minutes), device_id=device_id)
+    audit.append(session, timer, "timer.started", staff.id, device_id)
+    return timer
+
+
+def current_outcome(timer: HoldTimer) -> TimerOutcome | None:
+    return timer.outcomes[-1] if timer.outcomes else None
+
+
+def record_outcome(session, timer: HoldTimer, staff: Staff, device_id: str | None, outcome: str,
+                   reason: str | None = None, now: dt.datetime | None = None) -> TimerOutcome:
+    """Served or discarded; changing a recorded outcome is a correction with a reason."""
+    if outcome not in OUTCOMES:
+        raise OperationError(_("Choose served or discarded."))
+    previous = current_outcome(timer)
+    reason = (reason or "").strip() or None
+    if previous is not None:
+        if previous.outcome == outcome and reason is None:
+            return previous  # a double tap
+        if reason is None:
+            raise OperationError(_("This dish was already recorded as %(outcome)s; a correction "
+                                   "needs a reason.", outcome=_(previous.outcome)))
+    record = TimerOutcome(timer=timer, outcome=outcome,
+                          supersedes_id=previous.id if previous else None, reason=reason,
+                          recorded_by_id=staff.id, recorded_at=now or utcnow(), device_id=device_id)
+    audit.append(session, record, "timer.corrected" if previous else "timer.outcome",
+                 staff.id, device_id)
+    return record
+
+
+def timer_state(timer: HoldTimer, now: dt.datetime) -> str:
+    """running · expired (must be served or discarded now) · served · discarded."""
+    outcome = current_outcome(timer)
+    if outcome is not None:
+        return outcome.outcome
+    return "expired" if now >= timer.expires_at else "running"

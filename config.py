@@ -1,0 +1,123 @@
+"""Brigade's settings, read from the environment and parsed strictly.
+
+Every setting is an environment variable named ``BRIGADE_<NAME>``. A value that
+does not parse stops start-up with a message naming the variable: a kitchen
+should find out about a typo in ``BRIGADE_TABLET_IDLE_SECONDS`` at start, not
+when a tablet never locks.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class ConfigError(RuntimeError):
+    """A setting in the environment has a value Brigade cannot use."""
+
+
+def env_str(name: str, default: str | None = None, environ=os.environ) -> str | None:
+    value = environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip()
+
+
+def env_bool(name: str, default: bool, environ=os.environ) -> bool:
+    value = env_str(name, None, environ)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean (use one of: true, false, 1, 0, yes, no, on, off)")
+
+
+def env_int(name: str, default: int, environ=os.environ, *, minimum: int | None = None,
+            maximum: int | None = None) -> int:
+    value = env_str(name, None, environ)
+    if value is None:
+        return default
+    try:
+        number = int(value, 10)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number") from None
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"{name}={number} is below the minimum of {minimum}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{name}={number} is above the maximum of {maximum}")
+    return number
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...], environ=os.environ) -> str:
+    value = env_str(name, default, environ)
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of: {', '.join(choices)}")
+    return value
+
+
+def env_timezone(name: str, default: str, environ=os.environ) -> str:
+    value = env_str(name, default, environ)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name}={value!r} is not an IANA time zone (e.g. Europe/London)") from None
+    return value
+
+
+def instance_secret(instance_path: Path, filename: str, *, create: bool) -> str | None:
+    """Read a secret kept in the instance folder, generating it when asked to."""
+    path = Path(instance_path) / filename
+    if path.exists():
+        value = path.read_text().strip()
+        if value:
+            return value
+    if not create:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    # Written with owner-only permissions: it signs sessions and keys the audit chain.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def load(instance_path: str | Path, environ=os.environ) -> dict:
+    """Return Flask settings from the environment; raise ConfigError on a bad value."""
+    instance_path = Path(instance_path)
+    env = env_choice("BRIGADE_ENV", "production", ("production", "development", "testing"), environ)
+    database_url = env_str("BRIGADE_DATABASE_URL", None, environ) or \
+        f"sqlite:///{instance_path / 'brigade.db'}"
+    settings = {
+        "BRIGADE_ENV": env,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SECRET_KEY": env_str("BRIGADE_SECRET_KEY", None, environ)
+        or instance_secret(instance_path, "secret_key", create=False),
+        "BRIGADE_AUDIT_KEY": env_str("BRIGADE_AUDIT_KEY", None, environ)
+        or instance_secret(instance_path, "audit_key", create=False),
+        "BRIGADE_TABLET_IDLE_SECONDS": env_int("BRIGADE_TABLET_IDLE_SECONDS", 120, environ,
+                                               minimum=10, maximum=86400),
+        "BRIGADE_PIN_MAX_TRIES": env_int("BRIGADE_PIN_MAX_TRIES", 5, environ, minimum=1, maximum=100),
+        "BRIGADE_PIN_LOCK_SECONDS": env_int("BRIGADE_PIN_LOCK_SECONDS", 60, environ, minimum=1,
+                                            maximum=86400),
+        "BRIGADE_PHOTO_MAX_BYTES": env_int("BRIGADE_PHOTO_MAX_BYTES", 8 * 1024 * 1024, environ,
+                                           minimum=1024),
+        "BRIGADE_DEFAULT_TIMEZONE": env_timezone("BRIGADE_DEFAULT_TIMEZONE", "Europe/London", environ),
+        "BRIGADE_HOST": env_str("BRIGADE_HOST", "127.0.0.1", environ),
+        "BRIGADE_PORT": env_int("BRIGADE_PORT", 8000, environ, minimum=1, maximum=65535),
+        "BRIGADE_THREADS": env_int("BRIGADE_THREADS", 16, environ, minimum=1, maximum=256),
+        "SESSION_COOKIE_SECURE": env_bool("BRIGADE_SECURE_COOKIES", False, environ),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "MAX_CONTENT_LENGTH": env_int("BRIGADE_PHOTO_MAX_BYTES", 8 * 1024 * 1024, environ,
+                                      minimum=1024) + 64 * 1024,
+    }
+    return settings

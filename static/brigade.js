@@ -1,0 +1,80 @@
+// Brigade tablet behaviour: idle lock, PIN keypad, live countdowns, retries.
+(function () {
+  "use strict";
+  // HTMX 2 does not swap 4xx responses by default; 422 carries the item with its error.
+  document.addEventListener("DOMContentLoaded", function () {
+    if (window.htmx) {
+      htmx.config.responseHandling = [
+        { code: "204", swap: false }, { code: "[23]..", swap: true },
+        { code: "422", swap: true }, { code: "[45]..", swap: false, error: true },
+      ];
+    }
+    setupIdleLock();
+    setupKeypad();
+    tickCountdowns();
+    setInterval(tickCountdowns, 1000);
+  });
+
+  // The shared tablet returns to the PIN pad after the configured idle time.
+  function setupIdleLock() {
+    var seconds = parseInt(document.body.dataset.idleSeconds || "0", 10);
+    if (!seconds) return;
+    var last = Date.now();
+    ["pointerdown", "keydown", "touchstart", "input"].forEach(function (ev) {
+      document.addEventListener(ev, function () { last = Date.now(); }, { passive: true });
+    });
+    setInterval(function () {
+      if (Date.now() - last < seconds * 1000) return;
+      var form = document.createElement("form");
+      form.method = "post"; form.action = document.body.dataset.idleUrl;
+      var token = document.querySelector("input[name=csrf_token]");
+      if (token) form.appendChild(token.cloneNode());
+      document.body.appendChild(form); form.submit();
+    }, 1000);
+  }
+
+  function setupKeypad() {
+    var input = document.querySelector(".pin-input");
+    if (!input) return;
+    document.querySelectorAll(".key[data-key]").forEach(function (key) {
+      key.addEventListener("click", function () {
+        if (key.dataset.key === "clear") input.value = input.value.slice(0, -1);
+        else if (input.value.length < 8) input.value += key.dataset.key;
+        input.focus();
+      });
+    });
+  }
+
+  function tickCountdowns() {
+    document.querySelectorAll("[data-countdown]").forEach(function (el) {
+      var left = Math.round((Date.parse(el.dataset.countdown) - Date.now()) / 1000);
+      if (left <= 0) {
+        var timer = el.closest(".timer");
+        if (timer && !timer.classList.contains("timer-expired")) {
+          timer.classList.add("timer-expired");
+          el.textContent = el.dataset.expiredText || "0:00";
+          if (window.htmx) htmx.trigger("#timers", "refresh");
+        }
+        return;
+      }
+      var h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+      el.textContent = (h ? h + ":" + String(m).padStart(2, "0") : m) + ":" + String(s).padStart(2, "0");
+    });
+  }
+
+  // A tap made while the connection is down is kept and retried until it is saved.
+  document.addEventListener("htmx:sendError", function (ev) {
+    var cfg = ev.detail.requestConfig;
+    var box = cfg.elt.closest(".item, .timer, section");
+    if (box) {
+      box.classList.add("unsaved");
+      box.dataset.unsaved = document.body.dataset.unsavedText || "Not saved yet, retrying";
+    }
+    setTimeout(function () {
+      htmx.ajax(cfg.verb.toUpperCase(), cfg.path, {
+        source: cfg.elt, target: cfg.target, values: Object.fromEntries(cfg.formData),
+        swap: cfg.elt.getAttribute("hx-swap") || "innerHTML",
+      });
+    }, 3000);
+  });
+})();

@@ -1,0 +1,175 @@
+"""Fixtures: an app per test on SQLite and on a throwaway PostgreSQL, and kitchen data."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+from sqlalchemy import text
+
+from app import create_app
+from app.checklists.definitions import load_all
+from app.models import Device, Role, Site, Staff, db, set_clock
+from tests.services import Mosquitto, Postgres, ServiceUnavailable
+
+UTC = dt.timezone.utc
+#: Services a CI run must have: a missing one fails instead of skipping.
+REQUIRE_SERVICES = os.environ.get("BRIGADE_REQUIRE_SERVICES", "") == "1"
+
+
+def unavailable(reason: str):
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required service missing: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A PostgreSQL server for the whole session (BRIGADE_TEST_POSTGRES_URL, or our own)."""
+    if os.environ.get("BRIGADE_TEST_POSTGRES_URL"):
+        yield os.environ["BRIGADE_TEST_POSTGRES_URL"]
+        return
+    server = Postgres()
+    try:
+        url = server.start()
+    except (ServiceUnavailable, KeyError, OSError) as exc:
+        unavailable(f"PostgreSQL: {exc}")
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mosquitto_port(tmp_path_factory):
+    """A Mosquitto broker for the whole session, on a free port."""
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    try:
+        port = broker.start()
+    except ServiceUnavailable as exc:
+        unavailable(f"Mosquitto: {exc}")
+    yield port
+    broker.stop()
+
+
+_pg_schema_ready = set()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'brigade.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def make_app(database_url: str, instance_path, **extra):
+    config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+              "SECRET_KEY": "test-secret", "BRIGADE_AUDIT_KEY": "test-audit-key",
+              "WTF_CSRF_ENABLED": False, "SERVER_NAME": None}
+    config.update(extra)
+    os.environ["BRIGADE_INSTANCE_PATH"] = str(instance_path)
+    try:
+        return create_app(config)
+    finally:
+        del os.environ["BRIGADE_INSTANCE_PATH"]
+
+
+def reset_schema(app) -> None:
+    """Empty every table: fresh per test on SQLite, truncated on PostgreSQL."""
+    with app.app_context():
+        url = app.config["SQLALCHEMY_DATABASE_URI"]
+        if url.startswith("postgresql") and url in _pg_schema_ready:
+            names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+            with db.engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return
+        db.drop_all()
+        db.create_all()
+        if url.startswith("postgresql"):
+            _pg_schema_ready.add(url)
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    app = make_app(database_url, tmp_path / "instance")
+    reset_schema(app)
+    yield app
+    set_clock(None)
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context for tests that call operations directly."""
+    with app.app_context():
+        yield
+
+
+class Kitchen:
+    """A site with a head chef, two cooks and an admin, and the default checklists."""
+
+    PINS = {"chef": "1357", "cook": "2468", "cook2": "1122", "admin": "9090"}
+
+    def __init__(self, timezone: str = "Europe/London"):
+        self.site = Site(name="Test Kitchen", timezone=timezone, temp_unit="C")
+        db.session.add(self.site)
+        self.chef = self._person("Chef Mei", Role.HEAD_CHEF, "chef", "chef@test.kitchen")
+        self.cook = self._person("Cook Sam", Role.COOK, "cook")
+        self.cook2 = self._person("Cook Li", Role.COOK, "cook2", locale="zh")
+        self.admin = self._person("Admin Alex", Role.ADMIN, "admin", "admin@test.kitchen")
+        db.session.add(Device(id="dev1", user_agent="test tablet"))
+        load_all(db.session)
+        db.session.commit()
+
+    def _person(self, name, role, key, email=None, locale="en"):
+        person = Staff(site=self.site, name=name, role=role, email=email, locale=locale)
+        # Hashing is deliberately slow; hash each test PIN once per session.
+        if key not in _HASHES:
+            person.set_pin(self.PINS[key])
+            person.set_password(f"{key}-password")
+            _HASHES[key] = (person.pin_hash, person.password_hash)
+        person.pin_hash = _HASHES[key][0]
+        person.password_hash = _HASHES[key][1] if email else None
+        db.session.add(person)
+        return person
+
+
+_HASHES: dict[str, tuple[str, str]] = {}
+
+
+@pytest.fixture
+def kitchen(app):
+    with app.app_context():
+        k = Kitchen()
+        ids = {"site": k.site.id, "chef": k.chef.id, "cook": k.cook.id, "cook2": k.cook2.id,
+               "admin": k.admin.id}
+    return ids
+
+
+def at_local(day: dt.date, hhmm: str, tz: str = "Europe/London") -> dt.datetime:
+    from zoneinfo import ZoneInfo
+    hours, minutes = map(int, hhmm.split(":"))
+    return dt.datetime.combine(day, dt.time(hours, minutes), tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+@pytest.fixture
+def freeze(app):
+    """freeze(datetime) pins Brigade's clock for this test."""
+    def _freeze(moment: dt.datetime):
+        set_clock(lambda: moment)
+        return moment
+    return _freeze
+
+
+def login_pin(client, staff_id: int, pin: str):
+    return client.post(f"/pin/{staff_id}", data={"pin": pin})

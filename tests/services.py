@@ -1,0 +1,109 @@
+"""Real services for the tests: a throwaway PostgreSQL and Mosquitto on free ports.
+
+Each starts from the system's binaries into a temporary folder and is stopped at
+the end of the session, so the tests never touch (or depend on) a server that a
+previous session left running. When a binary is missing the caller skips — and
+``.ci/run`` turns any skip of a required service into a failure.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+class ServiceUnavailable(RuntimeError):
+    """The service's binaries are not installed on this machine."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or \
+        ([shutil.which(name)] if shutil.which(name) else [])
+    if not found:
+        raise ServiceUnavailable(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
+    return found[-1]
+
+
+class Postgres:
+    """A PostgreSQL cluster in ``workdir`` with trust auth on a free port."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            # initdb refuses to run as root; use the postgres account the package creates.
+            pwd.getpwnam("postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        # Its own folder (pytest's are private to root, which the postgres account cannot enter).
+        self.workdir = Path(tempfile.mkdtemp(prefix="brigade-pg-"))
+        self.datadir = self.workdir / "pgdata"
+
+    def start(self) -> str:
+        initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        if self.as_user:
+            shutil.chown(self.workdir, "postgres")
+        subprocess.run(self.as_user + [initdb, "-D", str(self.datadir), "-U", "postgres",
+                                       "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+                       check=True, capture_output=True)
+        options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off " \
+                  "-c max_connections=200"
+        subprocess.run(self.as_user + [pg_ctl, "-D", str(self.datadir), "-o", options, "-w",
+                                       "-l", str(self.workdir / "pg.log"), "start"],
+                       check=True, capture_output=True)
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        subprocess.run(self.as_user + [_pg_bin("pg_ctl"), "-D", str(self.datadir), "-m",
+                                       "immediate", "stop"], capture_output=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Mosquitto:
+    """A Mosquitto broker on a free port, persistence off, generous queues."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> int:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not os.path.exists(binary):
+            raise ServiceUnavailable("mosquitto is not installed (apt-get install mosquitto)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                        "persistence false\nmax_queued_messages 100000\nmax_inflight_messages 0\n"
+                        "set_tcp_nodelay true\n")
+        self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                        stderr=open(self.workdir / "mosquitto.log", "wb"))
+        wait_for_port(self.port)
+        return self.port
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)

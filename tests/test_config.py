@@ -1,0 +1,57 @@
+"""Settings are parsed strictly; a bad value names its variable."""
+import pytest
+
+import config
+
+
+@pytest.mark.parametrize("raw,expected", [("1", True), ("true", True), ("YES", True), ("on", True),
+                                          ("0", False), ("false", False), ("No", False),
+                                          ("off", False)])
+def test_booleans(raw, expected):
+    assert config.env_bool("X", not expected, {"X": raw}) is expected
+
+
+@pytest.mark.parametrize("raw", ["ture", "2", "enabled", "y e s"])
+def test_bad_boolean_names_the_variable(raw):
+    with pytest.raises(config.ConfigError, match="BRIGADE_SECURE_COOKIES"):
+        config.load("/tmp/none", {"BRIGADE_SECURE_COOKIES": raw})
+
+
+@pytest.mark.parametrize("raw,message", [("abc", "not a whole number"), ("5", "below the minimum"),
+                                         ("12.5", "not a whole number")])
+def test_bad_numbers(raw, message):
+    with pytest.raises(config.ConfigError, match=f"BRIGADE_TABLET_IDLE_SECONDS.*{message}"):
+        config.load("/tmp/none", {"BRIGADE_TABLET_IDLE_SECONDS": raw})
+
+
+def test_bad_timezone_and_env():
+    with pytest.raises(config.ConfigError, match="BRIGADE_DEFAULT_TIMEZONE"):
+        config.load("/tmp/none", {"BRIGADE_DEFAULT_TIMEZONE": "Mars/Olympus"})
+    with pytest.raises(config.ConfigError, match="BRIGADE_ENV"):
+        config.load("/tmp/none", {"BRIGADE_ENV": "prod"})
+
+
+def test_defaults_and_overrides(tmp_path):
+    settings = config.load(tmp_path, {"BRIGADE_TABLET_IDLE_SECONDS": "90",
+                                      "BRIGADE_DATABASE_URL": "postgresql+psycopg://x/y"})
+    assert settings["BRIGADE_TABLET_IDLE_SECONDS"] == 90
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://x/y"
+    assert settings["BRIGADE_PIN_MAX_TRIES"] == 5
+    assert config.load(tmp_path, {})["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'brigade.db'}"
+
+
+def test_no_default_secret(tmp_path, monkeypatch):
+    """Without a secret in the environment or the instance folder the app refuses to start."""
+    from app import create_app
+    monkeypatch.setenv("BRIGADE_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("BRIGADE_SECRET_KEY", raising=False)
+    monkeypatch.delenv("BRIGADE_AUDIT_KEY", raising=False)
+    with pytest.raises(config.ConfigError, match="No secret key"):
+        create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db"})
+
+
+def test_instance_secrets_are_generated_once(tmp_path):
+    first = config.instance_secret(tmp_path, "secret_key", create=True)
+    assert len(first) == 64
+    assert config.instance_secret(tmp_path, "secret_key", create=True) == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
