@@ -62,6 +62,19 @@ def ensure_head(session) -> None:
         session.flush()
 
 
+def serialize(session) -> None:
+    """Take the chain's lock now, before reading what a new record depends on.
+
+    Operations that read then write (the answer an answer supersedes, whether a run
+    was submitted) call this first, so two tablets acting at once are applied one
+    after the other instead of both building on the same stale state.
+    """
+    locked = session.execute(update(AuditHead).where(AuditHead.id == 1)
+                             .values(seq=AuditHead.seq)).rowcount
+    if not locked:
+        ensure_head(session)
+
+
 def append(session, record, action: str, actor_id: int | None, device_id: str | None) -> AuditRecord:
     """Add ``record`` to the session and chain it; the caller commits."""
     session.add(record)

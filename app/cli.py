@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from app.models import db
 
@@ -57,6 +57,7 @@ def demo_credentials_path() -> Path:
 
 
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo():
     """Create the demo kitchen on an empty database (prints its PINs and passwords)."""
     from app.demo import seed
@@ -86,6 +87,7 @@ def print_demo_credentials() -> None:
 
 
 @click.command("serve")
+@with_appcontext
 @click.option("--host", default=None, help="Address to listen on (default BRIGADE_HOST, 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default BRIGADE_PORT, 8000).")
 def serve(host, port):

@@ -180,7 +180,9 @@ def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_i
     """Record an answer as given; an identical re-send records nothing new."""
     if item.definition_id != run.definition_id:
         raise OperationError(_("That item is not on this checklist."))
-    if run.submission is not None:
+    audit.serialize(session)
+    submitted = _submission(session, run) is not None
+    if submitted:
         if not staff.has_role(*CHEFS):
             raise OperationError(_("This checklist was submitted; ask the head chef to correct it."))
         if not (reason or "").strip():
@@ -190,7 +192,9 @@ def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_i
     note, corrective_action, reason = _clean(note), _clean(corrective_action), _clean(reason)
     if outcome != "fail":
         corrective_action = None
-    previous = current_answers(run).get(item.id)
+    previous = session.execute(select(Answer).where(Answer.run_id == run.id,
+                                                    Answer.item_id == item.id)
+                               .order_by(Answer.id.desc()).limit(1)).scalar_one_or_none()
     photo_id = photo.id if photo is not None else (previous.photo_id if previous else None)
     if previous is not None and reason is None and (
             previous.value, previous.note, previous.corrective_action, previous.photo_id) == (
@@ -200,9 +204,13 @@ def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_i
                     note=note, corrective_action=corrective_action, photo_id=photo_id,
                     supersedes_id=previous.id if previous else None, reason=reason,
                     recorded_by_id=staff.id, recorded_at=now or utcnow(), device_id=device_id)
-    action = "answer.corrected" if run.submission is not None else "answer.recorded"
+    action = "answer.corrected" if submitted else "answer.recorded"
     audit.append(session, answer, action, staff.id, device_id)
     return answer
+
+
+def _submission(session, run: Run) -> Submission | None:
+    return session.execute(select(Submission).where(Submission.run_id == run.id)).scalar_one_or_none()
 
 
 def store_photo(session, data: bytes, staff: Staff, device_id: str | None, max_bytes: int) -> Photo:
@@ -239,6 +247,8 @@ def submission_problems(run: Run) -> list[tuple[ChecklistItem, str]]:
 def submit_run(session, run: Run, staff: Staff, device_id: str | None,
                now: dt.datetime | None = None) -> Submission:
     """Submit a run; refused, naming the items, while any is unanswered or lacks a fix."""
+    audit.serialize(session)
+    session.refresh(run)
     if run.submission is not None:
         raise OperationError(_("This checklist was already submitted."))
     problems = submission_problems(run)
@@ -255,6 +265,8 @@ def verify_run(session, run: Run, staff: Staff, device_id: str | None, note: str
     """The head chef's sign-off of a submitted run."""
     if not staff.has_role(*CHEFS):
         raise OperationError(_("Only the head chef can verify a checklist."))
+    audit.serialize(session)
+    session.refresh(run)
     if run.submission is None:
         raise OperationError(_("This checklist has not been submitted yet."))
     if run.verification is not None:

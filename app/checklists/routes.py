@@ -39,7 +39,7 @@ def home():
     entries = due_today(db.session, site, now, current_definitions(db.session))
     groups = {status: [e for e in entries if e.status == status]
               for status in ("overdue", "due", "in_progress", "upcoming", "submitted", "verified")}
-    context = dict(site=site, groups=groups, now=now, **timers_context(site, now))
+    context = dict(site=site, groups=groups, **timers_context(site, now))
     if _is_htmx() and request.args.get("part") == "due":
         return render_template("checklists/_due.html", **context)
     return render_template("checklists/home.html", **context)

@@ -65,6 +65,8 @@ def record_outcome(session, timer: HoldTimer, staff: Staff, device_id: str | Non
     """Served or discarded; changing a recorded outcome is a correction with a reason."""
     if outcome not in OUTCOMES:
         raise OperationError(_("Choose served or discarded."))
+    audit.serialize(session)
+    session.refresh(timer)
     previous = current_outcome(timer)
     reason = (reason or "").strip() or None
     if previous is not None:

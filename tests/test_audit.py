@@ -1,0 +1,138 @@
+"""The audit chain: every record is vouched for, and tampering behind the app's back shows."""
+import datetime as dt
+
+import pytest
+from sqlalchemy import text
+
+from app.audit import verify
+from app.checklists.definitions import current_definitions
+from app.checklists.operations import open_run, record_answer, submit_run
+from app.checklists.schedules import slots_for_day
+from app.models import Site, Staff, db
+from app.timers.operations import record_outcome, start_timer
+from tests.conftest import at_local
+
+DAY = dt.date(2026, 11, 27)
+
+
+@pytest.fixture
+def records(app, kitchen):
+    """A submitted run, a photo-less correction trail and a settled timer."""
+    with app.app_context():
+        site = db.session.get(Site, kitchen["site"])
+        cook = db.session.get(Staff, kitchen["cook"])
+        definition = current_definitions(db.session)[0]
+        slot = slots_for_day(definition.schedules, DAY, site.timezone)[0]
+        run = open_run(db.session, site, definition.key, slot, cook, "dev1", now=at_local(DAY, "11:05"))
+        for item in run.definition.items:
+            value = {"passfail": "pass", "temperature": "3.2", "time": "11:30"}.get(item.kind)
+            if value:
+                record_answer(db.session, run, item, cook, "dev1", value=value)
+        submit_run(db.session, run, cook, "dev1")
+        timer = start_timer(db.session, site, cook, "dev1", "plated", "Cold noodles")
+        record_outcome(db.session, timer, cook, "dev1", "served")
+        db.session.commit()
+        return {"run": run.id}
+
+
+def _run_sql(app, sql):
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(text(sql))
+
+
+def test_an_untouched_chain_verifies(app, records, runner):
+    with app.app_context():
+        count, problems = verify(db.session)
+    assert problems == [] and count >= 14
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0 and f"{count} links verified" in result.output
+
+
+@pytest.mark.parametrize("tamper,expected", [
+    ("UPDATE answers SET value = 'fail', outcome = 'fail' WHERE id = 2", "answers 2: altered"),
+    ("UPDATE answers SET recorded_at = recorded_at - interval '1 hour' WHERE id = 3"
+     if False else "UPDATE submissions SET submitted_by_id = 1 WHERE id = 1", "submissions 1: altered"),
+    ("DELETE FROM timer_outcomes WHERE id = 1", "timer_outcomes 1: removed"),
+    ("UPDATE hold_timers SET dish = 'Fresh noodles' WHERE id = 1", "hold_timers 1: altered"),
+    ("INSERT INTO timer_outcomes (id, timer_id, outcome, recorded_by_id, recorded_at) "
+     "VALUES (99, 1, 'discarded', 2, '2026-11-27 12:00:00')", "timer_outcomes 99: is not in the audit chain"),
+    ("UPDATE audit_records SET payload = replace(payload, 'pass', 'fail') WHERE seq = 3",
+     "audit record #3 (answers 2): altered"),
+    ("DELETE FROM audit_records WHERE seq = 4", "audit records #4–#4: missing"),
+])
+def test_tampering_is_reported_naming_the_record(app, records, runner, tamper, expected):
+    _run_sql(app, tamper)
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert expected in result.output, result.output
+
+
+def test_removing_the_newest_links_is_reported(app, records, runner):
+    _run_sql(app, "DELETE FROM audit_records WHERE seq = (SELECT max(seq) FROM audit_records)")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1 and "links removed from the end" in result.output
+
+
+def test_a_forged_link_without_the_key_is_caught(app, records):
+    """Recomputing a link's hash needs the key: a plain sha256 forgery fails."""
+    import hashlib
+    with app.app_context():
+        row = db.session.execute(text("SELECT seq, payload FROM audit_records WHERE seq = 5")).one()
+        forged = hashlib.sha256(row.payload.replace("pass", "fail").encode()).hexdigest()
+    _run_sql(app, f"UPDATE audit_records SET hash = '{forged}' WHERE seq = 5")
+    with app.app_context():
+        _, problems = verify(db.session)
+    assert any("#5" in str(p) and "altered" in str(p) for p in problems)
+    assert any("#6" in str(p) and "does not follow" in str(p) for p in problems)
+
+
+def test_a_different_key_does_not_verify(app, records):
+    with app.app_context():
+        _, problems = verify(db.session, key=b"someone else's key")
+    assert problems and all("altered" in str(p) for p in problems)
+
+
+def test_concurrent_appends_keep_one_chain(app, kitchen):
+    """Tablets answering at once never fork the chain (SQLite write lock / PG row lock)."""
+    import threading
+    with app.app_context():
+        site = db.session.get(Site, kitchen["site"])
+        definition = current_definitions(db.session)[0]
+        slot = slots_for_day(definition.schedules, DAY, site.timezone)[0]
+        cook = db.session.get(Staff, kitchen["cook"])
+        run = open_run(db.session, site, definition.key, slot, cook, None, now=at_local(DAY, "11:01"))
+        db.session.commit()
+        run_id = run.id
+        item_ids = [i.id for i in run.definition.items if i.kind == "passfail"]
+    errors = []
+
+    def tablet(n):
+        from app.models import ChecklistItem, Run
+        try:
+            with app.app_context():
+                for k in range(6):
+                    r = db.session.get(Run, run_id)
+                    item = db.session.get(ChecklistItem, item_ids[(n + k) % len(item_ids)])
+                    person = db.session.get(Staff, kitchen["cook"])
+                    record_answer(db.session, r, item, person, None,
+                                  value="pass" if (n + k) % 2 else "fail", note=f"t{n}-{k}")
+                    db.session.commit()
+        except Exception as exc:  # noqa: BLE001 - surfaced below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=tablet, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Tablets answering the same items at the same instant are applied one after
+    # another: each answer supersedes the one before it, none is lost.
+    assert errors == []
+    with app.app_context():
+        count, problems = verify(db.session)
+        supersedes = db.session.execute(text("SELECT supersedes_id FROM answers")).scalars().all()
+    assert problems == []
+    assert count == 1 + 36
+    chained = [s for s in supersedes if s is not None]
+    assert len(chained) == 36 - len(item_ids) and len(set(chained)) == len(chained)

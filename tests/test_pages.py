@@ -1,0 +1,211 @@
+"""The pages through the Flask test client: login, roles, CSRF, the tablet flow."""
+import datetime as dt
+import io
+import re
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models import (Answer, Photo, Run, Site, Staff, Submission, Verification, db)
+from tests.conftest import Kitchen, at_local, login_pin, make_app, reset_schema
+
+DAY = dt.date(2026, 11, 27)
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+       b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00"
+       b"\x00\x00IEND\xaeB`\x82")
+
+
+@pytest.fixture
+def cook(client, kitchen):
+    assert login_pin(client, kitchen["cook"], Kitchen.PINS["cook"]).status_code == 302
+    return client
+
+
+def _open_before_lunch(client, app, freeze):
+    freeze(at_local(DAY, "11:10"))
+    page = client.get("/").get_data(as_text=True)
+    slot = re.search(r'name="slot" value="([^"]+)"', page).group(1)
+    response = client.post("/runs/open", data={"checklist": "serving_hygiene",
+                                                "schedule": "before_lunch", "slot": slot})
+    assert response.status_code == 302
+    with app.app_context():
+        return db.session.execute(select(Run)).scalar_one().id
+
+
+def _items(app, run_id):
+    with app.app_context():
+        run = db.session.get(Run, run_id)
+        return {i.key: i.id for i in run.definition.items}
+
+
+def test_every_page_needs_a_login_except_the_login_pages(app, client, kitchen):
+    public = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static" or "<" in rule.rule and "int:" not in rule.rule:
+            continue
+        url = re.sub(r"<int:\w+>", "1", rule.rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = client.open(url, method=method)
+            if response.status_code in (200, 401) and method == "GET" and \
+                    "/pin" in url or url in ("/login", "/healthz"):
+                public.add(url)
+                continue
+            assert response.status_code in (302, 401), (method, url, response.status_code)
+            if response.status_code == 302:
+                assert response.headers["Location"].endswith("/pin")
+    assert public <= {"/pin", "/pin/1", "/login", "/healthz"}
+
+
+def test_cooks_cannot_reach_the_head_chefs_pages(app, cook, kitchen, freeze):
+    run_id = _open_before_lunch(cook, app, freeze)
+    assert cook.get("/records").status_code == 403
+    assert cook.get(f"/records/runs/{run_id}").status_code == 403
+    assert cook.post(f"/records/runs/{run_id}/verify").status_code == 403
+    assert cook.post(f"/records/runs/{run_id}/items/1/correct", data={"value": "fail"}).status_code == 403
+
+
+def test_wrong_pins_lock_the_person_for_a_minute(app, client, kitchen, freeze):
+    now = freeze(dt.datetime(2026, 11, 27, 12, tzinfo=dt.timezone.utc))
+    for _ in range(4):
+        response = login_pin(client, kitchen["cook"], "0000")
+        assert response.status_code == 401 and "Wrong PIN" in response.get_data(as_text=True)
+    response = login_pin(client, kitchen["cook"], "0000")
+    assert "Too many wrong PINs" in response.get_data(as_text=True)
+    response = login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+    assert response.status_code == 401, "the right PIN is refused while locked"
+    # Another person on the same tablet is not locked out.
+    assert login_pin(client, kitchen["cook2"], Kitchen.PINS["cook2"]).status_code == 302
+    freeze(now + dt.timedelta(seconds=61))
+    assert login_pin(client, kitchen["cook"], Kitchen.PINS["cook"]).status_code == 302
+    with app.app_context():
+        assert db.session.get(Staff, kitchen["cook"]).failed_pins == 0
+
+
+def test_pins_and_passwords_are_stored_hashed(app, kitchen):
+    with app.app_context():
+        for person in db.session.execute(select(Staff)).scalars():
+            assert person.pin_hash and person.pin_hash not in Kitchen.PINS.values()
+            assert person.pin_hash.startswith(("scrypt:", "pbkdf2:"))
+
+
+def test_password_login_is_for_head_chef_and_admin(client, kitchen):
+    response = client.post("/login", data={"email": "chef@test.kitchen", "password": "chef-password"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/records")
+    client.post("/logout")
+    assert client.post("/login", data={"email": "chef@test.kitchen",
+                                       "password": "nope"}).status_code == 401
+
+
+def test_idle_tablet_falls_back_to_the_pin_pad(app, cook):
+    assert cook.get("/").status_code == 200
+    with cook.session_transaction() as session:
+        session["last_seen"] = time.time() - app.config["BRIGADE_TABLET_IDLE_SECONDS"] - 1
+    response = cook.get("/")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/pin")
+    assert cook.get("/").status_code == 302  # logged out, not just redirected once
+
+
+def test_forms_need_a_csrf_token(database_url, tmp_path, kitchen):
+    app = make_app(database_url, tmp_path / "csrf", WTF_CSRF_ENABLED=True)
+    client = app.test_client()
+    assert client.post(f"/pin/{kitchen['cook']}", data={"pin": Kitchen.PINS["cook"]}).status_code == 400
+    page = client.get(f"/pin/{kitchen['cook']}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert client.post(f"/pin/{kitchen['cook']}", data={"pin": Kitchen.PINS["cook"],
+                                                        "csrf_token": token}).status_code == 302
+    # HTMX sends the token as a header.
+    assert client.post("/timers", data={"kind": "plated", "dish": "Soup"}).status_code == 400
+    assert client.post("/timers", data={"kind": "plated", "dish": "Soup"},
+                       headers={"X-CSRFToken": token}).status_code == 302
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_the_tablet_flow_with_a_fail_and_a_sign_off(app, client, cook, kitchen, freeze):
+    home = cook.get("/").get_data(as_text=True)
+    assert "Serving hygiene" in home
+    run_id = _open_before_lunch(cook, app, freeze)
+    items = _items(app, run_id)
+    hx = {"HX-Request": "true"}
+    for key, item_id in items.items():
+        if key in ("cold_unit_temp", "first_plated_at"):
+            continue
+        response = cook.post(f"/runs/{run_id}/items/{item_id}", headers=hx,
+                             data={"value": "fail" if key == "no_reuse" else "pass"})
+        assert response.status_code == 200 and f'id="item-{item_id}"' in response.get_data(as_text=True)
+    response = cook.post(f"/runs/{run_id}/items/{items['cold_unit_temp']}", headers=hx,
+                         data={"value": "7.5"})
+    assert 'data-outcome="fail"' in response.get_data(as_text=True)
+    response = cook.post(f"/runs/{run_id}/items/{items['cold_unit_temp']}", headers=hx,
+                         data={"value": "warm"})
+    assert response.status_code == 422 and "is not a temperature" in response.get_data(as_text=True)
+
+    refused = cook.post(f"/runs/{run_id}/submit")
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert "No served food and no guest" in body and "needs a corrective action" in body
+    assert "Temperature of the cold-dish refrigerator" in body
+
+    for key in ("no_reuse", "cold_unit_temp"):
+        cook.post(f"/runs/{run_id}/items/{items[key]}", headers=hx,
+                  data={"corrective_action": "Discarded the returned food"})
+    response = cook.post(f"/runs/{run_id}/items/{items['no_reuse']}", headers=hx,
+                         data={"photo": (io.BytesIO(PNG), "evidence.png")},
+                         content_type="multipart/form-data")
+    assert "-thumb" in response.get_data(as_text=True)
+    submitted = cook.post(f"/runs/{run_id}/submit")
+    assert submitted.status_code == 302
+    assert "Submitted" in cook.get("/").get_data(as_text=True)
+
+    cook.post("/logout")
+    assert login_pin(cook, kitchen["chef"], Kitchen.PINS["chef"]).status_code == 302
+    index = cook.get("/records").get_data(as_text=True)
+    assert f"/records/runs/{run_id}" in index
+    assert cook.post(f"/records/runs/{run_id}/verify", data={"note": "ok"}).status_code == 302
+    assert "Verified by Chef Mei" in cook.get(f"/records/runs/{run_id}").get_data(as_text=True)
+    with app.app_context():
+        run = db.session.get(Run, run_id)
+        assert run.submission.submitted_by_id == kitchen["cook"]
+        assert run.verification.verified_by_id == kitchen["chef"]
+        assert all(a.device_id for a in run.answers), "every answer names its device"
+        photo = db.session.execute(select(Photo)).scalar_one()
+    assert cook.get(f"/photos/{photo.id}").data == PNG
+
+
+def test_a_non_image_upload_is_refused_and_loses_nothing(app, cook, freeze):
+    run_id = _open_before_lunch(cook, app, freeze)
+    item = _items(app, run_id)["covered"]
+    cook.post(f"/runs/{run_id}/items/{item}", data={"value": "pass"}, headers={"HX-Request": "1"})
+    response = cook.post(f"/runs/{run_id}/items/{item}", headers={"HX-Request": "1"},
+                         data={"photo": (io.BytesIO(b"MZ\x90\x00 not a photo"), "virus.exe")},
+                         content_type="multipart/form-data")
+    assert response.status_code == 422 and "not a photo" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Answer)) == 1
+        assert db.session.scalar(select(func.count()).select_from(Photo)) == 0
+
+
+def test_runs_of_another_site_are_invisible(app, cook, freeze, kitchen):
+    run_id = _open_before_lunch(cook, app, freeze)
+    with app.app_context():
+        other = Site(name="Other", timezone="Asia/Shanghai")
+        person = Staff(site=other, name="Other cook", role=db.session.get(Staff, kitchen["cook"]).role)
+        person.set_pin("4444")
+        db.session.add_all([other, person])
+        db.session.commit()
+        other_id = person.id
+    cook.post("/logout")
+    login_pin(cook, other_id, "4444")
+    assert cook.get(f"/runs/{run_id}").status_code == 404
+
+
+def test_a_cook_can_switch_to_chinese(app, client, kitchen, freeze):
+    login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+    run_id = _open_before_lunch(client, app, freeze)
+    client.post("/me/language", data={"language": "zh"})
+    page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert "供应前和供应过程中菜品均已遮盖" in page
+    assert "提交" in page  # "Submit checklist" from the zh catalogue
+    assert client.post("/me/language", data={"language": "fr"}).status_code == 400

@@ -1,0 +1,64 @@
+"""Hold timers: start, expiry demands an outcome, outcomes are records."""
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from app.checklists.operations import OperationError
+from app.models import HoldTimer, Site, Staff, TimerOutcome, db
+from app.timers.operations import presets, record_outcome, start_timer, timer_state
+from tests.conftest import Kitchen, login_pin
+
+T0 = dt.datetime(2026, 11, 27, 12, tzinfo=dt.timezone.utc)
+
+
+def test_presets_cover_rules_2_3_and_7():
+    assert {p.rule for p in presets().values()} == {"R2", "R3", "R7"}
+    assert presets()["time_control"].minutes == 240
+
+
+def test_a_timer_runs_expires_and_is_settled(ctx, kitchen):
+    site = db.session.get(Site, kitchen["site"])
+    cook = db.session.get(Staff, kitchen["cook"])
+    timer = start_timer(db.session, site, cook, "dev1", "cold_out", "Pomfret salad", now=T0)
+    assert timer.expires_at == T0 + dt.timedelta(minutes=120)
+    assert timer_state(timer, T0 + dt.timedelta(minutes=119, seconds=59)) == "running"
+    assert timer_state(timer, T0 + dt.timedelta(minutes=120)) == "expired"
+    record_outcome(db.session, timer, cook, "dev1", "discarded", now=T0 + dt.timedelta(minutes=121))
+    db.session.commit()
+    assert timer_state(timer, T0 + dt.timedelta(hours=5)) == "discarded"
+    assert record_outcome(db.session, timer, cook, None, "discarded").id == timer.outcomes[0].id
+    with pytest.raises(OperationError, match="needs a reason"):
+        record_outcome(db.session, timer, cook, None, "served")
+    fix = record_outcome(db.session, timer, cook, None, "served", reason="Tapped the wrong button")
+    db.session.commit()
+    assert fix.supersedes_id == timer.outcomes[0].id and timer_state(timer, T0) == "served"
+
+
+@pytest.mark.parametrize("kind,dish,message", [("nap", "Soup", "Unknown kind"),
+                                               ("plated", "  ", "which dish"),
+                                               ("plated", "x" * 201, "too long")])
+def test_bad_timer_input_is_refused(ctx, kitchen, kind, dish, message):
+    site = db.session.get(Site, kitchen["site"])
+    cook = db.session.get(Staff, kitchen["cook"])
+    with pytest.raises(OperationError, match=message):
+        start_timer(db.session, site, cook, None, kind, dish)
+
+
+def test_the_tablet_demands_an_outcome_at_expiry(app, client, kitchen, freeze):
+    freeze(T0)
+    login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+    client.post("/timers", data={"kind": "plated", "dish": "Steamed fish"})
+    panel = client.get("/timers/panel").get_data(as_text=True)
+    assert "Steamed fish" in panel and "Time is up" not in panel
+    freeze(T0 + dt.timedelta(minutes=16))
+    panel = client.get("/timers/panel").get_data(as_text=True)
+    assert "Time is up: served or discarded?" in panel
+    with app.app_context():
+        timer_id = db.session.execute(select(HoldTimer.id)).scalar_one()
+    client.post(f"/timers/{timer_id}/outcome", data={"outcome": "served"})
+    with app.app_context():
+        outcome = db.session.execute(select(TimerOutcome)).scalar_one()
+        assert (outcome.outcome, outcome.recorded_by_id) == ("served", kitchen["cook"])
+        assert outcome.recorded_at == T0 + dt.timedelta(minutes=16)
+    assert "Time is up" not in client.get("/timers/panel").get_data(as_text=True)
