@@ -4,13 +4,15 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from flask_babel import get_locale, lazy_gettext
 
 
-def local_time(value: dt.datetime | None, timezone: str, fmt: str = "%H:%M") -> str:
+def local_time(value: dt.datetime | None, timezone: str, fmt: str = "HH:mm") -> str:
+    """A stored UTC time in the site's zone, as a CLDR pattern in the person's language."""
     if value is None:
         return ""
-    return value.astimezone(ZoneInfo(timezone)).strftime(fmt)
+    return format_datetime(value, fmt, tzinfo=ZoneInfo(timezone), locale=str(get_locale() or "en"))
 
 
 def show_temp(celsius: float | None, unit: str = "C") -> str:

@@ -136,8 +136,8 @@ def parse_temperature(raw: str, unit: str) -> float:
         raise OperationError(_("“%(value)s” is not a temperature.", value=raw))
     celsius = (value - 32) * 5 / 9 if unit == "F" else value
     if not PROBE_RANGE_C[0] <= celsius <= PROBE_RANGE_C[1]:
-        raise OperationError(_("%(value)s° is not a plausible reading; check the probe.",
-                               value=raw))
+        raise OperationError(_("%(value)s °%(unit)s is not a plausible reading; check the probe.",
+                               value=raw, unit=unit))
     return round(celsius, 2)
 
 
@@ -222,7 +222,7 @@ def store_photo(session, data: bytes, staff: Staff, device_id: str | None, max_b
                                mb=max_bytes // (1024 * 1024)))
     content_type = next((t for magic, t in PHOTO_TYPES.items() if data.startswith(magic)), None)
     if content_type is None:
-        raise OperationError(_("That file is not a photo (JPEG or PNG)."))
+        raise OperationError(_("That file is not a photo (JPEG, PNG or GIF)."))
     photo = Photo(sha256=hashlib.sha256(data).hexdigest(), content_type=content_type, data=data,
                   uploaded_by_id=staff.id, device_id=device_id)
     audit.append(session, photo, "photo.stored", staff.id, device_id)

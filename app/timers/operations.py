@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 
 from app import audit
 from app.checklists.operations import OperationError
+from app.formatting import label
 from app.models import HoldTimer, Site, Staff, TimerOutcome, utcnow
 
 PRESETS_FILE = Path(__file__).resolve().parents[2] / "checklists" / "timers.yaml"
@@ -74,7 +75,7 @@ def record_outcome(session, timer: HoldTimer, staff: Staff, device_id: str | Non
             return previous  # a double tap
         if reason is None:
             raise OperationError(_("This dish was already recorded as %(outcome)s; a correction "
-                                   "needs a reason.", outcome=_(previous.outcome)))
+                                   "needs a reason.", outcome=label(previous.outcome)))
     record = TimerOutcome(timer=timer, outcome=outcome,
                           supersedes_id=previous.id if previous else None, reason=reason,
                           recorded_by_id=staff.id, recorded_at=now or utcnow(), device_id=device_id)

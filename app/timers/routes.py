@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 
 from app.checklists.operations import OperationError
 from app.devices import current_device_id
+from app.formatting import label
 from app.models import HoldTimer, Site, TimerOutcome, db, utcnow
 from app.timers import bp
 from app.timers.operations import current_outcome, presets, record_outcome, start_timer, timer_state
@@ -71,5 +72,5 @@ def outcome(timer_id: int):
         flash(str(exc), "error")
     else:
         flash(_("Recorded: %(dish)s %(outcome)s.", dish=timer.dish,
-                outcome=_(timer_state(timer, utcnow()))), "ok")
+                outcome=label(timer_state(timer, utcnow()))), "ok")
     return _back()
