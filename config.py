@@ -119,5 +119,25 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "MAX_CONTENT_LENGTH": env_int("BRIGADE_PHOTO_MAX_BYTES", 8 * 1024 * 1024, environ,
                                       minimum=1024) + 64 * 1024,
+        # MQTT: no host means the embedded broker on 127.0.0.1 (zero-config default).
+        "BRIGADE_MQTT_HOST": env_str("BRIGADE_MQTT_HOST", None, environ),
+        "BRIGADE_MQTT_PORT": env_int("BRIGADE_MQTT_PORT", 1883, environ, minimum=1, maximum=65535),
+        "BRIGADE_MQTT_USERNAME": env_str("BRIGADE_MQTT_USERNAME", None, environ),
+        "BRIGADE_MQTT_PASSWORD": env_str("BRIGADE_MQTT_PASSWORD", None, environ),
+        "BRIGADE_MQTT_TLS": env_bool("BRIGADE_MQTT_TLS", False, environ),
+        "BRIGADE_MQTT_CA_FILE": env_str("BRIGADE_MQTT_CA_FILE", None, environ),
+        "BRIGADE_MQTT_CLIENT_ID": env_str("BRIGADE_MQTT_CLIENT_ID", "brigade-ingest", environ),
+        "BRIGADE_MQTT_PROTOCOL": env_choice("BRIGADE_MQTT_PROTOCOL", "5", ("5", "3.1.1"), environ),
+        "BRIGADE_MQTT_SHARED_GROUP": env_str("BRIGADE_MQTT_SHARED_GROUP", None, environ),
+        "BRIGADE_MQTT_SESSION_EXPIRY": env_int("BRIGADE_MQTT_SESSION_EXPIRY", 7 * 86400, environ,
+                                               minimum=60),
+        "BRIGADE_INGEST_BATCH_SIZE": env_int("BRIGADE_INGEST_BATCH_SIZE", 1000, environ,
+                                             minimum=1, maximum=20000),
+        "BRIGADE_INGEST_FLUSH_MS": env_int("BRIGADE_INGEST_FLUSH_MS", 200, environ, minimum=1,
+                                           maximum=10000),
+        "BRIGADE_SIMULATE": env_bool("BRIGADE_SIMULATE", False, environ),
     }
+    if settings["BRIGADE_MQTT_TLS"] and settings["BRIGADE_MQTT_CA_FILE"] and \
+            not Path(settings["BRIGADE_MQTT_CA_FILE"]).is_file():
+        raise ConfigError(f"BRIGADE_MQTT_CA_FILE={settings['BRIGADE_MQTT_CA_FILE']!r} is not a file")
     return settings

@@ -20,6 +20,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(audit_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(serve)
+    from sensors.cli import sensors_cli
+    app.cli.add_command(sensors_cli)
 
 
 @checklists_cli.command("load")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import UTCDateTime, db, utcnow
+from app.models.base import Immutable, UTCDateTime, db, utcnow
 
 #: Jurisdiction presets for a new unit's limits, °C.
 PRESETS = {
@@ -36,3 +36,101 @@ class Unit(db.Model):
     #: How often its sensors should report; silence for N× this is "offline".
     expected_interval_s: Mapped[int] = mapped_column(default=60)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Sensor(db.Model):
+    """A physical sensor or probe, known by its source-qualified key; appears by itself."""
+
+    __tablename__ = "sensors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Stable id from the payload format, e.g. "tasmota/kitchen1/DS18B20-1".
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str | None] = mapped_column(String(120))
+    #: None while unassigned: the admin attaches it to a unit.
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    #: The unit a bare-number device reports in (Shelly Gen1 follows its own setting).
+    temp_unit: Mapped[str] = mapped_column(String(1), default="C")
+    last_temperature_c: Mapped[float | None]
+    last_reading_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    battery_pct: Mapped[float | None]
+    #: From availability / LWT topics; None until the device says.
+    online: Mapped[bool | None]
+    online_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Reading(Immutable, db.Model):
+    """One temperature, stored once per sensor and instant (redelivery is harmless)."""
+
+    __tablename__ = "readings"
+    __table_args__ = (UniqueConstraint("sensor_id", "measured_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sensor_id: Mapped[int] = mapped_column(ForeignKey("sensors.id"))
+    measured_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    temperature_c: Mapped[float]
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: "device" when the payload's own timestamp was sane and used, else "received".
+    time_source: Mapped[str] = mapped_column(String(10))
+
+
+class Rollup(db.Model):
+    """Per-sensor min/avg/max over fixed intervals, kept up to date as readings land."""
+
+    __tablename__ = "rollups"
+
+    sensor_id: Mapped[int] = mapped_column(ForeignKey("sensors.id"), primary_key=True)
+    bucket_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
+    count: Mapped[int]
+    min_c: Mapped[float]
+    max_c: Mapped[float]
+    #: Sum of the readings; avg = sum_c / count (a sum merges exactly across batches).
+    sum_c: Mapped[float]
+
+    @property
+    def avg_c(self) -> float:
+        return self.sum_c / self.count
+
+
+class DeadLetter(db.Model):
+    """A message that could not become readings, kept with the reason for the admin."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    #: mqtt | http
+    source: Mapped[str] = mapped_column(String(10))
+    topic: Mapped[str] = mapped_column(String(500))
+    #: The first bytes of the payload (all of it when small) and its full size.
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    payload_size: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(500))
+
+
+class IngestToken(db.Model):
+    """A token for the HTTP ingest endpoint (sensors that cannot speak MQTT); stored hashed."""
+
+    __tablename__ = "ingest_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeviceState(db.Model):
+    """The last battery level and availability a device reported, by device or sensor key.
+
+    Availability (LWT) is often the first message of a device, before any reading
+    created its sensors; new sensors inherit it from here.
+    """
+
+    __tablename__ = "device_states"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    battery_pct: Mapped[float | None]
+    online: Mapped[bool | None]
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,209 @@
+"""MQTT ingest: paho callbacks hand messages to a queue; a consumer stores them in batches.
+
+Nothing is acknowledged to the broker before the batch holding it is committed
+(paho's manual ack), and the session is persistent (fixed client id; MQTT 5
+session expiry, or clean session off on 3.1.1), so a crash or a restart
+loses nothing: the broker redelivers what was not acknowledged, and idempotent
+storage makes the redelivery harmless.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from sensors.formats import SUBSCRIPTIONS
+from sensors.store import Message, store_batch
+
+logger = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    client_id: str = "brigade-ingest"
+    protocol: str = "5"                 # "5" or "3.1.1"
+    shared_group: str | None = None     # MQTT 5 shared subscription group for several workers
+    session_expiry: int = 7 * 86400     # seconds the broker keeps our session while we are away
+    batch_size: int = 1000
+    flush_ms: int = 200
+
+    @classmethod
+    def from_config(cls, cfg) -> MqttSettings:
+        return cls(host=cfg["BRIGADE_MQTT_HOST"] or "127.0.0.1", port=cfg["BRIGADE_MQTT_PORT"],
+                   username=cfg["BRIGADE_MQTT_USERNAME"], password=cfg["BRIGADE_MQTT_PASSWORD"],
+                   tls=cfg["BRIGADE_MQTT_TLS"], ca_file=cfg["BRIGADE_MQTT_CA_FILE"],
+                   client_id=cfg["BRIGADE_MQTT_CLIENT_ID"], protocol=cfg["BRIGADE_MQTT_PROTOCOL"],
+                   shared_group=cfg["BRIGADE_MQTT_SHARED_GROUP"],
+                   session_expiry=cfg["BRIGADE_MQTT_SESSION_EXPIRY"],
+                   batch_size=cfg["BRIGADE_INGEST_BATCH_SIZE"], flush_ms=cfg["BRIGADE_INGEST_FLUSH_MS"])
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A message as the paho thread saw it, and on which connection (acks are per connection)."""
+
+    message: Message
+    connection: int
+
+
+class Ingestor:
+    """One MQTT ingest worker: a paho network thread and a consumer thread."""
+
+    def __init__(self, app, settings: MqttSettings, on_batch=None):
+        self.app = app
+        self.settings = settings
+        self.on_batch = on_batch  # called with (BatchResult) after each commit (alerts hook)
+        self.queue: queue.Queue[Received] = queue.Queue(maxsize=200_000)
+        self.connection = 0
+        self.connected = threading.Event()
+        self.stopping = threading.Event()
+        self.stats = {"received": 0, "stored": 0, "duplicates": 0, "rejected": 0, "batches": 0,
+                      "db_errors": 0}
+        self.client = self._make_client()
+        self._consumer = threading.Thread(target=self._consume, name="brigade-ingest-consumer",
+                                          daemon=True)
+
+    # --- paho side: hand off only ----------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        v5 = s.protocol == "5"
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+                             clean_session=None if v5 else False, manual_ack=True)
+        if s.username:
+            client.username_pw_set(s.username, s.password)
+        if s.tls:
+            client.tls_set(ca_certs=s.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            logger.error("MQTT connection refused: %s", reason_code)
+            return
+        self.connection += 1
+        topics = [f"$share/{self.settings.shared_group}/{t}" if self.settings.shared_group else t
+                  for t in SUBSCRIPTIONS]
+        # Subscribing on every connect: a broker that lost our session still gets them.
+        client.subscribe([(t, 1) for t in topics])
+        self.connected.set()
+        logger.info("MQTT connected to %s:%s (session present: %s)", self.settings.host,
+                    self.settings.port, flags.session_present)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.connected.clear()
+        if not self.stopping.is_set():
+            logger.warning("MQTT disconnected (%s); reconnecting", reason_code)
+
+    def _on_message(self, client, userdata, msg):
+        self.queue.put(Received(Message(msg.topic, msg.payload, dt.datetime.now(UTC), bool(msg.dup),
+                                        msg.mid, msg.qos), self.connection))
+
+    # --- consumer side -----------------------------------------------------------------------
+
+    def _next_batch(self) -> list[Received]:
+        try:
+            first = self.queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.settings.flush_ms / 1000
+        while len(batch) < self.settings.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self.queue.get_nowait() if remaining <= 0 else
+                             self.queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _consume(self) -> None:
+        from app.models import db
+        while not (self.stopping.is_set() and self.queue.empty()):
+            batch = self._next_batch()
+            if not batch:
+                continue
+            delay = 0.5
+            while True:
+                try:
+                    with self.app.app_context():
+                        result = store_batch(db.session, [r.message for r in batch])
+                        db.session.commit()
+                    break
+                except Exception:  # noqa: BLE001 - the database is down or locked: keep the batch
+                    self.stats["db_errors"] += 1
+                    logger.exception("storing a batch of %s failed; retrying in %.1fs", len(batch), delay)
+                    with self.app.app_context():
+                        db.session.rollback()
+                        db.session.remove()
+                    if self.stopping.wait(delay):
+                        return  # not acknowledged: the broker redelivers after restart
+                    delay = min(delay * 2, 30)
+            for received in batch:
+                # A message from a previous connection is redelivered by the broker on the
+                # new one; acking its old id now would acknowledge some other message.
+                if received.message.qos and received.connection == self.connection:
+                    self.client.ack(received.message.mid, received.message.qos)
+            self.stats["received"] += len(batch)
+            self.stats["stored"] += result.stored
+            self.stats["duplicates"] += result.duplicates
+            self.stats["rejected"] += result.rejected
+            self.stats["batches"] += 1
+            if self.on_batch is not None:
+                try:
+                    self.on_batch(result)
+                except Exception:  # noqa: BLE001 - a follower's failure never stops ingest
+                    logger.exception("after-batch hook failed")
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        s = self.settings
+        properties = None
+        if s.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = s.session_expiry
+            # Let the broker send us many unacknowledged messages: we ack per batch.
+            properties.ReceiveMaximum = 65535
+            self.client.connect_async(s.host, s.port, keepalive=30, clean_start=False,
+                                      properties=properties)
+        else:
+            self.client.connect_async(s.host, s.port, keepalive=30)
+        self.client.loop_start()
+        self._consumer.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        """Store what was received, acknowledge it, then disconnect."""
+        self.stopping.set()
+        self._consumer.join(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def run_forever(self) -> None:
+        import signal
+        done = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: done.set())
+        self.start()
+        done.wait()
+        self.stop()

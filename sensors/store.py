@@ -1,0 +1,254 @@
+"""Turn a batch of received messages into stored readings, in one transaction.
+
+``store_batch`` is what every ingest path calls (MQTT consumer, HTTP endpoint): it
+parses each message with its format, keeps what cannot be parsed in the
+dead-letter table with the reason, inserts readings idempotently (unique sensor +
+instant, ``ON CONFLICT DO NOTHING``), keeps the 5-minute rollups and each sensor's
+last state up to date, and leaves the commit to the caller — who acknowledges the
+messages only after that commit.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from sensors import formats
+from sensors.formats import PayloadError
+from sensors.models import DeadLetter, DeviceState, Reading, Rollup, Sensor
+
+logger = logging.getLogger(__name__)
+
+UTC = dt.timezone.utc
+ROLLUP_SECONDS = 300
+#: A device clock this far ahead of ours is wrong; use the receive time instead.
+MAX_FUTURE_SKEW = dt.timedelta(minutes=2)
+#: A device timestamp older than this is a clock that was never set (or a very stale buffer).
+MAX_DEVICE_AGE = dt.timedelta(days=7)
+#: A redelivered (DUP) message without a device timestamp matches a stored reading of the
+#: same value received this recently: it was committed before a crash, not yet acknowledged.
+REDELIVERY_WINDOW = dt.timedelta(minutes=10)
+DEAD_LETTER_KEEP_BYTES = 4096
+#: Formats whose payload is a bare number in the device's own unit (its Sensor.temp_unit).
+BARE_NUMBER_FORMATS = (formats.shelly_gen1, formats.esphome)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What a paho callback hands over: nothing but bytes and when they came."""
+
+    topic: str
+    payload: bytes
+    received_at: dt.datetime
+    dup: bool = False
+    mid: int = 0
+    qos: int = 0
+    source: str = "mqtt"
+
+
+@dataclass
+class BatchResult:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    sensors_seen: set[int] = field(default_factory=set)
+    reasons: list[str] = field(default_factory=list)
+
+
+def _insert(session, model):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def bucket_of(moment: dt.datetime) -> dt.datetime:
+    epoch = int(moment.timestamp())
+    return dt.datetime.fromtimestamp(epoch - epoch % ROLLUP_SECONDS, UTC)
+
+
+def choose_time(measured_at: dt.datetime | None, received_at: dt.datetime) -> tuple[dt.datetime, str]:
+    """The device's timestamp when present and sane, else the receive time."""
+    if measured_at is not None and \
+            received_at - MAX_DEVICE_AGE <= measured_at <= received_at + MAX_FUTURE_SKEW:
+        return measured_at, "device"
+    return received_at, "received"
+
+
+def store_batch(session, messages: list[Message]) -> BatchResult:
+    """Parse and store a batch; the caller commits, then acknowledges."""
+    result = BatchResult()
+    parsed: list[tuple[Message, formats.Reading, object]] = []
+    dead: list[dict] = []
+    for message in messages:
+        try:
+            parser = formats.route(message.topic)
+            if parser is None:
+                raise formats.base.unknown_topic(message.topic)
+            for reading in parser.parse(message.topic, message.payload):
+                parsed.append((message, reading, parser))
+        except PayloadError as exc:
+            dead.append(_dead_letter(message, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not stop ingest
+            logger.exception("parser failed on %s", message.topic)
+            dead.append(_dead_letter(message, f"internal parser error: {type(exc).__name__}"))
+
+    sensors = _sensors_for(session, {r.sensor for _, r, _ in parsed if r.temperature_c is not None})
+    rows = []
+    for message, reading, parser in parsed:
+        if reading.battery_pct is not None or reading.online is not None:
+            _device_state(session, reading, message.received_at)
+        if reading.temperature_c is None:
+            continue
+        sensor = sensors[reading.sensor]
+        celsius = reading.temperature_c
+        if parser in BARE_NUMBER_FORMATS and sensor.temp_unit == "F":
+            celsius = round((celsius - 32) * 5 / 9, 3)
+        measured_at, source = choose_time(reading.measured_at, message.received_at)
+        if message.dup and source == "received" and _already_stored(session, sensor.id, celsius,
+                                                                   message.received_at):
+            result.duplicates += 1
+            continue
+        rows.append({"sensor_id": sensor.id, "measured_at": measured_at, "temperature_c": celsius,
+                     "received_at": message.received_at, "time_source": source})
+    if rows:
+        inserted = _insert_readings(session, rows)
+        result.stored = len(inserted)
+        result.duplicates += len(rows) - len(inserted)
+        _update_rollups(session, inserted)
+        _update_last_values(session, inserted)
+        result.sensors_seen = {row["sensor_id"] for row in inserted}
+    if dead:
+        session.execute(_insert(session, DeadLetter), dead)
+        result.rejected = len(dead)
+        result.reasons = [d["reason"] for d in dead]
+    return result
+
+
+def _dead_letter(message: Message, reason: str) -> dict:
+    payload = bytes(message.payload or b"")
+    return {"received_at": message.received_at, "source": message.source,
+            "topic": (message.topic or "")[:500], "payload": payload[:DEAD_LETTER_KEEP_BYTES],
+            "payload_size": len(payload), "reason": reason[:500]}
+
+
+def _sensors_for(session, keys: set[str]) -> dict[str, Sensor]:
+    """The Sensor for each key, creating the ones never seen before (as unassigned)."""
+    if not keys:
+        return {}
+    found = {s.key: s for s in session.execute(select(Sensor).where(Sensor.key.in_(keys))).scalars()}
+    new = keys - found.keys()
+    if new:
+        now = dt.datetime.now(UTC)
+        states = _inherited_states(session, new)
+        # Another ingest worker may create the same sensor at the same moment: do nothing then.
+        session.execute(_insert(session, Sensor).on_conflict_do_nothing(index_elements=["key"]),
+                        [{"key": key, "first_seen": now, "temp_unit": "C", **states.get(key, {})}
+                         for key in sorted(new)])
+        for sensor in session.execute(select(Sensor).where(Sensor.key.in_(new))).scalars():
+            found[sensor.key] = sensor
+            logger.info("new sensor %s (unassigned)", sensor.key)
+    return found
+
+
+def _prefixes(key: str) -> list[str]:
+    parts = key.split("/")
+    return ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+
+
+def _inherited_states(session, keys: set[str]) -> dict[str, dict]:
+    """Battery and online state already reported for a new sensor's device."""
+    wanted = {p for key in keys for p in _prefixes(key)}
+    states = {d.key: d for d in session.execute(
+        select(DeviceState).where(DeviceState.key.in_(wanted))).scalars()}
+    out = {}
+    for key in keys:
+        # The longest known prefix is the most specific report for this sensor.
+        for prefix in reversed(_prefixes(key)):
+            state = states.get(prefix)
+            if state is not None:
+                out[key] = {"battery_pct": state.battery_pct, "online": state.online,
+                            "online_changed_at": state.changed_at}
+                break
+    return out
+
+
+def _device_state(session, reading: formats.Reading, at: dt.datetime) -> None:
+    """Record a device's battery / availability, and apply it to its sensors."""
+    values = {}
+    if reading.battery_pct is not None:
+        values["battery_pct"] = reading.battery_pct
+    if reading.online is not None:
+        values["online"] = reading.online
+    stmt = _insert(session, DeviceState).values(key=reading.sensor, changed_at=at, **values)
+    session.execute(stmt.on_conflict_do_update(index_elements=["key"],
+                                               set_={**values, "changed_at": at}))
+    sensor_values = dict(values)
+    if "online" in values:
+        sensor_values["online_changed_at"] = at
+    session.execute(update(Sensor).where(or_(Sensor.key == reading.sensor,
+                                             Sensor.key.startswith(reading.sensor + "/",
+                                                                   autoescape=True)))
+                    .values(**sensor_values))
+
+
+def _already_stored(session, sensor_id: int, celsius: float, received_at: dt.datetime) -> bool:
+    found = session.execute(select(Reading.id).where(
+        Reading.sensor_id == sensor_id, Reading.temperature_c == celsius,
+        Reading.received_at >= received_at - REDELIVERY_WINDOW).limit(1)).first()
+    return found is not None
+
+
+def _insert_readings(session, rows: list[dict]) -> list[dict]:
+    """Insert, skipping any (sensor, instant) already stored; return the rows that were new."""
+    inserted = []
+    # SQLite allows 32766 bound parameters per statement; 5 per row.
+    for start in range(0, len(rows), 2000):
+        chunk = rows[start:start + 2000]
+        stmt = (_insert(session, Reading).values(chunk)
+                .on_conflict_do_nothing(index_elements=["sensor_id", "measured_at"])
+                .returning(Reading.sensor_id, Reading.measured_at, Reading.temperature_c))
+        inserted.extend({"sensor_id": s, "measured_at": m, "temperature_c": t}
+                        for s, m, t in session.execute(stmt))
+    return inserted
+
+
+def _update_rollups(session, inserted: list[dict]) -> None:
+    buckets: dict[tuple[int, dt.datetime], list[float]] = defaultdict(list)
+    for row in inserted:
+        buckets[(row["sensor_id"], bucket_of(row["measured_at"]))].append(row["temperature_c"])
+    if not buckets:
+        return
+    values = [{"sensor_id": s, "bucket_start": b, "count": len(v), "min_c": min(v), "max_c": max(v),
+               "sum_c": math.fsum(v)} for (s, b), v in sorted(buckets.items())]
+    stmt = _insert(session, Rollup)
+    excluded = stmt.excluded
+    merge = {"count": Rollup.count + excluded.count, "sum_c": Rollup.sum_c + excluded.sum_c,
+             "min_c": _least(session, Rollup.min_c, excluded.min_c),
+             "max_c": _greatest(session, Rollup.max_c, excluded.max_c)}
+    session.execute(stmt.on_conflict_do_update(index_elements=["sensor_id", "bucket_start"],
+                                               set_=merge), values)
+
+
+def _least(session, a, b):
+    return func.least(a, b) if session.get_bind().dialect.name == "postgresql" else func.min(a, b)
+
+
+def _greatest(session, a, b):
+    return func.greatest(a, b) if session.get_bind().dialect.name == "postgresql" else func.max(a, b)
+
+
+def _update_last_values(session, inserted: list[dict]) -> None:
+    latest: dict[int, dict] = {}
+    for row in inserted:
+        if row["sensor_id"] not in latest or row["measured_at"] > latest[row["sensor_id"]]["measured_at"]:
+            latest[row["sensor_id"]] = row
+    for sensor_id, row in latest.items():
+        # Only move forward: a late, older reading must not replace a newer last value.
+        session.execute(update(Sensor).where(
+            Sensor.id == sensor_id,
+            or_(Sensor.last_reading_at.is_(None), Sensor.last_reading_at < row["measured_at"]))
+            .values(last_temperature_c=row["temperature_c"], last_reading_at=row["measured_at"]))

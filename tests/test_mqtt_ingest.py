@@ -1,0 +1,152 @@
+"""MQTT ingest end to end against a real Mosquitto the tests start on a free port."""
+import datetime as dt
+import json
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import func, select
+
+from app.models import db
+from sensors.models import DeadLetter, Reading, Sensor
+from sensors.mqtt import Ingestor, MqttSettings
+
+UTC = dt.timezone.utc
+
+
+def publisher(port):
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-publisher")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def wait_until(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def stored(app, model=Reading):
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+@pytest.fixture
+def ingestor(app, mosquitto_port, request):
+    protocol = getattr(request, "param", "5")
+    worker = Ingestor(app, MqttSettings(port=mosquitto_port, client_id=f"brigade-test-{time.time_ns()}",
+                                        protocol=protocol, flush_ms=50))
+    worker.start()
+    assert worker.connected.wait(10)
+    time.sleep(0.2)  # subscriptions acknowledged
+    yield worker
+    worker.stop()
+
+
+SAMPLES = [
+    ("brigade/fridge-a/reading", {"t": 3.5, "ts": "2026-11-27T12:00:00Z"}, "brigade/fridge-a", 3.5),
+    ("brigade/fridge-b/temperature", "4.25", "brigade/fridge-b", 4.25),
+    ("tele/coldroom/SENSOR", {"Time": "2026-11-27T12:00:00", "DS18B20": {"Id": "01131B", "Temperature": 39.2}, "TempUnit": "F"}, "tasmota/coldroom", 4.0),
+    ("zigbee2mqtt/salad_fridge", {"temperature": 2.8, "battery": 77, "linkquality": 120}, "z2m/salad_fridge", 2.8),
+    ("shellies/shellyht-AB12/sensor/temperature", "5.5", "shelly/shellyht-AB12", 5.5),
+    ("shellyhtg3-84fce63ad204/events/rpc", {"src": "shellyhtg3-84fce63ad204", "dst": "x", "method": "NotifyStatus", "params": {"ts": 1764244800.0, "temperature:0": {"id": 0, "tC": 1.9, "tF": 35.4}}}, "shelly/shellyhtg3-84fce63ad204", 1.9),
+    ("walkin/sensor/walkin_temp/state", "3.75", "esphome/walkin", 3.75),
+]
+
+
+@pytest.mark.parametrize("ingestor", ["5", "3.1.1"], indirect=True)
+def test_every_format_lands_from_publish_to_stored_row(app, mosquitto_port, ingestor):
+    pub = publisher(mosquitto_port)
+    for topic, payload, _, _ in SAMPLES:
+        body = payload if isinstance(payload, str) else json.dumps(payload)
+        pub.publish(topic, body, qos=1).wait_for_publish(5)
+    assert wait_until(lambda: stored(app) == len(SAMPLES)), stored(app)
+    with app.app_context():
+        rows = db.session.execute(select(Sensor.key, Reading.temperature_c).join(Reading)).all()
+    for _, _, key_prefix, celsius in SAMPLES:
+        assert any(k.startswith(key_prefix) and t == pytest.approx(celsius, abs=0.01) for k, t in rows), \
+            (key_prefix, rows)
+    pub.loop_stop()
+
+
+def test_bad_input_is_dead_lettered_and_ingest_keeps_consuming(app, mosquitto_port, ingestor):
+    pub = publisher(mosquitto_port)
+    garbage = [("brigade/x/reading", b"{oops"), ("brigade/x/temperature", b"\xff\xfe"),
+               ("brigade/x/temperature", b"NaN"), ("brigade/x/temperature", b"-300"),
+               ("brigade/x/temperature", b"1000"), ("brigade/x/temperature", b"9" * 1_000_000),
+               ("brigade/x/what-is-this", b"1")]
+    for i in range(300):  # a flood of garbage with good readings in between
+        topic, payload = garbage[i % len(garbage)]
+        pub.publish(topic, payload, qos=1)
+        if i % 30 == 0:
+            pub.publish("brigade/good/reading", json.dumps(
+                {"t": 4.0, "ts": (dt.datetime(2026, 11, 27, 12, tzinfo=UTC) + dt.timedelta(seconds=i)).isoformat()}), qos=1)
+    assert wait_until(lambda: stored(app, DeadLetter) == 300 and stored(app) == 10, 30)
+    pub.publish("brigade/after/temperature", "3.3", qos=1).wait_for_publish(5)
+    assert wait_until(lambda: stored(app) == 11)
+    with app.app_context():
+        reasons = set(db.session.execute(select(DeadLetter.reason)).scalars())
+    assert any("too large" in r for r in reasons) and any("not JSON" in r for r in reasons)
+    pub.loop_stop()
+
+
+def _ingest_process(app, port, tmp_path, client_id):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = dict(os.environ, BRIGADE_DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+               BRIGADE_SECRET_KEY="x", BRIGADE_AUDIT_KEY="y", BRIGADE_INSTANCE_PATH=str(tmp_path),
+               BRIGADE_MQTT_HOST="127.0.0.1", BRIGADE_MQTT_PORT=str(port),
+               BRIGADE_MQTT_CLIENT_ID=client_id, BRIGADE_INGEST_FLUSH_MS="100")
+    flask = Path(sys.executable).with_name("flask")
+    return subprocess.Popen([str(flask), "--app", "app", "sensors", "ingest"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "ingest.log", "ab"))
+
+
+def test_killed_and_restarted_ingest_stores_every_reading_exactly_once(app, mosquitto_port, tmp_path):
+    import threading
+    client_id = f"brigade-kill-{time.time_ns()}"
+    worker = _ingest_process(app, mosquitto_port, tmp_path, client_id)
+    pub = publisher(mosquitto_port)
+    try:
+        # Until the worker has subscribed once, the broker keeps no session for it: repeat a
+        # warm-up reading (same timestamp, so it is stored once) until it lands.
+        warmup = json.dumps({"t": 4.0, "ts": "2026-11-27T11:00:00Z"})
+        assert wait_until(lambda: pub.publish("brigade/warmup/reading", warmup, qos=1) and
+                          stored(app) == 1, 30), "ingest did not start"
+        total, t0 = 10_000, dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+        def publish_all():
+            for i in range(total):
+                payload = {"t": round(3 + (i % 40) / 10, 1),
+                           "ts": (t0 + dt.timedelta(seconds=i // 10)).isoformat()}
+                pub.publish(f"brigade/fridge-{i % 10}/reading", json.dumps(payload), qos=1)
+
+        sender = threading.Thread(target=publish_all)
+        sender.start()
+        assert wait_until(lambda: stored(app) > 2_000, 60)
+        worker.kill()  # SIGKILL: no chance to flush or acknowledge
+        worker.wait()
+        killed_at = stored(app)
+        time.sleep(1.0)
+        worker = _ingest_process(app, mosquitto_port, tmp_path, client_id)
+        sender.join()
+        assert wait_until(lambda: stored(app) == total + 1, 120), stored(app)
+        time.sleep(1.5)  # anything redelivered late would show up now
+        assert stored(app) == total + 1
+        assert 2_000 < killed_at < total + 1, "the kill did not land mid-run"
+        with app.app_context():
+            per_sensor = dict(db.session.execute(
+                select(Sensor.key, func.count(Reading.id)).join(Reading).group_by(Sensor.key)).all())
+        assert per_sensor.pop("brigade/warmup") == 1
+        assert sorted(per_sensor.values()) == [1000] * 10
+    finally:
+        worker.terminate()
+        worker.wait(10)
+        pub.loop_stop()

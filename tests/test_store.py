@@ -1,0 +1,126 @@
+"""Storing readings: idempotent, unit-correct, dead letters for bad input, rollups."""
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models import db
+from sensors.models import DeadLetter, Reading, Rollup, Sensor
+from sensors.store import Message, bucket_of, choose_time, store_batch
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+
+
+def msg(topic, payload, at=T0, **kw):
+    if not isinstance(payload, bytes):
+        payload = json.dumps(payload).encode() if not isinstance(payload, str) else payload.encode()
+    return Message(topic, payload, at, **kw)
+
+
+def count(model):
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_readings_are_stored_once_even_when_redelivered(ctx):
+    batch = [msg("brigade/fridge1/reading", {"t": 4.0 + i / 10, "ts": (T0 + dt.timedelta(seconds=i)).isoformat()})
+             for i in range(20)]
+    first = store_batch(db.session, batch)
+    db.session.commit()
+    again = store_batch(db.session, batch[5:] + [m for m in batch[:5]])
+    db.session.commit()
+    assert (first.stored, again.stored, again.duplicates) == (20, 0, 20)
+    assert count(Reading) == 20
+    sensor = db.session.execute(select(Sensor)).scalar_one()
+    assert sensor.key.startswith("brigade/") and sensor.unit_id is None  # appears unassigned
+    assert sensor.last_temperature_c == pytest.approx(5.9)
+    assert sensor.last_reading_at == T0 + dt.timedelta(seconds=19)
+
+
+def test_redelivered_message_without_device_time_is_not_stored_twice(ctx):
+    first = store_batch(db.session, [msg("shellies/ht-1/sensor/temperature", "4.5")])
+    db.session.commit()
+    dup = store_batch(db.session, [msg("shellies/ht-1/sensor/temperature", "4.5",
+                                       at=T0 + dt.timedelta(seconds=40), dup=True)])
+    fresh = store_batch(db.session, [msg("shellies/ht-1/sensor/temperature", "4.5",
+                                         at=T0 + dt.timedelta(seconds=60))])
+    db.session.commit()
+    assert (first.stored, dup.stored, dup.duplicates, fresh.stored) == (1, 0, 1, 1)
+    assert db.session.execute(select(Reading.time_source)).scalars().all() == ["received"] * 2
+
+
+@pytest.mark.parametrize("device_time,used", [
+    (T0 - dt.timedelta(minutes=5), "device"),
+    (T0 + dt.timedelta(minutes=1), "device"),
+    (T0 + dt.timedelta(minutes=3), "received"),     # clock ahead of ours
+    (T0 - dt.timedelta(days=30), "received"),       # clock never set / absurdly old
+    (None, "received")])
+def test_device_time_is_used_only_when_sane(device_time, used):
+    moment, source = choose_time(device_time, T0)
+    assert source == used and moment == (device_time if used == "device" else T0)
+
+
+def test_fahrenheit_bare_numbers_follow_the_sensors_setting(ctx):
+    store_batch(db.session, [msg("shellies/ht-2/sensor/temperature", "40")])
+    db.session.commit()
+    sensor = db.session.execute(select(Sensor)).scalar_one()
+    sensor.temp_unit = "F"
+    db.session.commit()
+    store_batch(db.session, [msg("shellies/ht-2/sensor/temperature", "41", at=T0 + dt.timedelta(minutes=1))])
+    db.session.commit()
+    assert db.session.get(Sensor, sensor.id).last_temperature_c == pytest.approx(5.0)
+
+
+BAD = [
+    ("brigade/f/reading", b"{not json", "not JSON"),
+    ("brigade/f/reading", b"\xff\xfe\xfa", "not UTF-8"),
+    ("brigade/f/temperature", b"NaN", ""),
+    ("brigade/f/temperature", b"inf", ""),
+    ("brigade/f/temperature", b"-300", "-300"),
+    ("brigade/f/temperature", b"1000", "1000"),
+    ("brigade/f/temperature", b"4" * (1024 * 1024), "too large"),
+    ("some/random/topic/x", b"4.2", "unknown topic"),
+]
+
+
+def test_bad_input_is_dead_lettered_and_good_readings_around_it_land(ctx):
+    batch = [msg("brigade/f/temperature", "3.5", at=T0)]
+    batch += [msg(topic, payload, at=T0 + dt.timedelta(seconds=i + 1)) for i, (topic, payload, _) in enumerate(BAD)]
+    batch += [msg("brigade/f/temperature", "3.7", at=T0 + dt.timedelta(seconds=30))]
+    result = store_batch(db.session, batch)
+    db.session.commit()
+    assert (result.stored, result.rejected) == (2, len(BAD))
+    letters = db.session.execute(select(DeadLetter).order_by(DeadLetter.id)).scalars().all()
+    for letter, (topic, payload, reason) in zip(letters, BAD):
+        assert letter.topic == topic and reason in letter.reason
+        assert letter.payload_size == len(payload) and len(letter.payload) <= 4096
+
+
+def test_rollups_merge_across_batches(ctx):
+    values = [4.0, 6.0, 2.0, 5.0]
+    for i, v in enumerate(values):
+        store_batch(db.session, [msg("brigade/r/reading", {"t": v, "ts": (T0 + dt.timedelta(seconds=30 * i)).isoformat()})])
+        db.session.commit()
+    store_batch(db.session, [msg("brigade/r/reading", {"t": 9.0, "ts": (T0 + dt.timedelta(minutes=5)).isoformat()}, at=T0 + dt.timedelta(minutes=5))])
+    db.session.commit()
+    rollups = db.session.execute(select(Rollup).order_by(Rollup.bucket_start)).scalars().all()
+    assert [(r.count, r.min_c, r.max_c, r.avg_c) for r in rollups] == [(4, 2.0, 6.0, 4.25), (1, 9.0, 9.0, 9.0)]
+    assert rollups[0].bucket_start == bucket_of(T0 + dt.timedelta(seconds=299)) == T0
+
+
+def test_availability_and_battery_reach_sensors_even_before_their_first_reading(ctx):
+    store_batch(db.session, [msg("tele/kitchen1/LWT", "Online")])
+    db.session.commit()
+    store_batch(db.session, [msg("tele/kitchen1/SENSOR", {"Time": "2026-11-27T12:00:00", "DS18B20": {"Temperature": 3.1}, "TempUnit": "C"}, at=T0 + dt.timedelta(seconds=5))])
+    db.session.commit()
+    sensor = db.session.execute(select(Sensor)).scalar_one()
+    assert sensor.online is True
+    store_batch(db.session, [msg("tele/kitchen1/LWT", "Offline", at=T0 + dt.timedelta(minutes=1))])
+    db.session.commit()
+    db.session.refresh(sensor)
+    assert sensor.online is False and sensor.online_changed_at == T0 + dt.timedelta(minutes=1)
+    store_batch(db.session, [msg("zigbee2mqtt/coldwell", {"temperature": 2.5, "battery": 81, "linkquality": 90})])
+    db.session.commit()
+    z2m = db.session.execute(select(Sensor).where(Sensor.key.contains("coldwell"))).scalar_one()
+    assert z2m.battery_pct == 81 and z2m.last_temperature_c == 2.5
