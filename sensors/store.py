@@ -81,32 +81,37 @@ def choose_time(measured_at: dt.datetime | None, received_at: dt.datetime) -> tu
 def store_batch(session, messages: list[Message]) -> BatchResult:
     """Parse and store a batch; the caller commits, then acknowledges."""
     result = BatchResult()
-    parsed: list[tuple[Message, formats.Reading, object]] = []
+    parsed: list[tuple[Message, formats.Reading]] = []
     dead: list[dict] = []
+    fahrenheit = None
     for message in messages:
         try:
             parser = formats.route(message.topic)
             if parser is None:
                 raise formats.base.unknown_topic(message.topic)
-            for reading in parser.parse(message.topic, message.payload):
-                parsed.append((message, reading, parser))
+            if parser in BARE_NUMBER_FORMATS:
+                if fahrenheit is None:  # looked up once per batch, only when needed
+                    fahrenheit = set(session.execute(
+                        select(Sensor.key).where(Sensor.temp_unit == "F")).scalars())
+                readings = _parse_bare(parser, message, fahrenheit)
+            else:
+                readings = parser.parse(message.topic, message.payload)
+            parsed.extend((message, reading) for reading in readings)
         except PayloadError as exc:
             dead.append(_dead_letter(message, str(exc)))
         except Exception as exc:  # noqa: BLE001 - a parser bug must not stop ingest
             logger.exception("parser failed on %s", message.topic)
             dead.append(_dead_letter(message, f"internal parser error: {type(exc).__name__}"))
 
-    sensors = _sensors_for(session, {r.sensor for _, r, _ in parsed if r.temperature_c is not None})
+    sensors = _sensors_for(session, {r.sensor for _, r in parsed if r.temperature_c is not None})
     rows = []
-    for message, reading, parser in parsed:
+    for message, reading in parsed:
         if reading.battery_pct is not None or reading.online is not None:
             _device_state(session, reading, message.received_at)
         if reading.temperature_c is None:
             continue
         sensor = sensors[reading.sensor]
         celsius = reading.temperature_c
-        if parser in BARE_NUMBER_FORMATS and sensor.temp_unit == "F":
-            celsius = round((celsius - 32) * 5 / 9, 3)
         measured_at, source = choose_time(reading.measured_at, message.received_at)
         if message.dup and source == "received" and _already_stored(session, sensor.id, celsius,
                                                                    message.received_at):
@@ -126,6 +131,23 @@ def store_batch(session, messages: list[Message]) -> BatchResult:
         result.rejected = len(dead)
         result.reasons = [d["reason"] for d in dead]
     return result
+
+
+def _parse_bare(parser, message: Message, fahrenheit: set[str]) -> list[formats.Reading]:
+    """A bare number is in the device's own unit: °F for sensors the admin set to °F."""
+    try:
+        readings = parser.parse(message.topic, message.payload)
+    except PayloadError:
+        # 165 (°F) is out of range read as °C; retry as °F for a sensor set to °F.
+        if not fahrenheit:
+            raise
+        readings = parser.parse(message.topic, message.payload, temp_unit="F")
+        if not all(r.sensor in fahrenheit for r in readings):
+            raise
+        return readings
+    if any(r.sensor in fahrenheit for r in readings):
+        return parser.parse(message.topic, message.payload, temp_unit="F")
+    return readings
 
 
 def _dead_letter(message: Message, reason: str) -> dict:

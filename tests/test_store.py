@@ -124,3 +124,18 @@ def test_availability_and_battery_reach_sensors_even_before_their_first_reading(
     db.session.commit()
     z2m = db.session.execute(select(Sensor).where(Sensor.key.contains("coldwell"))).scalar_one()
     assert z2m.battery_pct == 81 and z2m.last_temperature_c == 2.5
+
+
+def test_a_fahrenheit_sensor_above_150_is_read_as_fahrenheit(ctx):
+    store_batch(db.session, [msg("walkin/sensor/probe/state", "40")])
+    db.session.commit()
+    sensor = db.session.execute(select(Sensor)).scalar_one()
+    sensor.temp_unit = "F"
+    db.session.commit()
+    result = store_batch(db.session, [msg("walkin/sensor/probe/state", "165", at=T0 + dt.timedelta(minutes=1))])
+    db.session.commit()
+    assert result.stored == 1
+    assert db.session.get(Sensor, sensor.id).last_temperature_c == pytest.approx(73.89, abs=0.01)
+    # A °C sensor saying 165 is still refused.
+    bad = store_batch(db.session, [msg("other/sensor/probe/state", "165")])
+    assert bad.rejected == 1
