@@ -54,6 +54,19 @@ def env_int(name: str, default: int, environ=os.environ, *, minimum: int | None 
     return number
 
 
+def env_int_list(name: str, default: list[int], environ=os.environ) -> list[int]:
+    value = env_str(name, None, environ)
+    if value is None:
+        return list(default)
+    try:
+        numbers = [int(part, 10) for part in value.split(",")]
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a comma-separated list of whole numbers") from None
+    if numbers != sorted(numbers) or any(n < 0 for n in numbers):
+        raise ConfigError(f"{name}={value!r} must be non-negative and increasing")
+    return numbers
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...], environ=os.environ) -> str:
     value = env_str(name, default, environ)
     if value not in choices:
@@ -122,6 +135,9 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         # MQTT: no host means the embedded broker on 127.0.0.1 (zero-config default).
         "BRIGADE_MQTT_HOST": env_str("BRIGADE_MQTT_HOST", None, environ),
         "BRIGADE_MQTT_PORT": env_int("BRIGADE_MQTT_PORT", 1883, environ, minimum=1, maximum=65535),
+        # The embedded broker's port on 127.0.0.1, used only while BRIGADE_MQTT_HOST is unset.
+        "BRIGADE_EMBEDDED_BROKER_PORT": env_int("BRIGADE_EMBEDDED_BROKER_PORT", 1883, environ,
+                                                minimum=1, maximum=65535),
         "BRIGADE_MQTT_USERNAME": env_str("BRIGADE_MQTT_USERNAME", None, environ),
         "BRIGADE_MQTT_PASSWORD": env_str("BRIGADE_MQTT_PASSWORD", None, environ),
         "BRIGADE_MQTT_TLS": env_bool("BRIGADE_MQTT_TLS", False, environ),
@@ -136,6 +152,22 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         "BRIGADE_INGEST_FLUSH_MS": env_int("BRIGADE_INGEST_FLUSH_MS", 200, environ, minimum=1,
                                            maximum=10000),
         "BRIGADE_SIMULATE": env_bool("BRIGADE_SIMULATE", False, environ),
+        # Alerts: minutes after opening at which an unacknowledged alert reaches each level
+        # (on-duty cooks, head chef, owner), and how often it is repeated until acknowledged.
+        "BRIGADE_ESCALATION_MINUTES": env_int_list("BRIGADE_ESCALATION_MINUTES", [0, 10, 30], environ),
+        "BRIGADE_RENOTIFY_MINUTES": env_int("BRIGADE_RENOTIFY_MINUTES", 5, environ, minimum=1),
+        "BRIGADE_LOW_BATTERY_PCT": env_int("BRIGADE_LOW_BATTERY_PCT", 20, environ, minimum=1,
+                                           maximum=99),
+        "BRIGADE_SMTP_HOST": env_str("BRIGADE_SMTP_HOST", None, environ),
+        "BRIGADE_SMTP_PORT": env_int("BRIGADE_SMTP_PORT", 587, environ, minimum=1, maximum=65535),
+        "BRIGADE_SMTP_USERNAME": env_str("BRIGADE_SMTP_USERNAME", None, environ),
+        "BRIGADE_SMTP_PASSWORD": env_str("BRIGADE_SMTP_PASSWORD", None, environ),
+        "BRIGADE_SMTP_STARTTLS": env_bool("BRIGADE_SMTP_STARTTLS", True, environ),
+        "BRIGADE_SMTP_FROM": env_str("BRIGADE_SMTP_FROM", "brigade@localhost", environ),
+        "BRIGADE_ALERT_WEBHOOK_URL": env_str("BRIGADE_ALERT_WEBHOOK_URL", None, environ),
+        "BRIGADE_ALERT_MQTT_TOPIC": env_str("BRIGADE_ALERT_MQTT_TOPIC", None, environ),
+        "BRIGADE_SEND_TIMEOUT_SECONDS": env_int("BRIGADE_SEND_TIMEOUT_SECONDS", 10, environ,
+                                                minimum=1, maximum=120),
     }
     if settings["BRIGADE_MQTT_TLS"] and settings["BRIGADE_MQTT_CA_FILE"] and \
             not Path(settings["BRIGADE_MQTT_CA_FILE"]).is_file():

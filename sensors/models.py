@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Immutable, UTCDateTime, db, utcnow
@@ -33,8 +33,13 @@ class Unit(db.Model):
     min_c: Mapped[float | None]
     alert_delay_s: Mapped[int] = mapped_column(default=1800)
     hysteresis_c: Mapped[float] = mapped_column(default=0.5)
-    #: How often its sensors should report; silence for N× this is "offline".
+    #: The critical tier alarms after this short delay (0: at once).
+    critical_delay_s: Mapped[int] = mapped_column(default=300)
+    #: How often its sensors should report; silence for ``offline_after`` × this is "offline".
     expected_interval_s: Mapped[int] = mapped_column(default=60)
+    offline_after: Mapped[int] = mapped_column(default=5)
+    #: Daily defrost cycles in site-local time: [{"start": "02:00", "minutes": 30}, ...]
+    defrost: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -1,0 +1,195 @@
+"""Alerts from readings and records: once per subject, acknowledged, resolved only when back in range."""
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+
+from app.alerts.engine import evaluate_units, sweep_checklists, sweep_timers, sweep_units
+from app.alerts.operations import acknowledge, escalation_level, notify_due, resolve
+from app.alerts.engine import unit_state
+from app.checklists.operations import OperationError
+from app.models import Alert, AlertEvent, AlertState, Notification, Site, Staff, db
+from app.timers.operations import record_outcome, start_timer
+from sensors.models import Sensor, Unit
+from sensors.store import Message, store_batch
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def fridge(ctx, kitchen):
+    unit = Unit(site_id=kitchen["site"], name="Salad fridge", kind="fridge", target_max_c=5.0,
+                critical_max_c=8.0, alert_delay_s=600, critical_delay_s=120, hysteresis_c=0.5,
+                expected_interval_s=60, offline_after=5)
+    db.session.add(unit)
+    db.session.commit()
+    store_batch(db.session, [Message("brigade/salad/temperature", b"4.0", T0)])
+    sensor = db.session.execute(select(Sensor)).scalar_one()
+    sensor.unit_id = unit.id
+    db.session.commit()
+    return unit
+
+
+def feed(values, start, step=60):
+    for i, v in enumerate(values):
+        at = start + dt.timedelta(seconds=i * step)
+        store_batch(db.session, [Message("brigade/salad/reading",
+                                         f'{{"t": {v}, "ts": "{at.isoformat()}"}}'.encode(), at)])
+    db.session.commit()
+    return start + dt.timedelta(seconds=(len(values) - 1) * step)
+
+
+def alerts(kind=None):
+    query = select(Alert)
+    if kind:
+        query = query.where(Alert.kind == kind)
+    return db.session.execute(query).scalars().all()
+
+
+def test_a_failing_fridge_opens_exactly_one_alert_and_escalates_to_critical(fridge):
+    end = feed([4.0] * 3 + [6.0] * 10, T0)
+    evaluate_units(db.session, [fridge.id], end)
+    db.session.commit()
+    assert alerts() == []  # 9 minutes out of target: still within the 10-minute delay
+    end = feed([6.2] * 3, end + dt.timedelta(seconds=60))
+    for _ in range(3):  # evaluated after every batch and by the sweep: still one alert
+        evaluate_units(db.session, [fridge.id], end)
+        sweep_units(db.session, end)
+        db.session.commit()
+    [alert] = alerts()
+    assert (alert.kind, alert.tier, alert.state.status) == ("temperature", "alarm", "open")
+    assert alert.detail["peak_c"] == 6.2 and alert.detail["limit_c"] == 5.0
+    end = feed([9.0] * 4, end + dt.timedelta(seconds=60))
+    evaluate_units(db.session, [fridge.id], end)
+    db.session.commit()
+    [alert] = alerts()
+    assert alert.state.tier == "critical"
+    assert [e.kind for e in alert.events] == ["tier_raised"]
+
+
+def test_acknowledge_and_resolve_only_once_back_in_range(fridge, kitchen):
+    end = feed([7.0] * 15, T0)
+    evaluate_units(db.session, [fridge.id], end)
+    db.session.commit()
+    [alert] = alerts()
+    cook = db.session.get(Staff, kitchen["cook"])
+    with pytest.raises(OperationError, match="Acknowledge the alert"):
+        resolve(db.session, alert, cook, None, still_out=False)
+    with pytest.raises(OperationError, match="what happened to the food"):
+        acknowledge(db.session, alert, cook, None, corrective_action="Moved food", food_outcome="eaten")
+    acknowledge(db.session, alert, cook, "dev1", corrective_action="Moved food to the walk-in",
+                food_outcome="moved", now=end)
+    db.session.commit()
+    site = db.session.get(Site, kitchen["site"])
+    still = unit_state(db.session, fridge, site, end)
+    with pytest.raises(OperationError, match="still out of range"):
+        resolve(db.session, alert, cook, None, still_out=bool(still.excursions))
+    end = feed([4.6, 4.4, 4.2], end + dt.timedelta(seconds=60))
+    evaluate_units(db.session, [fridge.id], end)
+    db.session.commit()
+    assert alert.state.recovered_at is not None
+    state = unit_state(db.session, fridge, site, end)
+    resolve(db.session, alert, cook, "dev1", still_out=bool(state.excursions), now=end)
+    db.session.commit()
+    assert alert.state.status == "resolved" and alert.state.open_subject is None
+    kinds = [e.kind for e in alert.events]
+    assert kinds == ["acknowledged", "recovered", "resolved"]
+    ack = alert.events[0]
+    assert (ack.actor_id, ack.data["food_outcome"], ack.device_id) == (cook.id, "moved", "dev1")
+    # A new excursion after resolution is a new alert.
+    end = feed([7.0] * 15, end + dt.timedelta(seconds=60))
+    evaluate_units(db.session, [fridge.id], end)
+    db.session.commit()
+    assert len(alerts()) == 2
+
+
+def test_time_alone_raises_the_alarm_and_silence_means_offline(fridge):
+    end = feed([4.0, 6.0], T0)
+    sweep_units(db.session, end + dt.timedelta(seconds=299))
+    db.session.commit()
+    assert alerts() == []
+    sweep_units(db.session, end + dt.timedelta(seconds=601))
+    db.session.commit()
+    assert [a.kind for a in alerts()] == ["temperature"]
+    sweep_units(db.session, end + dt.timedelta(hours=1))
+    db.session.commit()
+    # Still warm at the last reading: the breach alert holds; offline is not raised over it.
+    assert sorted(a.kind for a in alerts()) == ["temperature"]
+
+
+def test_a_silent_sensor_raises_offline_and_recovers(fridge):
+    end = feed([4.0] * 3, T0)
+    sweep_units(db.session, end + dt.timedelta(seconds=300))
+    db.session.commit()
+    assert alerts() == []
+    sweep_units(db.session, end + dt.timedelta(seconds=301))
+    db.session.commit()
+    [offline] = alerts("offline")
+    feed([4.0], end + dt.timedelta(minutes=10))
+    evaluate_units(db.session, [fridge.id], end + dt.timedelta(minutes=10))
+    db.session.commit()
+    assert offline.state.recovered_at is not None and offline.state.status == "open"
+
+
+def test_overdue_checklists_and_expired_timers_raise_alerts(ctx, kitchen):
+    from tests.conftest import at_local
+    day = dt.date(2026, 11, 27)
+    sweep_checklists(db.session, at_local(day, "11:44"))
+    db.session.commit()
+    assert alerts() == []
+    sweep_checklists(db.session, at_local(day, "11:46"))
+    sweep_checklists(db.session, at_local(day, "11:50"))
+    db.session.commit()
+    [overdue] = alerts("checklist_overdue")
+    assert overdue.detail["schedule"] == "before_lunch"
+    site = db.session.get(Site, kitchen["site"])
+    cook = db.session.get(Staff, kitchen["cook"])
+    timer = start_timer(db.session, site, cook, None, "plated", "Cold noodles", now=T0)
+    db.session.commit()
+    sweep_timers(db.session, T0 + dt.timedelta(minutes=14))
+    assert alerts("timer_expired") == []
+    sweep_timers(db.session, T0 + dt.timedelta(minutes=15))
+    sweep_timers(db.session, T0 + dt.timedelta(minutes=16))
+    db.session.commit()
+    [expired] = alerts("timer_expired")
+    record_outcome(db.session, timer, cook, None, "discarded")
+    sweep_timers(db.session, T0 + dt.timedelta(minutes=17))
+    db.session.commit()
+    assert expired.state.recovered_at is not None
+
+
+@pytest.mark.parametrize("minutes,level", [(0, 0), (9, 0), (10, 1), (29, 1), (30, 2), (600, 2)])
+def test_escalation_levels(minutes, level):
+    assert escalation_level(dt.timedelta(minutes=minutes), [0, 10, 30]) == level
+
+
+def test_unacknowledged_alerts_renotify_and_escalate_until_acknowledged(app, fridge, kitchen):
+    app.config.update(BRIGADE_ALERT_WEBHOOK_URL="http://127.0.0.1:9/hook",
+                      BRIGADE_SMTP_HOST="127.0.0.1")
+    end = feed([7.0] * 12, T0)
+    evaluate_units(db.session, [fridge.id], end)
+    db.session.commit()
+    [alert] = alerts()
+    opened = alert.opened_at
+    notify_due(db.session, opened)
+    notify_due(db.session, opened + dt.timedelta(minutes=1))  # not due again yet
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 1  # webhook; cooks have no email
+    notify_due(db.session, opened + dt.timedelta(minutes=10))
+    db.session.commit()
+    emails = db.session.execute(select(Notification.target).where(Notification.channel == "email")).scalars().all()
+    assert emails == ["chef@test.kitchen"] and alert.state.escalation_level == 1
+    notify_due(db.session, opened + dt.timedelta(minutes=30))
+    db.session.commit()
+    emails = db.session.execute(select(Notification.target).where(Notification.channel == "email",
+                                                                  Notification.level == 2)).scalars().all()
+    assert sorted(emails) == ["admin@test.kitchen", "chef@test.kitchen"]
+    acknowledge(db.session, alert, db.session.get(Staff, kitchen["chef"]), None,
+                corrective_action="Moved stock", food_outcome="moved")
+    db.session.commit()
+    before = db.session.scalar(select(func.count()).select_from(Notification))
+    notify_due(db.session, opened + dt.timedelta(hours=3))
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == before
+    assert [e.kind for e in alert.events if e.kind == "escalated"] == ["escalated", "escalated"]
