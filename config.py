@@ -166,6 +166,7 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         "BRIGADE_SMTP_FROM": env_str("BRIGADE_SMTP_FROM", "brigade@localhost", environ),
         "BRIGADE_ALERT_WEBHOOK_URL": env_str("BRIGADE_ALERT_WEBHOOK_URL", None, environ),
         "BRIGADE_ALERT_MQTT_TOPIC": env_str("BRIGADE_ALERT_MQTT_TOPIC", None, environ),
+        "BRIGADE_RETENTION_DAYS": env_int("BRIGADE_RETENTION_DAYS", 730, environ, minimum=1),
         "BRIGADE_SEND_TIMEOUT_SECONDS": env_int("BRIGADE_SEND_TIMEOUT_SECONDS", 10, environ,
                                                 minimum=1, maximum=120),
     }

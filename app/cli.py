@@ -13,11 +13,13 @@ from app.models import db
 
 checklists_cli = AppGroup("checklists", help="Checklist and rule definitions.")
 audit_cli = AppGroup("audit", help="The tamper-evident audit chain.")
+scheduler_cli = AppGroup("scheduler", help="The scheduled jobs (alerts, sweeps, retention).")
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(checklists_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(scheduler_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(serve)
     from sensors.cli import sensors_cli
@@ -52,6 +54,39 @@ def verify_audit():
         click.echo(f"audit chain: {len(problems)} problem(s) in {count} links", err=True)
         sys.exit(1)
     click.echo(f"audit chain intact: {count} links verified")
+
+
+@scheduler_cli.command("run")
+def run_scheduler():
+    """Run the scheduler until SIGTERM/SIGINT; it acts only while it holds the lock."""
+    import logging
+    import signal
+    import threading
+
+    from app.scheduler import Scheduler
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    scheduler = Scheduler(current_app._get_current_object())
+    click.echo(f"scheduler {scheduler.leadership.holder}: waiting for the lock")
+    scheduler.start()
+    done.wait()
+    scheduler.stop()
+
+
+@scheduler_cli.command("jobs")
+def list_jobs():
+    """List the declared jobs and their last runs."""
+    from sqlalchemy import select
+
+    from app.models import JobRun
+    from app.scheduler import _jobs
+    for job in _jobs():
+        last = db.session.execute(select(JobRun).where(JobRun.job_id == job.id)
+                                  .order_by(JobRun.due_at.desc()).limit(1)).scalar_one_or_none()
+        when = f"last {last.due_at:%Y-%m-%d %H:%M:%S} UTC: {last.outcome}" if last else "never run"
+        click.echo(f"{job.id:18} every {job.seconds:>5}s  {when}")
 
 
 def demo_credentials_path() -> Path:
@@ -92,12 +127,40 @@ def print_demo_credentials() -> None:
 @with_appcontext
 @click.option("--host", default=None, help="Address to listen on (default BRIGADE_HOST, 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default BRIGADE_PORT, 8000).")
-def serve(host, port):
-    """Serve Brigade with the waitress production server."""
+@click.option("--ingest/--no-ingest", default=True, show_default=True,
+              help="Run MQTT ingest in this process (off when `flask sensors ingest` runs apart).")
+@click.option("--broker/--no-broker", default=True, show_default=True,
+              help="Start the embedded broker when BRIGADE_MQTT_HOST is unset.")
+def serve(host, port, ingest, broker):
+    """Serve Brigade with waitress, with the embedded broker, ingest and simulator beside it."""
+    import logging
+    import signal
+
     import waitress
+
+    from app.runner import start_background
+    from sensors.broker import BrokerError
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = current_app.config
     host, port = host or cfg["BRIGADE_HOST"], port or cfg["BRIGADE_PORT"]
-    print_demo_credentials()
-    click.echo(f"Brigade is serving on http://{host}:{port}/  (tablet: /pin, head chef: /login)")
-    waitress.serve(current_app._get_current_object(), host=host, port=port,
-                   threads=cfg["BRIGADE_THREADS"], ident="Brigade")
+    app = current_app._get_current_object()
+
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt  # waitress returns on it; then the finally below stops the rest
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    background = None
+    try:
+        try:
+            background = start_background(app, broker=broker, ingest=ingest)
+        except BrokerError as exc:
+            raise click.ClickException(str(exc)) from None
+        print_demo_credentials()
+        click.echo(f"Brigade is serving on http://{host}:{port}/  (tablet: /pin, head chef: /login)")
+        waitress.serve(app, host=host, port=port, threads=cfg["BRIGADE_THREADS"], ident="Brigade")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if background is not None:
+            click.echo("stopping: simulator, ingest, broker")
+            background.stop()

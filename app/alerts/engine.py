@@ -186,3 +186,18 @@ def sweep_timers(session, now: dt.datetime | None = None) -> list:
         elif mark_recovered(session, subject, now):
             changed.append(subject)
     return changed
+
+
+def after_ingest(app):
+    """The ingest hook: evaluate the units a committed batch touched, at once."""
+    from app.models import db
+
+    def hook(result) -> None:
+        if not result.sensors_seen:
+            return
+        with app.app_context():
+            units = units_for_sensors(db.session, result.sensors_seen)
+            if units:
+                evaluate_units(db.session, units)
+                db.session.commit()
+    return hook
