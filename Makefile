@@ -28,8 +28,9 @@ setup: $(VENV)/.runtime translations
 	$(BIN)/flask checklists load
 	$(BIN)/flask seed-demo
 
+# The demo: embedded broker, ingest and simulated fridges in one process (no Mosquitto needed).
 run: setup
-	$(BIN)/flask serve
+	BRIGADE_SIMULATE=$${BRIGADE_SIMULATE:-true} exec $(BIN)/flask serve
 
 test: $(VENV)/.dev translations
 	.ci/system-deps

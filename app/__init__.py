@@ -38,8 +38,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     with app.app_context():
         from app.models.base import configure_engine
+        from app.sqlite_writes import serialise_writers
         configure_engine(db.engine)
+        serialise_writers(db.engine)
 
+    # First, so the time covers the login, idle-lock and device hooks too.
+    _add_server_timing(app)
+    _add_health_check(app)
     import sensors.models  # noqa: F401  (units live beside the sensors)
     from app import auth, checklists, devices, records, timers
     devices.init_app(app)
@@ -47,10 +52,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(checklists.bp)
     app.register_blueprint(records.bp)
     app.register_blueprint(timers.bp)
+    from app import events
+    app.register_blueprint(events.bp)
+    from app import alerts; app.register_blueprint(alerts.bp)  # noqa: E702 (list, page, tablet banner)
+    from app import units; units.init_app(app)  # noqa: E702 (units, sensors, HTTP ingest)
 
     from app import cli
     cli.init_app(app)
-    _add_server_timing(app)
     _add_template_helpers(app)
     return app
 
@@ -77,6 +85,16 @@ def _add_server_timing(app: Flask) -> None:
         if started is not None:
             response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
         return response
+
+
+def _add_health_check(app: Flask) -> None:
+    from app.auth import public
+
+    # Public and database-free: a load balancer's probe, and the benchmark's floor.
+    @app.get("/healthz")
+    @public
+    def healthz():
+        return "ok", 200, {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}
 
 
 def _add_template_helpers(app: Flask) -> None:

@@ -131,8 +131,10 @@ def print_demo_credentials() -> None:
               help="Run MQTT ingest in this process (off when `flask sensors ingest` runs apart).")
 @click.option("--broker/--no-broker", default=True, show_default=True,
               help="Start the embedded broker when BRIGADE_MQTT_HOST is unset.")
-def serve(host, port, ingest, broker):
-    """Serve Brigade with waitress, with the embedded broker, ingest and simulator beside it."""
+@click.option("--scheduler/--no-scheduler", default=True, show_default=True,
+              help="Run the scheduler in this process (it acts only while holding the lock).")
+def serve(host, port, ingest, broker, scheduler):
+    """Serve Brigade with waitress, with the broker, ingest, scheduler and simulator beside it."""
     import logging
     import signal
 
@@ -148,11 +150,13 @@ def serve(host, port, ingest, broker):
     def _interrupt(signum, frame):
         raise KeyboardInterrupt  # waitress returns on it; then the finally below stops the rest
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps that.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _interrupt)
     background = None
     try:
         try:
-            background = start_background(app, broker=broker, ingest=ingest)
+            background = start_background(app, broker=broker, ingest=ingest, scheduler=scheduler)
         except BrokerError as exc:
             raise click.ClickException(str(exc)) from None
         print_demo_credentials()
@@ -162,5 +166,5 @@ def serve(host, port, ingest, broker):
         pass
     finally:
         if background is not None:
-            click.echo("stopping: simulator, ingest, broker")
+            click.echo("stopping: scheduler, simulator, ingest, broker")
             background.stop()

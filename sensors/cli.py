@@ -1,4 +1,4 @@
-"""``flask sensors ...``: the ingest worker, the embedded broker and the simulator, each its own entry point."""
+"""``flask sensors ...``: ingest, the embedded broker and the simulator, each its own entry point."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +11,8 @@ sensors_cli = AppGroup("sensors", help="MQTT ingest, the embedded broker and the
 
 
 def _log_to_console() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @sensors_cli.command("ingest")
@@ -24,7 +25,10 @@ def ingest():
     settings = ingest_settings(current_app.config)
     click.echo(f"ingest: {settings.client_id} on {settings.host}:{settings.port} "
                f"(MQTT {settings.protocol})")
-    Ingestor(current_app._get_current_object(), settings).run_forever()
+    from app.alerts.engine import after_ingest
+    app = current_app._get_current_object()
+    # Right after each committed batch, the units it touched are evaluated for alerts.
+    Ingestor(app, settings, on_batch=after_ingest(app)).run_forever()
 
 
 @sensors_cli.command("broker")
@@ -49,7 +53,8 @@ def broker(port):
               help="Broker host (default BRIGADE_MQTT_HOST, else the embedded broker's 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Broker port (default BRIGADE_MQTT_PORT, else BRIGADE_EMBEDDED_BROKER_PORT).")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True,
               help="Time multiplier: 60 plays a simulated hour in a real minute.")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many real seconds (default: run until Ctrl-C).")
@@ -70,10 +75,11 @@ def simulate(host, port, speed, seconds, seed, protocol, interval, fail_after, s
     _log_to_console()
     cfg = current_app.config
     configured = cfg["BRIGADE_MQTT_HOST"]
+    default_port = cfg["BRIGADE_MQTT_PORT"] if configured else cfg["BRIGADE_EMBEDDED_BROKER_PORT"]
     use_config_broker = bool(configured) and host in (None, configured)
     settings = SimulatorSettings(
         host=host or configured or "127.0.0.1",
-        port=port or (cfg["BRIGADE_MQTT_PORT"] if configured else cfg["BRIGADE_EMBEDDED_BROKER_PORT"]),
+        port=port or default_port,
         protocol=protocol,
         # Against the configured broker, connect with Brigade's credentials.
         username=cfg["BRIGADE_MQTT_USERNAME"] if use_config_broker else None,

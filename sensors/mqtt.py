@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import queue
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -69,7 +69,11 @@ class Ingestor:
         self.app = app
         self.settings = settings
         self.on_batch = on_batch  # called with (BatchResult) after each commit (alerts hook)
-        self.queue: queue.Queue[Received] = queue.Queue(maxsize=200_000)
+        # The hand-off: paho appends, the consumer takes whole batches. A deque and an Event
+        # instead of queue.Queue: no lock and notify per message on either side.
+        self.queue: deque[Received] = deque()
+        self.max_queued = 200_000
+        self._wake = threading.Event()
         self.connection = 0
         self.connected = threading.Event()
         self.stopping = threading.Event()
@@ -116,30 +120,42 @@ class Ingestor:
             logger.warning("MQTT disconnected (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg):
-        self.queue.put(Received(Message(msg.topic, msg.payload, dt.datetime.now(UTC), bool(msg.dup),
-                                        msg.mid, msg.qos), self.connection))
+        inbox = self.queue
+        inbox.append(Received(Message(msg.topic, msg.payload, dt.datetime.now(UTC), bool(msg.dup),
+                                      msg.mid, msg.qos), self.connection))
+        queued = len(inbox)
+        # Wake the consumer for the first message of a batch and when a full batch is waiting.
+        if (queued == 1 or queued >= self.settings.batch_size) and not self._wake.is_set():
+            self._wake.set()
+        while queued >= self.max_queued and not self.stopping.is_set():
+            time.sleep(0.01)  # back-pressure: the broker keeps the rest (unacknowledged)
+            queued = len(inbox)
 
     # --- consumer side -----------------------------------------------------------------------
 
     def _next_batch(self) -> list[Received]:
-        try:
-            first = self.queue.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
+        """Up to batch_size messages: as many as are waiting once full or flush_ms has passed."""
+        inbox, wake, size = self.queue, self._wake, self.settings.batch_size
+        if not inbox:
+            wake.clear()
+            if not inbox:  # checked again after clear(): a message appended meanwhile set it
+                wake.wait(0.2)
+            if not inbox:
+                return []
         deadline = time.monotonic() + self.settings.flush_ms / 1000
-        while len(batch) < self.settings.batch_size:
+        while len(inbox) < size:
             remaining = deadline - time.monotonic()
-            try:
-                batch.append(self.queue.get_nowait() if remaining <= 0 else
-                             self.queue.get(timeout=remaining))
-            except queue.Empty:
+            if remaining <= 0:
                 break
-        return batch
+            wake.clear()
+            if len(inbox) < size:
+                wake.wait(remaining)
+        popleft = inbox.popleft
+        return [popleft() for _ in range(min(size, len(inbox)))]
 
     def _consume(self) -> None:
         from app.models import db
-        while not (self.stopping.is_set() and self.queue.empty()):
+        while not (self.stopping.is_set() and not self.queue):
             batch = self._next_batch()
             if not batch:
                 continue

@@ -10,12 +10,13 @@ messages only after that commit.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Row, bindparam, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sensors import formats
@@ -70,6 +71,16 @@ def bucket_of(moment: dt.datetime) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch - epoch % ROLLUP_SECONDS, UTC)
 
 
+@functools.lru_cache(maxsize=4096)
+def _cached_route(topic: str):
+    return formats.route(topic)
+
+
+def _route(topic):
+    """formats.route, remembered per topic: a sensor publishes on the same topic all its life."""
+    return _cached_route(topic) if isinstance(topic, str) else formats.route(topic)
+
+
 def choose_time(measured_at: dt.datetime | None, received_at: dt.datetime) -> tuple[dt.datetime, str]:
     """The device's timestamp when present and sane, else the receive time."""
     if measured_at is not None and \
@@ -86,7 +97,7 @@ def store_batch(session, messages: list[Message]) -> BatchResult:
     fahrenheit = None
     for message in messages:
         try:
-            parser = formats.route(message.topic)
+            parser = _route(message.topic)
             if parser is None:
                 raise formats.base.unknown_topic(message.topic)
             if parser in BARE_NUMBER_FORMATS:
@@ -157,11 +168,14 @@ def _dead_letter(message: Message, reason: str) -> dict:
             "payload_size": len(payload), "reason": reason[:500]}
 
 
-def _sensors_for(session, keys: set[str]) -> dict[str, Sensor]:
-    """The Sensor for each key, creating the ones never seen before (as unassigned)."""
+def _sensors_for(session, keys: set[str]) -> dict[str, Row]:
+    """The (key, id) of each key's Sensor, creating the ones never seen before (as unassigned)."""
     if not keys:
         return {}
-    found = {s.key: s for s in session.execute(select(Sensor).where(Sensor.key.in_(keys))).scalars()}
+    # Columns, not ORM objects: loading (and later expiring) 50 Sensors per batch costs more
+    # than the readings' insert.
+    found = {s.key: s for s in session.execute(select(Sensor.key, Sensor.id)
+                                               .where(Sensor.key.in_(keys)))}
     new = keys - found.keys()
     if new:
         now = dt.datetime.now(UTC)
@@ -170,7 +184,7 @@ def _sensors_for(session, keys: set[str]) -> dict[str, Sensor]:
         session.execute(_insert(session, Sensor).on_conflict_do_nothing(index_elements=["key"]),
                         [{"key": key, "first_seen": now, "temp_unit": "C", **states.get(key, {})}
                          for key in sorted(new)])
-        for sensor in session.execute(select(Sensor).where(Sensor.key.in_(new))).scalars():
+        for sensor in session.execute(select(Sensor.key, Sensor.id).where(Sensor.key.in_(new))):
             found[sensor.key] = sensor
             logger.info("new sensor %s (unassigned)", sensor.key)
     return found
@@ -226,31 +240,44 @@ def _already_stored(session, sensor_id: int, celsius: float, received_at: dt.dat
 
 def _insert_readings(session, rows: list[dict]) -> list[dict]:
     """Insert, skipping any (sensor, instant) already stored; return the rows that were new."""
+    # Core, one executemany: SQLAlchemy's "insertmanyvalues" sends it as multi-row INSERTs
+    # (within SQLite's bound-parameter limit) from one cached statement. Building an
+    # ``insert().values(<2000 rows>)`` instead recompiles a huge statement every batch.
+    table = Reading.__table__
+    stmt = (_insert(session, table)
+            .on_conflict_do_nothing(index_elements=["sensor_id", "measured_at"])
+            .returning(table.c.id))
+    ids = session.execute(stmt, rows).scalars().all()
+    if len(ids) == len(rows):
+        return rows  # all new (the usual case): no need to read anything back
+    # Some were already stored: read back which rows this insert added.
     inserted = []
-    # SQLite allows 32766 bound parameters per statement; 5 per row.
-    for start in range(0, len(rows), 2000):
-        chunk = rows[start:start + 2000]
-        stmt = (_insert(session, Reading).values(chunk)
-                .on_conflict_do_nothing(index_elements=["sensor_id", "measured_at"])
-                .returning(Reading.sensor_id, Reading.measured_at, Reading.temperature_c))
+    for start in range(0, len(ids), 1000):
         inserted.extend({"sensor_id": s, "measured_at": m, "temperature_c": t}
-                        for s, m, t in session.execute(stmt))
+                        for s, m, t in session.execute(
+                            select(table.c.sensor_id, table.c.measured_at, table.c.temperature_c)
+                            .where(table.c.id.in_(ids[start:start + 1000]))))
     return inserted
 
 
 def _update_rollups(session, inserted: list[dict]) -> None:
-    buckets: dict[tuple[int, dt.datetime], list[float]] = defaultdict(list)
+    # Keyed by the bucket's epoch second (bucket_of's arithmetic): one datetime per bucket, not
+    # per reading.
+    buckets: dict[tuple[int, int], list[float]] = defaultdict(list)
     for row in inserted:
-        buckets[(row["sensor_id"], bucket_of(row["measured_at"]))].append(row["temperature_c"])
+        epoch = int(row["measured_at"].timestamp())
+        buckets[(row["sensor_id"], epoch - epoch % ROLLUP_SECONDS)].append(row["temperature_c"])
     if not buckets:
         return
-    values = [{"sensor_id": s, "bucket_start": b, "count": len(v), "min_c": min(v), "max_c": max(v),
-               "sum_c": math.fsum(v)} for (s, b), v in sorted(buckets.items())]
-    stmt = _insert(session, Rollup)
+    values = [{"sensor_id": s, "bucket_start": dt.datetime.fromtimestamp(b, UTC), "count": len(v),
+               "min_c": min(v), "max_c": max(v), "sum_c": math.fsum(v)}
+              for (s, b), v in sorted(buckets.items())]
+    table = Rollup.__table__  # Core: no ORM bulk-insert bookkeeping per row
+    stmt = _insert(session, table)
     excluded = stmt.excluded
-    merge = {"count": Rollup.count + excluded.count, "sum_c": Rollup.sum_c + excluded.sum_c,
-             "min_c": _least(session, Rollup.min_c, excluded.min_c),
-             "max_c": _greatest(session, Rollup.max_c, excluded.max_c)}
+    merge = {"count": table.c.count + excluded.count, "sum_c": table.c.sum_c + excluded.sum_c,
+             "min_c": _least(session, table.c.min_c, excluded.min_c),
+             "max_c": _greatest(session, table.c.max_c, excluded.max_c)}
     session.execute(stmt.on_conflict_do_update(index_elements=["sensor_id", "bucket_start"],
                                                set_=merge), values)
 
@@ -268,9 +295,21 @@ def _update_last_values(session, inserted: list[dict]) -> None:
     for row in inserted:
         if row["sensor_id"] not in latest or row["measured_at"] > latest[row["sensor_id"]]["measured_at"]:
             latest[row["sensor_id"]] = row
-    for sensor_id, row in latest.items():
-        # Only move forward: a late, older reading must not replace a newer last value.
-        session.execute(update(Sensor).where(
-            Sensor.id == sensor_id,
-            or_(Sensor.last_reading_at.is_(None), Sensor.last_reading_at < row["measured_at"]))
-            .values(last_temperature_c=row["temperature_c"], last_reading_at=row["measured_at"]))
+    if not latest:
+        return
+    # One Core executemany, not an ORM UPDATE per sensor (each of which evaluated its
+    # criteria against every Sensor in the session).
+    table = Sensor.__table__
+    # Only move forward: a late, older reading must not replace a newer last value.
+    stmt = (update(table)
+            .where(table.c.id == bindparam("b_id"),
+                   or_(table.c.last_reading_at.is_(None), table.c.last_reading_at < bindparam("b_after")))
+            .values(last_temperature_c=bindparam("b_temp"), last_reading_at=bindparam("b_at")))
+    session.execute(stmt, [{"b_id": sensor_id, "b_after": row["measured_at"],
+                            "b_temp": row["temperature_c"], "b_at": row["measured_at"]}
+                           for sensor_id, row in sorted(latest.items())])
+    # A Core UPDATE leaves Sensor objects already in the session stale: expire those.
+    for obj in list(session.identity_map.values()):
+        identity = inspect(obj).identity if isinstance(obj, Sensor) else None
+        if identity and identity[0] in latest:
+            session.expire(obj, ["last_temperature_c", "last_reading_at"])

@@ -62,6 +62,12 @@
     });
   }
 
+  // Polls are not someone using the tablet: marked so the server's idle lock ignores them.
+  // (An inherited hx-headers would also mark the forms inside the polled section.)
+  document.addEventListener("htmx:configRequest", function (ev) {
+    if (ev.detail.elt.hasAttribute("data-poll")) ev.detail.headers["X-Brigade-Poll"] = "1";
+  });
+
   // A tap made while the connection is down is kept and retried until it is saved.
   document.addEventListener("htmx:sendError", function (ev) {
     var cfg = ev.detail.requestConfig;

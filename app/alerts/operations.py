@@ -170,7 +170,7 @@ def recipients(session, site_id: int, level: int) -> list[Staff]:
 def alert_message(alert: Alert, level: int) -> dict:
     """The channel-neutral content of a notification."""
     detail = alert.detail or {}
-    title = f"[Brigade] {alert.tier.upper()}: {detail.get('title') or alert.kind}"
+    title = f"[Brigade] {alert.state.tier.upper()}: {detail.get('title') or alert.kind}"
     return {"alert_id": alert.id, "kind": alert.kind, "tier": alert.state.tier,
             "subject": alert.subject, "site_id": alert.site_id, "unit_id": alert.unit_id,
             "opened_at": alert.opened_at.isoformat(), "level": level, "title": title,

@@ -110,8 +110,10 @@ def find_slot(definition: ChecklistDefinition, site: Site, schedule_key: str,
               start: dt.datetime) -> Slot | None:
     """The slot of ``definition`` starting at ``start`` (UTC), if the schedule has one."""
     day = local_date(start, site.timezone)
-    for slot in slots_for_day(definition.schedules, day, site.timezone):
-        if slot.schedule_key == schedule_key and slot.start == start:
+    # Only the named schedule's slots: a checklist's other schedules need not be worked out.
+    schedules = [s for s in definition.schedules if s["key"] == schedule_key]
+    for slot in slots_for_day(schedules, day, site.timezone):
+        if slot.start == start:
             return slot
     return None
 
@@ -192,9 +194,7 @@ def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_i
     note, corrective_action, reason = _clean(note), _clean(corrective_action), _clean(reason)
     if outcome != "fail":
         corrective_action = None
-    previous = session.execute(select(Answer).where(Answer.run_id == run.id,
-                                                    Answer.item_id == item.id)
-                               .order_by(Answer.id.desc()).limit(1)).scalar_one_or_none()
+    previous = latest_answer(session, run, item)
     photo_id = photo.id if photo is not None else (previous.photo_id if previous else None)
     if previous is not None and reason is None and (
             previous.value, previous.note, previous.corrective_action, previous.photo_id) == (
@@ -207,6 +207,12 @@ def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_i
     action = "answer.corrected" if submitted else "answer.recorded"
     audit.append(session, answer, action, staff.id, device_id)
     return answer
+
+
+def latest_answer(session, run: Run, item: ChecklistItem) -> Answer | None:
+    """The answer in force for one item (one row, where ``current_answers`` loads the run's all)."""
+    return session.execute(select(Answer).where(Answer.run_id == run.id, Answer.item_id == item.id)
+                           .order_by(Answer.id.desc()).limit(1)).scalar_one_or_none()
 
 
 def _submission(session, run: Run) -> Submission | None:

@@ -11,8 +11,8 @@ from flask_login import current_user
 from app.checklists import bp
 from app.checklists.definitions import current_definitions
 from app.checklists.operations import (OperationError, SubmissionRefused, current_answers,
-                                       due_today, find_slot, open_run, record_answer, store_photo,
-                                       submit_run)
+                                       due_today, find_slot, latest_answer, open_run,
+                                       record_answer, store_photo, submit_run)
 from app.devices import current_device_id
 from app.models import ChecklistItem, Photo, Run, Site, db, utcnow
 from app.timers.routes import timers_context
@@ -85,7 +85,7 @@ def answer(run_id: int, item_id: int):
     item = db.session.get(ChecklistItem, item_id)
     if item is None or item.definition_id != run.definition_id:
         abort(404)
-    previous = current_answers(run).get(item.id)
+    previous = latest_answer(db.session, run, item)
     form = request.form
     device_id = current_device_id()
     error = None
@@ -107,15 +107,18 @@ def answer(run_id: int, item_id: int):
     except OperationError as exc:
         db.session.rollback()
         error = str(exc)
-    db.session.refresh(run)
-    context = _run_context(run)
-    if _is_htmx():
-        response = make_response(render_template("checklists/_item.html", item=item,
-                                                 error=error, **context))
-        return response, 422 if error else 200
-    if error:
-        flash(error, "error")
-    return redirect(url_for("checklists.run", run_id=run.id, _anchor=f"item-{item.id}"))
+    if not _is_htmx():
+        if error:
+            flash(error, "error")
+        return redirect(url_for("checklists.run", run_id=run.id, _anchor=f"item-{item.id}"))
+    # The partial shows this one item: its answer alone, not the whole run's history.
+    current = latest_answer(db.session, run, item)
+    context = dict(run=run, site=db.session.get(Site, run.site_id), problems={},
+                   answers={item.id: current} if current else {}, now=utcnow(),
+                   photo_max=current_app.config["BRIGADE_PHOTO_MAX_BYTES"])
+    response = make_response(render_template("checklists/_item.html", item=item, error=error,
+                                             **context))
+    return response, 422 if error else 200
 
 
 @bp.post("/runs/<int:run_id>/submit")

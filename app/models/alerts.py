@@ -99,7 +99,7 @@ class Notification(db.Model):
     #: An email address, a URL, an MQTT topic.
     target: Mapped[str] = mapped_column(String(300))
     level: Mapped[int] = mapped_column(default=0)
-    #: pending | sent | failed (gave up after the last attempt)
+    #: pending | sent | failed (gave up after the last attempt) | cancelled (acknowledged first)
     status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,169 @@
+"""HTTP ingest: a JSON body becomes the same ``Message``s MQTT delivers, stored by ``store_batch``.
+
+A body is one item or a list of up to :data:`MAX_ITEMS` items, each either an MQTT message
+``{"topic": "tele/kitchen1/SENSOR", "payload": {...} or "text"}`` or Brigade's short form
+``{"sensor": "fridge1", "t": 4.2, "ts": "2026-11-27T10:00:00Z", "unit": "C", "battery": 88}``,
+which is the message ``brigade/fridge1/reading`` with the other fields as its JSON payload.
+Parsing, idempotent storage and dead letters are therefore the MQTT path's own. What cannot
+become a message at all (a body that is not JSON, an item of the wrong shape, a body too large)
+is dead-lettered here with the reason, so nothing is dropped unseen.
+
+Send ``ts``: a reading without the device's time is stored at the receive time, so posting it
+twice stores it twice, as it would over MQTT.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import unicodedata
+from dataclasses import dataclass, field
+
+from sensors.formats import PayloadError
+from sensors.formats.base import kind, loads, show
+from sensors.models import DeadLetter
+from sensors.store import DEAD_LETTER_KEEP_BYTES, Message, store_batch
+
+#: Largest body accepted; 1,000 short-form readings take about 80 KB.
+MAX_BODY_BYTES = 512 * 1024
+MAX_ITEMS = 1000
+SOURCE = "http"
+#: The topic recorded for a dead letter that never became a message (the body itself).
+BODY_TOPIC = "/api/readings"
+_MESSAGE_FIELDS = {"topic", "payload"}
+
+
+@dataclass
+class Outcome:
+    """What the endpoint answers: the HTTP status and the counts."""
+
+    status: int = 200
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def body(self) -> dict:
+        body = {"stored": self.stored, "duplicates": self.duplicates,
+                "rejected": self.rejected, "reasons": self.reasons}
+        if self.error:
+            body["error"] = self.error
+        return body
+
+
+def _clean(text: str) -> str:
+    """Text safe for any database: no NUL or other control characters, no lone surrogates."""
+    return "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
+
+
+def dead_letter(session, received_at: dt.datetime, topic: str, payload: bytes, size: int,
+                reason: str) -> None:
+    """Keep something that never became a message, as ``store_batch`` keeps unparsable ones."""
+    session.add(DeadLetter(received_at=received_at, source=SOURCE, topic=_clean(topic)[:500],
+                           payload=bytes(payload[:DEAD_LETTER_KEEP_BYTES]), payload_size=size,
+                           reason=reason[:500]))
+
+
+def refuse_body(session, received_at: dt.datetime, payload: bytes, size: int, reason: str,
+                status: int) -> Outcome:
+    """Dead-letter a whole body and say why."""
+    dead_letter(session, received_at, BODY_TOPIC, payload, size, reason)
+    return Outcome(status=status, rejected=1, reasons=[reason], error=reason)
+
+
+def too_large(session, received_at: dt.datetime, head: bytes, size: int) -> Outcome:
+    return refuse_body(session, received_at, head, size,
+                       f"body too large: {size} bytes (at most {MAX_BODY_BYTES})", 413)
+
+
+def message_for(item: object, received_at: dt.datetime) -> Message:
+    """The MQTT message an item stands for; PayloadError when it is neither shape."""
+    if not isinstance(item, dict):
+        raise PayloadError(f"expected an object, got {kind(item)}")
+    if "topic" in item:
+        unknown = sorted(set(item) - _MESSAGE_FIELDS)
+        if unknown:
+            raise PayloadError(f"unknown field(s) beside topic: {show(', '.join(unknown), 60)}")
+        if "payload" not in item:
+            raise PayloadError("missing field: payload")
+        topic, payload = item["topic"], item["payload"]
+        if not isinstance(topic, str) or not topic:
+            raise PayloadError(f"topic must be a non-empty string, not {show(topic)}")
+        # A string is the payload's text as a device would publish it ("4.2", "online");
+        # anything else is JSON. Lone surrogates stay invalid UTF-8 for the parser to refuse.
+        data = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else \
+            _dumps(payload)
+    elif "sensor" in item:
+        sensor = item["sensor"]
+        if not isinstance(sensor, str) or not sensor:
+            raise PayloadError(f"sensor must be a non-empty string, not {show(sensor)}")
+        topic = f"brigade/{sensor}/reading"
+        data = _dumps({k: v for k, v in item.items() if k != "sensor"})
+    else:
+        raise PayloadError('expected "topic" and "payload", or "sensor" and "t"')
+    if _clean(topic) != topic:
+        raise PayloadError(f"topic has control characters: {show(topic, 80)}")
+    return Message(topic=topic, payload=data, received_at=received_at, source=SOURCE)
+
+
+def _dumps(value: object) -> bytes:
+    try:
+        return json.dumps(value, allow_nan=False).encode("utf-8")
+    except RecursionError:  # json.loads took it, json.dumps needs a few more frames
+        raise PayloadError("nested too deeply") from None
+
+
+def _item_topic(item: object, index: int) -> str:
+    if isinstance(item, dict):
+        if isinstance(item.get("topic"), str):
+            return item["topic"]
+        if isinstance(item.get("sensor"), str):
+            return f"brigade/{item['sensor']}/reading"
+    return f"{BODY_TOPIC}#{index}"
+
+
+def ingest_body(session, raw: bytes, received_at: dt.datetime) -> Outcome:
+    """Store what an HTTP body carries; dead-letter what it cannot. The caller commits."""
+    size = len(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return refuse_body(session, received_at, raw, size,
+                           f"not UTF-8: bad byte at offset {exc.start}", 400)
+    if not text.strip():
+        return refuse_body(session, received_at, raw, size, "empty body", 400)
+    try:
+        body = loads(text)
+    except PayloadError as exc:
+        return refuse_body(session, received_at, raw, size, str(exc), 400)
+    if isinstance(body, dict):
+        items = [body]
+    elif isinstance(body, list):
+        items = body
+        if len(items) > MAX_ITEMS:
+            return refuse_body(session, received_at, raw, size,
+                               f"too many items: {len(items)} (at most {MAX_ITEMS})", 413)
+    else:
+        return refuse_body(session, received_at, raw, size,
+                           f"expected a JSON object or a list of objects, got {kind(body)}", 400)
+
+    outcome = Outcome()
+    messages = []
+    for index, item in enumerate(items):
+        try:
+            messages.append(message_for(item, received_at))
+        except PayloadError as exc:
+            try:
+                data = _dumps(item)
+            except PayloadError:
+                data = b""
+            reason = f"item {index}: {exc}"
+            dead_letter(session, received_at, _item_topic(item, index), data, len(data), reason)
+            outcome.rejected += 1
+            outcome.reasons.append(reason)
+    if messages:
+        result = store_batch(session, messages)
+        outcome.stored, outcome.duplicates = result.stored, result.duplicates
+        outcome.rejected += result.rejected
+        outcome.reasons.extend(result.reasons)
+    return outcome

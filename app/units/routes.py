@@ -1,0 +1,246 @@
+"""Views: units (head chef reads, admin edits), sensors, rejected messages, tokens, HTTP ingest."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import format_timedelta
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.auth import public
+from app.checklists.operations import OperationError
+from app.extensions import csrf
+from app.models import Role, Site, db, utcnow
+from app.security import chef_only, roles_required
+from app.units import api, bp
+from app.units.ingest import MAX_BODY_BYTES, ingest_body, too_large
+from app.units.operations import (KINDS, PRESET_LABELS, FormInvalid, attach_sensor,
+                                  create_token, create_unit, dead_letter_summary, detach_sensor,
+                                  form_values, latest_dead_letters, new_unit_values,
+                                  parse_unit_form, preset_summary, preview, revoke_token,
+                                  sensor_visible, show_delta, token_from_header, update_unit)
+from sensors.models import IngestToken, Sensor, Unit
+from sensors.store import DEAD_LETTER_KEEP_BYTES
+
+admin_only = roles_required(Role.ADMIN)
+LOW_BATTERY_PCT = 20
+
+
+def _site() -> Site:
+    return db.session.get(Site, current_user.site_id)
+
+
+def _units(site: Site) -> list[Unit]:
+    return db.session.execute(select(Unit).where(Unit.site_id == site.id)
+                              .order_by(Unit.name)).scalars().all()
+
+
+def _unit_or_404(unit_id: int, site: Site) -> Unit:
+    unit = db.session.get(Unit, unit_id)
+    if unit is None or unit.site_id != site.id:
+        abort(404)
+    return unit
+
+
+def _sensor_or_404(sensor_id: int, site: Site) -> Sensor:
+    sensor = db.session.get(Sensor, sensor_id)
+    if sensor is None or not sensor_visible(db.session, sensor, site):
+        abort(404)
+    return sensor
+
+
+def _age(moment: dt.datetime | None, now: dt.datetime) -> str:
+    if moment is None:
+        return ""
+    return format_timedelta(min(moment - now, dt.timedelta(0)), add_direction=True)
+
+
+@bp.context_processor
+def _helpers():
+    return dict(age=_age, kinds=KINDS, show_delta=show_delta, low_battery=LOW_BATTERY_PCT)
+
+
+@bp.get("")
+@chef_only
+def index():
+    site = _site()
+    units = _units(site)
+    sensors: dict[int, list[Sensor]] = {unit.id: [] for unit in units}
+    for sensor in db.session.execute(select(Sensor).where(Sensor.unit_id.in_(list(sensors)))
+                                     .order_by(Sensor.key)).scalars():
+        sensors[sensor.unit_id].append(sensor)
+    return render_template("units/index.html", site=site, units=units, sensors=sensors,
+                           now=utcnow(), can_edit=current_user.role == Role.ADMIN)
+
+
+def _form_page(site: Site, values: dict, errors: dict, unit: Unit | None = None, status: int = 200):
+    presets = {key: f"{label} ({preset_summary(key, site.temp_unit)})"
+               for key, label in PRESET_LABELS.items()}
+    return render_template("units/form.html", site=site, unit=unit, values=values, errors=errors,
+                           presets=presets), status
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@admin_only
+def new():
+    site = _site()
+    if request.method == "POST":
+        try:
+            unit = create_unit(db.session, site, parse_unit_form(request.form, site.temp_unit))
+        except FormInvalid as exc:
+            db.session.rollback()
+            return _form_page(site, dict(request.form), exc.errors, status=422)
+        db.session.commit()
+        flash(_("Unit %(name)s added.", name=unit.name), "ok")
+        return redirect(url_for("units.index"))
+    try:
+        values = new_unit_values(site.temp_unit, request.args.get("preset") or None)
+    except FormInvalid as exc:
+        return _form_page(site, new_unit_values(site.temp_unit), exc.errors, status=400)
+    return _form_page(site, values, {})
+
+
+@bp.route("/<int:unit_id>/edit", methods=["GET", "POST"])
+@admin_only
+def edit(unit_id: int):
+    site = _site()
+    unit = _unit_or_404(unit_id, site)
+    if request.method == "POST":
+        form = {k: v for k, v in request.form.items() if k != "preset"}
+        try:
+            update_unit(db.session, unit, site, parse_unit_form(form, site.temp_unit))
+        except FormInvalid as exc:
+            db.session.rollback()
+            return _form_page(site, form, exc.errors, unit, status=422)
+        db.session.commit()
+        flash(_("Unit %(name)s saved.", name=unit.name), "ok")
+        return redirect(url_for("units.index"))
+    return _form_page(site, form_values(unit, site.temp_unit), {}, unit)
+
+
+@bp.get("/sensors")
+@admin_only
+def sensors():
+    site = _site()
+    units = _units(site)
+    unassigned = db.session.execute(select(Sensor).where(Sensor.unit_id.is_(None))
+                                    .order_by(Sensor.first_seen.desc(), Sensor.key)).scalars().all()
+    assigned = db.session.execute(
+        select(Sensor).join(Unit, Sensor.unit_id == Unit.id).where(Unit.site_id == site.id)
+        .order_by(Unit.name, Sensor.key)).scalars().all()
+    return render_template("units/sensors.html", site=site, units=units,
+                           units_by_id={u.id: u for u in units}, unassigned=unassigned,
+                           assigned=assigned, now=utcnow())
+
+
+@bp.post("/sensors/<int:sensor_id>/attach")
+@admin_only
+def attach(sensor_id: int):
+    site = _site()
+    sensor = _sensor_or_404(sensor_id, site)
+    unit = _unit_or_404(request.form.get("unit_id", type=int) or 0, site)
+    try:
+        attach_sensor(db.session, sensor, unit, site, request.form.get("name"),
+                      request.form.get("temp_unit", sensor.temp_unit))
+    except OperationError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("units.sensors"))
+    db.session.commit()
+    flash(_("Sensor %(sensor)s is on %(unit)s.", sensor=sensor.name or sensor.key, unit=unit.name),
+          "ok")
+    return redirect(url_for("units.sensors"))
+
+
+@bp.post("/sensors/<int:sensor_id>/detach")
+@admin_only
+def detach(sensor_id: int):
+    site = _site()
+    sensor = _sensor_or_404(sensor_id, site)
+    try:
+        detach_sensor(db.session, sensor, site)
+    except OperationError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("units.sensors"))
+    db.session.commit()
+    flash(_("Sensor %(sensor)s is unassigned.", sensor=sensor.name or sensor.key), "ok")
+    return redirect(url_for("units.sensors"))
+
+
+@bp.get("/dead-letters")
+@admin_only
+def dead_letters():
+    now = utcnow()
+    return render_template("units/dead_letters.html", site=_site(), now=now,
+                           summary=dead_letter_summary(db.session, now),
+                           rows=latest_dead_letters(db.session), preview=preview)
+
+
+def _tokens_page(new_token: str | None = None, status: int = 200):
+    tokens = db.session.execute(select(IngestToken).order_by(IngestToken.revoked_at.is_not(None),
+                                                             IngestToken.created_at.desc()))\
+        .scalars().all()
+    response = render_template("units/tokens.html", site=_site(), tokens=tokens,
+                               new_token=new_token, max_body=MAX_BODY_BYTES)
+    # A new token is shown once: keep the page out of every cache.
+    return response, status, {"Cache-Control": "no-store"}
+
+
+@bp.get("/tokens")
+@admin_only
+def tokens():
+    return _tokens_page()
+
+
+@bp.post("/tokens")
+@admin_only
+def create_ingest_token():
+    try:
+        _token, plain = create_token(db.session, request.form.get("name", ""))
+    except OperationError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("units.tokens"))
+    db.session.commit()
+    return _tokens_page(new_token=plain, status=201)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@admin_only
+def revoke(token_id: int):
+    token = db.session.get(IngestToken, token_id) or abort(404)
+    revoke_token(db.session, token, utcnow())
+    db.session.commit()
+    flash(_("Token %(name)s revoked: it no longer works.", name=token.name), "ok")
+    return redirect(url_for("units.tokens"))
+
+
+@api.post("/readings")
+@public
+@csrf.exempt
+def readings():
+    """Readings from devices that cannot speak MQTT, through the MQTT path's parsing and storage."""
+    if token_from_header(db.session, request.headers.get("Authorization")) is None:
+        response = jsonify(error="missing, unknown or revoked token")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="brigade"'
+        return response, 401
+    now = utcnow()
+    size = request.content_length
+    if size is not None and size > MAX_BODY_BYTES:
+        try:
+            head = request.stream.read(DEAD_LETTER_KEEP_BYTES)
+        except RequestEntityTooLarge:
+            head = b""
+        outcome = too_large(db.session, now, head, size)
+    else:
+        raw = request.stream.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:  # a chunked body that did not say its size
+            outcome = too_large(db.session, now, raw, len(raw))
+        else:
+            outcome = ingest_body(db.session, raw, now)
+    db.session.commit()
+    return jsonify(outcome.body()), outcome.status
