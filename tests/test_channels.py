@@ -433,3 +433,34 @@ def test_pending_repeats_are_cancelled_once_the_alert_is_acknowledged(app, kitch
         db.session.commit()
         row = db.session.execute(db.select(Notification)).scalar_one()
         assert calls == [] and row.status == "cancelled"
+
+
+def test_the_daily_summary_reaches_the_head_chef_once_after_six(app, kitchen, smtp_inbox):
+    from app.alerts.summary import daily_summary
+    from app.checklists.definitions import current_definitions
+    from app.checklists.operations import open_run, record_answer, submit_run
+    from app.checklists.schedules import slots_for_day
+    from app.models import Site, Staff, db
+    from tests.conftest import at_local
+    configure(app, BRIGADE_SMTP_HOST="127.0.0.1", BRIGADE_SMTP_PORT=smtp_inbox.port)
+    day = dt.date(2026, 11, 26)
+    with app.app_context():
+        site = db.session.get(Site, kitchen["site"])
+        cook = db.session.get(Staff, kitchen["cook"])
+        definition = current_definitions(db.session)[0]
+        slot = slots_for_day(definition.schedules, day, site.timezone)[0]
+        run = open_run(db.session, site, definition.key, slot, cook, None, now=at_local(day, "11:05"))
+        for item in run.definition.items:
+            value = {"passfail": "pass", "temperature": "3"}.get(item.kind)
+            if value:
+                record_answer(db.session, run, item, cook, None, value=value)
+        submit_run(db.session, run, cook, None, now=at_local(day, "11:20"))
+        db.session.commit()
+        assert daily_summary(db.session, at_local(day + dt.timedelta(days=1), "05:59")) == "0 summaries sent"
+        assert daily_summary(db.session, at_local(day + dt.timedelta(days=1), "06:01")) == "1 summaries sent"
+        assert daily_summary(db.session, at_local(day + dt.timedelta(days=1), "07:01")) == "0 summaries sent"
+    [(rcpt, message)] = smtp_inbox.messages
+    assert rcpt == ["chef@test.kitchen"] and "summary of 2026-11-26" in message["Subject"]
+    body = message.get_content()
+    assert "Checklists: 1 of 7 submitted (0 late, 6 not submitted)" in body
+    assert "1 waiting for your sign-off" in body

@@ -111,19 +111,26 @@ def email_text(body: dict) -> tuple[str, str]:
 
 def send_email(notification, config) -> None:
     """Send one alert email to ``notification.target`` through the configured SMTP server."""
+    subject, text = email_text(notification.body or {})
+    deliver_email(config, notification.target, subject, text,
+                  {"X-Brigade-Notification": str(notification.id)})
+
+
+def deliver_email(config, to: str, subject: str, text: str, headers: dict | None = None) -> None:
+    """One plain-text email through the configured SMTP server; ChannelError on failure."""
     host, port = config.get("BRIGADE_SMTP_HOST"), config["BRIGADE_SMTP_PORT"]
     if not host:
         raise ChannelError("no SMTP server configured (BRIGADE_SMTP_HOST)")
     timeout = config["BRIGADE_SEND_TIMEOUT_SECONDS"]
-    subject, text = email_text(notification.body or {})
     sender = config.get("BRIGADE_SMTP_FROM") or "brigade@localhost"
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = sender
-    message["To"] = notification.target
+    message["To"] = to
     message["Date"] = format_datetime(dt.datetime.now(UTC))
-    message["Message-ID"] = make_msgid("brigade-alert", domain=sender.rpartition("@")[2] or None)
-    message["X-Brigade-Notification"] = str(notification.id)
+    message["Message-ID"] = make_msgid("brigade", domain=sender.rpartition("@")[2] or None)
+    for name, value in (headers or {}).items():
+        message[name] = value
     message.set_content(text)
     try:
         # Port 465 is SMTP over TLS from the first byte; any other port may upgrade by STARTTLS.
