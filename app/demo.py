@@ -6,7 +6,8 @@ import secrets
 from sqlalchemy import select
 
 from app.models import Role, Site, Staff
-from sensors.models import PRESETS, Unit
+from sensors.models import PRESETS, Sensor, Unit
+from sensors.simulator import demo_devices
 
 PEOPLE = [
     ("Mei Chen", Role.HEAD_CHEF, "zh", "chef@demo.kitchen"),
@@ -39,9 +40,18 @@ def seed(session, timezone: str) -> list[dict] | None:
         session.add(person)
         credentials.append(entry)
     session.flush()
+    units = {}
     for name, kind in UNITS:
         limits = PRESETS[("uk", "freezer" if kind == "freezer" else "fridge")]
-        session.add(Unit(site_id=site.id, name=name, kind=kind, **limits))
+        units[name] = Unit(site_id=site.id, name=name, kind=kind, **limits)
+        session.add(units[name])
+    session.flush()
+    # The simulated devices' sensors, attached to their units, so the demo's fridges have
+    # readings (and alerts) from the first minute; the spare probe stays unassigned.
+    for device in demo_devices():
+        if device.unit in units:
+            session.add(Sensor(key=device.sensor_key, name=device.name,
+                               unit_id=units[device.unit].id))
     return credentials
 
 

@@ -17,6 +17,10 @@ def test_seed_demo_creates_the_kitchen_once(app, runner):
         assert roles == ["admin", "cook", "cook", "cook", "head_chef"]
         kinds = sorted(u.kind for u in db.session.query(Unit))
         assert kinds == ["cold_well", "freezer", "fridge", "fridge"]
+        # Each unit has its simulated sensor attached, so the demo's fridges report at once.
+        from sensors.models import Sensor
+        attached = {s.unit_id for s in db.session.query(Sensor) if s.unit_id}
+        assert attached == {u.id for u in db.session.query(Unit)}
         chef = db.session.query(Staff).filter_by(role=Role.HEAD_CHEF).one()
     creds = json.loads((app.instance_path and open(f"{app.instance_path}/demo-credentials.json").read()))
     chef_entry = next(c for c in creds if c["role"] == "head_chef")
