@@ -36,6 +36,8 @@
   function setupKeypad() {
     var input = document.querySelector(".pin-input");
     if (!input) return;
+    // The on-screen keypad is the keyboard: keep the tablet's own from covering it.
+    input.setAttribute("inputmode", "none");
     document.querySelectorAll(".key[data-key]").forEach(function (key) {
       key.addEventListener("click", function () {
         if (key.dataset.key === "clear") input.value = input.value.slice(0, -1);

@@ -1,0 +1,680 @@
+#!/usr/bin/env python3
+"""MQTT ingest benchmark: Brigade's ingest committing to SQLite against a bare paho subscriber.
+
+One run starts its own Mosquitto (a fresh broker on a free port for every measurement, never
+127.0.0.1:1883) and, for each repetition, measures with the same publisher:
+
+1. the publisher alone: raw-socket MQTT 3.1.1 processes writing CONNECT + pipelined QoS 1
+   PUBLISH packets and reading the PUBACKs, into a broker whose only subscriber drains its
+   socket (QoS 0) and does nothing else. This is the publisher's own ceiling;
+2. (a) a bare paho 2 subscriber in its own process: MQTT 5, persistent session, QoS 1,
+   auto-ack, counting messages only, timed from its first message to its last;
+3. (b) Brigade's ingest, the real ``flask --app app sensors ingest`` in its own process on a
+   fresh SQLite database (migrated once with ``flask db upgrade``, copied per run), timed from
+   the publisher's first PUBLISH to the moment the committed readings in the database reach N
+   (the bench polls the database; only committed rows are visible to it).
+
+Every message is a distinct reading: Brigade JSON ``{"t": ..., "ts": "<iso>"}`` on
+``brigade/bench-<k>/reading`` across ``--sensors`` sensors, each with its own timestamp.
+Subscribers connect and subscribe first; then the publisher starts.
+
+Prints each repetition and a table of medians, and writes everything with machine facts to
+``bench/results/ingest.json``. ``--help`` lists the options.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import marshal
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "ingest.json"
+UTC = dt.timezone.utc
+TOPIC_FILTER = "brigade/#"
+TARGET_RATE = 10_000
+TARGET_RATIO = 0.60
+
+
+# --- tiny MQTT 3.1.1 over a raw socket (publisher and drain) ------------------------------------
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _string(s: str | bytes) -> bytes:
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack("!H", len(b)) + b
+
+
+def _connect_packet(client_id: str, keepalive: int = 600) -> bytes:
+    body = _string("MQTT") + bytes([4, 0x02]) + struct.pack("!H", keepalive) + _string(client_id)
+    return b"\x10" + _varint(len(body)) + body
+
+
+def _publish_qos1(topic: bytes, mid: int, payload: bytes) -> bytes:
+    body = _string(topic) + struct.pack("!H", mid) + payload
+    return b"\x32" + _varint(len(body)) + body
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("broker closed the connection")
+        buf += chunk
+    return buf
+
+
+def _raw_connect(port: int, client_id: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(_connect_packet(client_id))
+    connack = _recv_exact(sock, 4)
+    if connack[0] != 0x20 or connack[3] != 0:
+        raise ConnectionError(f"CONNACK refused: {connack!r}")
+    return sock
+
+
+def message(i: int, sensors: int, base: dt.datetime) -> tuple[bytes, bytes]:
+    """Message i of the run: its topic and Brigade JSON payload, a distinct reading."""
+    ts = base + dt.timedelta(milliseconds=i)
+    payload = json.dumps({"t": round(1.0 + (i % 70) / 10, 1), "ts": ts.isoformat()})
+    return f"brigade/bench-{i % sensors:03d}/reading".encode(), payload.encode()
+
+
+def role_publisher(args) -> None:
+    """Publish the PUBLISH packets in --packets at QoS 1, pipelined, and read their PUBACKs."""
+    packets = marshal.loads(Path(args.packets).read_bytes())
+    total = len(packets)
+    sock = _raw_connect(args.port, f"bench-pub-{os.getpid()}-{args.index}")
+    acked = 0
+    last_ack = 0.0
+    error: list[str] = []
+
+    def read_acks():
+        nonlocal acked, last_ack
+        rest = b""
+        while acked < total:
+            data = sock.recv(1 << 16)
+            if not data:
+                error.append("broker closed the connection")
+                return
+            data = rest + data
+            whole = len(data) - len(data) % 4
+            if data[0:whole:4].count(0x40) != whole // 4:
+                error.append(f"unexpected packet from broker: {data[:8]!r}")
+                return
+            rest = data[whole:]
+            acked += whole // 4
+        last_ack = time.monotonic()
+
+    reader = threading.Thread(target=read_acks, daemon=True)
+    print("ready", flush=True)
+    sys.stdin.readline()  # "go"
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage.ru_utime + usage.ru_stime
+    reader.start()
+    first_send = time.monotonic()
+    sent = 0
+    chunk = 256
+    while sent < total:
+        while sent - acked > args.window and not error:
+            time.sleep(0.0002)
+        if error:
+            break
+        sock.sendall(b"".join(packets[sent:sent + chunk]))
+        sent += len(packets[sent:sent + chunk])
+    reader.join(120)
+    if error or acked < total:
+        print(json.dumps({"error": error[0] if error else f"only {acked}/{total} acked"}), flush=True)
+        sys.exit(1)
+    sock.sendall(b"\xe0\x00")  # DISCONNECT
+    sock.close()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"messages": total, "first_send": first_send, "last_ack": last_ack,
+                      "cpu": usage.ru_utime + usage.ru_stime - cpu0}), flush=True)
+
+
+def write_packets(workdir: Path, args, base: dt.datetime) -> list[Path]:
+    """Publisher k's packets (messages k, k+P, k+2P ...), built once per run, reused by every
+    measurement (each has a fresh broker and database)."""
+    files = []
+    for k in range(args.publishers):
+        packets = []
+        for n, i in enumerate(range(k, args.messages, args.publishers)):
+            topic, payload = message(i, args.sensors, base)
+            packets.append(_publish_qos1(topic, (n % 65535) + 1, payload))
+        path = workdir / f"packets-{k}.marshal"
+        path.write_bytes(marshal.dumps(packets))
+        files.append(path)
+    return files
+
+
+def role_drain(args) -> None:
+    """A subscriber that does nothing heavy: QoS 0, reads and discards its socket."""
+    sock = _raw_connect(args.port, f"bench-drain-{os.getpid()}")
+    body = struct.pack("!H", 1) + _string(TOPIC_FILTER) + b"\x00"
+    sock.sendall(b"\x82" + _varint(len(body)) + body)
+    suback = _recv_exact(sock, 5)
+    if suback[0] != 0x90:
+        raise ConnectionError(f"SUBACK expected: {suback!r}")
+    print("ready", flush=True)
+    received = 0
+    while True:
+        data = sock.recv(1 << 18)
+        if not data:
+            break
+        received += len(data)
+
+
+def role_bare(args) -> None:
+    """(a) The paho ceiling: MQTT 5, persistent session, QoS 1, auto-ack, count only."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    state = {"count": 0, "first": None, "last": None}
+    cpu0 = 0.0
+    expected = args.messages
+    v5 = args.protocol == "5"
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{os.getpid()}",
+                         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+                         clean_session=None if v5 else False)
+
+    def on_connect(client, userdata, flags, reason_code, properties):
+        client.subscribe(TOPIC_FILTER, qos=1)
+
+    def on_subscribe(client, userdata, mid, reason_codes, properties):
+        print("ready", flush=True)
+
+    def on_message(client, userdata, msg):
+        nonlocal cpu0
+        now = time.monotonic()
+        if state["first"] is None:
+            state["first"] = now
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            cpu0 = usage.ru_utime + usage.ru_stime
+        state["count"] += 1
+        if state["count"] >= expected:
+            state["last"] = now
+            client.disconnect()
+
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    if v5:  # as Brigade's ingest connects
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 300
+        props.ReceiveMaximum = 65535
+        client.connect("127.0.0.1", args.port, keepalive=60, clean_start=False, properties=props)
+    else:
+        client.connect("127.0.0.1", args.port, keepalive=60)
+    threading.Timer(args.timeout, lambda: (os._exit(3))).start()
+    client.loop_forever()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"messages": state["count"], "first": state["first"], "last": state["last"],
+                      "cpu": usage.ru_utime + usage.ru_stime - cpu0}), flush=True)
+    os._exit(0)
+
+
+# --- orchestration -----------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """A throwaway Mosquitto on a free port: persistence off, unbounded queues and in-flight."""
+
+    def __init__(self, workdir: Path, binary: str):
+        self.workdir, self.binary = workdir, binary
+        self.port = free_port()
+        conf = workdir / f"mosquitto-{self.port}.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                        "max_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay true\n")
+        self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                        stderr=open(workdir / f"mosquitto-{self.port}.log", "wb"))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"mosquitto did not start on port {self.port}") from None
+                time.sleep(0.02)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def me(role: str, *extra: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--role", role, *extra]
+
+
+def wait_line(proc: subprocess.Popen, expect: str, timeout: float = 60) -> str:
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    line = result[0].strip() if result else ""
+    if expect and line != expect:
+        raise RuntimeError(f"{proc.args[3:5]}: expected {expect!r}, got {line!r} "
+                           f"(exit {proc.poll()})")
+    return line
+
+
+class Publishers:
+    """P raw-socket publisher processes, connected and holding their packets, waiting for "go"."""
+
+    def __init__(self, args, port: int, files: list[Path]):
+        self.procs = [subprocess.Popen(
+            me("publisher", "--port", str(port), "--index", str(k), "--packets", str(path),
+               "--window", str(args.window)),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for k, path in enumerate(files)]
+        for proc in self.procs:
+            wait_line(proc, "ready")
+
+    def go(self) -> None:
+        for proc in self.procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+
+    def result(self, timeout: float = 300) -> dict:
+        reports = []
+        for proc in self.procs:
+            line = wait_line(proc, "", timeout)
+            report = json.loads(line) if line else {"error": f"no report (exit {proc.poll()})"}
+            if "error" in report:
+                raise RuntimeError(f"publisher failed: {report['error']}")
+            reports.append(report)
+            proc.wait(10)
+        first = min(r["first_send"] for r in reports)
+        last = max(r["last_ack"] for r in reports)
+        total = sum(r["messages"] for r in reports)
+        return {"first_send": first, "last_ack": last, "seconds": last - first,
+                "rate": total / (last - first), "cpu_seconds": sum(r["cpu"] for r in reports)}
+
+
+def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def proc_status(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM of a live process, MiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_publisher(args, workdir: Path, mosquitto: str, packets: list[Path]) -> dict:
+    broker = Broker(workdir, mosquitto)
+    drain = None
+    try:
+        drain = subprocess.Popen(me("drain", "--port", str(broker.port)), stdout=subprocess.PIPE,
+                                 text=True)
+        wait_line(drain, "ready")
+        pubs = Publishers(args, broker.port, packets)
+        pubs.go()
+        result = pubs.result()
+        return {"rate": result["rate"], "seconds": result["seconds"]}
+    finally:
+        if drain is not None:
+            stop(drain)
+        broker.stop()
+
+
+def measure_bare(args, workdir: Path, mosquitto: str, packets: list[Path]) -> dict:
+    broker = Broker(workdir, mosquitto)
+    bare = None
+    try:
+        bare = subprocess.Popen(me("bare", "--port", str(broker.port), "--messages",
+                                   str(args.messages), "--timeout", str(args.timeout),
+                                   "--protocol", args.protocol),
+                                stdout=subprocess.PIPE, text=True)
+        wait_line(bare, "ready")
+        pubs = Publishers(args, broker.port, packets)
+        pubs.go()
+        pub = pubs.result()
+        line = wait_line(bare, "", args.timeout)
+        if not line:
+            raise RuntimeError(f"bare subscriber gave no report (exit {bare.poll()})")
+        report = json.loads(line)
+        if report["messages"] != args.messages:
+            raise RuntimeError(f"bare subscriber got {report['messages']} of {args.messages}")
+        seconds = report["last"] - report["first"]
+        return {"rate": args.messages / seconds, "seconds": seconds,
+                "publisher_rate": pub["rate"], "publisher_seconds": pub["seconds"],
+                "cpu_seconds": report["cpu"]}
+    finally:
+        if bare is not None:
+            stop(bare)
+        broker.stop()
+
+
+def prepare_database(workdir: Path, env: dict) -> Path:
+    """Migrate a template SQLite database once with `flask db upgrade`; runs copy it."""
+    template = workdir / "template.db"
+    subprocess.run([str(Path(sys.executable).with_name("flask")), "--app", "app", "db", "upgrade"],
+                   cwd=ROOT, check=True, capture_output=True,
+                   env=dict(env, BRIGADE_DATABASE_URL=f"sqlite:///{template}"))
+    return template
+
+
+def count_readings(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT count(*) FROM readings").fetchone()[0]
+
+
+def measure_ingest(args, workdir: Path, mosquitto: str, packets: list[Path], base: dt.datetime,
+                   template: Path, env: dict, rep: int) -> dict:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    broker = Broker(workdir, mosquitto)
+    database = workdir / f"ingest-{rep}.db"
+    shutil.copy(template, database)
+    run_env = dict(env, BRIGADE_DATABASE_URL=f"sqlite:///{database}",
+                   BRIGADE_MQTT_HOST="127.0.0.1", BRIGADE_MQTT_PORT=str(broker.port),
+                   BRIGADE_MQTT_CLIENT_ID=f"bench-ingest-{rep}-{os.getpid()}",
+                   BRIGADE_MQTT_PROTOCOL=args.protocol)
+    if args.batch_size:
+        run_env["BRIGADE_INGEST_BATCH_SIZE"] = str(args.batch_size)
+    if args.flush_ms:
+        run_env["BRIGADE_INGEST_FLUSH_MS"] = str(args.flush_ms)
+    command = ([sys.executable, args.launcher] if args.launcher else
+               [str(Path(sys.executable).with_name("flask")), "--app", "app", "sensors", "ingest"])
+    if args.profile:
+        fmt = {".json": "speedscope", ".txt": "raw"}.get(Path(args.profile).suffix, "flamegraph")
+        command = [str(Path(sys.executable).with_name("py-spy")), "record", "--threads", "-r",
+                   "250", "-f", fmt, "-o", args.profile, "--"] + command
+    log = open(workdir / f"ingest-{rep}.log", "wb")
+    ingest = subprocess.Popen(command, cwd=ROOT, env=run_env, stdout=log, stderr=subprocess.STDOUT)
+    db = sqlite3.connect(database)
+    warm = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-warmup-{os.getpid()}")
+    try:
+        # Until ingest has subscribed the broker keeps nothing for it: repeat one warm-up reading
+        # (same timestamp each time, so it is stored once) until it is committed.
+        warm.connect("127.0.0.1", broker.port)
+        warm.loop_start()
+        warmup = json.dumps({"t": 4.0, "ts": (base - dt.timedelta(minutes=1)).isoformat()})
+        deadline = time.monotonic() + 60
+        while count_readings(db) < 1:
+            if ingest.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ingest did not start (exit {ingest.poll()}); see "
+                                   f"{workdir / f'ingest-{rep}.log'}")
+            warm.publish("brigade/bench-warmup/reading", warmup, qos=1)
+            time.sleep(0.2)
+        warm.loop_stop()
+        warm.disconnect()
+        time.sleep(0.5)  # let the repeated warm-ups drain (they are duplicates)
+        pid = ingest.pid if not args.profile else _child_pid(ingest.pid)
+        pubs = Publishers(args, broker.port, packets)
+        cpu0 = cpu_seconds(pid)
+        goal = args.messages + 1
+        pubs.go()
+        # Cheap progress poll (max rowid: ids are gapless here), then the real COUNT.
+        deadline = time.monotonic() + args.timeout
+        while True:
+            (top,) = db.execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()
+            if top >= goal and count_readings(db) >= goal:
+                done = time.monotonic()
+                break
+            if ingest.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ingest stopped at {count_readings(db)} of {goal} readings")
+            time.sleep(0.005)
+        memory = proc_status(pid)
+        cpu = cpu_seconds(pid) - cpu0
+        pub = pubs.result()
+        stored = count_readings(db)
+        seconds = done - pub["first_send"]
+        return {"rate": args.messages / seconds, "seconds": seconds, "stored": stored - 1,
+                "publisher_rate": pub["rate"], "publisher_seconds": pub["seconds"],
+                "rss_mib": memory["VmRSS"], "hwm_mib": memory["VmHWM"], "cpu_seconds": cpu}
+    finally:
+        db.close()
+        stop(ingest, signal.SIGINT if args.profile else signal.SIGTERM, 60)
+        broker.stop()
+
+
+def _child_pid(pid: int) -> int:
+    """The Python process py-spy started (its only child)."""
+    for _ in range(100):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.05)
+    raise RuntimeError("py-spy started no process")
+
+
+def machine_facts(mosquitto: str) -> dict:
+    import paho.mqtt
+    import sqlalchemy
+    version = subprocess.run([mosquitto, "-h"], capture_output=True, text=True).stdout.splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?")
+    return {"nproc": len(os.sched_getaffinity(0)), "loadavg_at_start": os.getloadavg(), "cpu_model": cpu, "platform": platform.platform(),
+            "python": platform.python_version(), "mosquitto": version[0] if version else "?",
+            "sqlite": sqlite3.sqlite_version, "paho_mqtt": paho.mqtt.__version__,
+            "sqlalchemy": sqlalchemy.__version__}
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Benchmark Brigade's MQTT ingest (committed to SQLite) against a bare paho "
+                    "subscriber, both at QoS 1 behind the same raw-socket publisher, on a "
+                    "throwaway Mosquitto.")
+    parser.add_argument("-n", "--messages", type=int, default=100_000,
+                        help="messages (= distinct readings) per measurement (default 100000)")
+    parser.add_argument("-r", "--reps", type=int, default=3, help="repetitions (default 3)")
+    parser.add_argument("-p", "--publishers", type=int, default=1,
+                        help="raw-socket publisher processes (default 1)")
+    parser.add_argument("-b", "--batch-size", type=int, default=None,
+                        help="BRIGADE_INGEST_BATCH_SIZE for ingest (default: Brigade's own default)")
+    parser.add_argument("--flush-ms", type=int, default=None,
+                        help="BRIGADE_INGEST_FLUSH_MS for ingest (default: Brigade's own default)")
+    parser.add_argument("--protocol", choices=("5", "3.1.1"), default="5",
+                        help="MQTT version of both subscribers (default 5, Brigade's default)")
+    parser.add_argument("--sensors", type=int, default=50, help="distinct sensors (default 50)")
+    parser.add_argument("--window", type=int, default=20_000,
+                        help="unacknowledged PUBLISH packets per publisher (default 20000)")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds per measurement")
+    parser.add_argument("--only", choices=("publisher", "bare", "ingest"), action="append",
+                        help="run only these measurements (repeatable; default all)")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="run ingest under py-spy (pip install py-spy): FILE.svg flamegraph, "
+                             ".json speedscope, .txt collapsed stacks")
+    parser.add_argument("--launcher", metavar="SCRIPT",
+                        help="run this Python script as the ingest process instead of `flask "
+                             "sensors ingest` (same environment; for experiments)")
+    parser.add_argument("--mosquitto", default=shutil.which("mosquitto") or "/usr/sbin/mosquitto")
+    parser.add_argument("-o", "--output", type=Path, default=RESULTS,
+                        help=f"JSON results (default {RESULTS.relative_to(ROOT)}); '-' for none")
+    # Internal: this file is also each helper process.
+    parser.add_argument("--role", choices=("publisher", "drain", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--packets", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.role:
+        {"publisher": role_publisher, "drain": role_drain, "bare": role_bare}[args.role](args)
+        return 0
+
+    if args.window >= 65535:
+        parser.error("--window must stay below 65535 (MQTT packet ids)")
+    if not os.path.exists(args.mosquitto):
+        parser.error(f"mosquitto not found at {args.mosquitto}")
+    only = set(args.only or ("publisher", "bare", "ingest"))
+    workdir = Path(tempfile.mkdtemp(prefix="brigade-bench-ingest-"))
+    env = dict(os.environ, BRIGADE_SECRET_KEY="bench", BRIGADE_AUDIT_KEY="bench",
+               BRIGADE_INSTANCE_PATH=str(workdir / "instance"), BRIGADE_ENV="production")
+    for key in ("BRIGADE_DATABASE_URL", "BRIGADE_MQTT_PROTOCOL", "BRIGADE_MQTT_SHARED_GROUP"):
+        env.pop(key, None)
+    facts = machine_facts(args.mosquitto)
+    print(f"{facts['nproc']} CPU ({facts['cpu_model']}), Python {facts['python']}, "
+          f"{facts['mosquitto']}, SQLite {facts['sqlite']}, paho {facts['paho_mqtt']}")
+    if facts["loadavg_at_start"][0] > facts["nproc"] / 2:
+        print(f"warning: load average {facts['loadavg_at_start'][0]:.1f} on {facts['nproc']} CPUs: "
+              "other work is running; rates will be low and noisy", file=sys.stderr)
+    print(f"MQTT {args.protocol}, {args.messages} messages x {args.reps} reps, {args.publishers} publisher process(es), "
+          f"{args.sensors} sensors, batch size {args.batch_size or 'default'}, "
+          f"flush {args.flush_ms or 'default'} ms; work dir {workdir}")
+    started = time.monotonic()
+    template = prepare_database(workdir, env) if "ingest" in only else None
+    # Timestamps from an hour ago, 1 ms apart: sane device times, a distinct reading each.
+    base = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+    packets = write_packets(workdir, args, base)
+    reps = []
+    try:
+        for rep in range(1, args.reps + 1):
+            row: dict = {"rep": rep, "loadavg_1min": os.getloadavg()[0]}
+            if "publisher" in only:
+                row["publisher"] = measure_publisher(args, workdir, args.mosquitto, packets)
+            if "bare" in only:
+                row["bare"] = measure_bare(args, workdir, args.mosquitto, packets)
+            if "ingest" in only:
+                row["ingest"] = measure_ingest(args, workdir, args.mosquitto, packets, base,
+                                               template, env, rep)
+                if row["ingest"]["stored"] != args.messages:
+                    raise RuntimeError(f"stored {row['ingest']['stored']} of {args.messages}")
+            if "bare" in row and "ingest" in row:
+                row["ratio"] = row["ingest"]["rate"] / row["bare"]["rate"]
+            reps.append(row)
+            print(_rep_line(row), flush=True)
+    finally:
+        if not args.profile:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    medians = {
+        "publisher_rate": med([r.get("publisher", {}).get("rate") for r in reps]),
+        "bare_rate": med([r.get("bare", {}).get("rate") for r in reps]),
+        "ingest_rate": med([r.get("ingest", {}).get("rate") for r in reps]),
+        "ratio": med([r.get("ratio") for r in reps]),
+        "ingest_rss_mib": med([r.get("ingest", {}).get("rss_mib") for r in reps]),
+        "ingest_hwm_mib": med([r.get("ingest", {}).get("hwm_mib") for r in reps]),
+        "ingest_cpu_per_10k_readings_s": med([
+            r["ingest"]["cpu_seconds"] / args.messages * 10_000 for r in reps if "ingest" in r]),
+        "publisher_rate_during_bare": med([r.get("bare", {}).get("publisher_rate") for r in reps]),
+        "publisher_rate_during_ingest": med([r.get("ingest", {}).get("publisher_rate")
+                                             for r in reps]),
+    }
+    targets = {"ingest_rate_min": TARGET_RATE, "ratio_min": TARGET_RATIO,
+               "ingest_rate_met": None if medians["ingest_rate"] is None
+               else medians["ingest_rate"] >= TARGET_RATE,
+               "ratio_met": None if medians["ratio"] is None else medians["ratio"] >= TARGET_RATIO}
+    _print_table(medians, targets, args)
+    print(f"total {time.monotonic() - started:.0f} s")
+    if str(args.output) != "-":
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        config = {k: getattr(args, k) for k in ("messages", "reps", "publishers", "batch_size",
+                                                 "flush_ms", "protocol", "sensors", "window",
+                                                 "launcher")}
+        args.output.write_text(json.dumps({
+            "benchmark": "bench/ingest.py", "when": dt.datetime.now(UTC).isoformat(timespec="seconds"),
+            "config": config, "machine": facts, "targets": targets, "medians": medians, "reps": reps,
+            "notes": {
+                "publisher": "raw-socket MQTT 3.1.1, pipelined QoS 1 PUBLISH, rate = N / (first "
+                             "send .. last PUBACK); alone = into a broker whose only subscriber "
+                             "drains at QoS 0",
+                "bare": "paho 2 client, MQTT 5 persistent session, QoS 1 auto-ack, counts only; "
+                        "N / (first .. last message)",
+                "ingest": "flask --app app sensors ingest on a fresh SQLite db; N / (publisher's "
+                          "first send .. COUNT(readings) = N committed)",
+                "memory": "ingest process /proc status at the end: VmRSS, VmHWM (peak), MiB"},
+        }, indent=2) + "\n")
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _fmt(value, spec=",.0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _rep_line(row: dict) -> str:
+    parts = [f"rep {row['rep']} (load {row['loadavg_1min']:.1f}):"]
+    if "publisher" in row:
+        parts.append(f"publisher {_fmt(row['publisher']['rate'])}/s")
+    if "bare" in row:
+        parts.append(f"bare {_fmt(row['bare']['rate'])}/s "
+                     f"(publisher {_fmt(row['bare']['publisher_rate'])}/s, "
+                     f"cpu {row['bare']['cpu_seconds']:.1f} s)")
+    if "ingest" in row:
+        i = row["ingest"]
+        parts.append(f"ingest {_fmt(i['rate'])}/s (publisher {_fmt(i['publisher_rate'])}/s, "
+                     f"cpu {i['cpu_seconds']:.1f} s, rss {i['rss_mib']:.0f} MiB, "
+                     f"peak {i['hwm_mib']:.0f} MiB)")
+    if "ratio" in row:
+        parts.append(f"ratio {row['ratio']:.0%}")
+    return "  ".join(parts)
+
+
+def _print_table(m: dict, targets: dict, args) -> None:
+    ok = {True: "ok", False: "BELOW TARGET", None: ""}
+    rows = [
+        ("publisher alone (raw socket, QoS 1)", _fmt(m["publisher_rate"]), "msg/s", ""),
+        ("(a) bare paho subscriber, QoS 1", _fmt(m["bare_rate"]), "msg/s", ""),
+        ("(b) Brigade ingest, committed SQLite", _fmt(m["ingest_rate"]), "readings/s",
+         f">= {TARGET_RATE:,} {ok[targets['ingest_rate_met']]}"),
+        ("ratio (b)/(a)", _fmt(m["ratio"], ".0%"), "", f">= {TARGET_RATIO:.0%} "
+         f"{ok[targets['ratio_met']]}"),
+        ("ingest RSS at end", _fmt(m["ingest_rss_mib"], ".0f"), "MiB", ""),
+        ("ingest peak RSS (VmHWM)", _fmt(m["ingest_hwm_mib"], ".0f"), "MiB", ""),
+        ("ingest CPU per 10k readings", _fmt(m["ingest_cpu_per_10k_readings_s"], ".2f"), "s", ""),
+    ]
+    print(f"\nmedians of {args.reps} ({args.messages:,} messages each)")
+    for name, value, unit, target in rows:
+        print(f"  {name:<38} {value:>10} {unit:<11} {target}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
