@@ -4,22 +4,26 @@
 One run starts its own Mosquitto (a fresh broker on a free port for every measurement, never
 127.0.0.1:1883) and, for each repetition, measures with the same publisher:
 
-1. the publisher alone: raw-socket MQTT 3.1.1 processes writing CONNECT + pipelined QoS 1
-   PUBLISH packets and reading the PUBACKs, into a broker whose only subscriber drains its
-   socket (QoS 0) and does nothing else. This is the publisher's own ceiling;
-2. (a) a bare paho 2 subscriber in its own process: MQTT 5, persistent session, QoS 1,
-   auto-ack, counting messages only, timed from its first message to its last;
+1. the publisher alone: raw-socket MQTT 3.1.1 processes (``--publishers``) writing CONNECT +
+   pipelined QoS 1 PUBLISH packets and reading the PUBACKs, into a broker whose only
+   subscriber drains its socket (QoS 0) and does nothing else. This is the publisher's own
+   ceiling (a paho publisher manages only about 10,000 messages/s here);
+2. (a) a bare paho 2 subscriber in its own process: MQTT 5 (``--protocol``), persistent
+   session, QoS 1, auto-ack, counting messages only, timed from its first message to its last;
 3. (b) Brigade's ingest, the real ``flask --app app sensors ingest`` in its own process on a
    fresh SQLite database (migrated once with ``flask db upgrade``, copied per run), timed from
    the publisher's first PUBLISH to the moment the committed readings in the database reach N
-   (the bench polls the database; only committed rows are visible to it).
+   (the bench polls the database; only committed rows are visible to it). Its resident memory
+   (VmRSS at the end, VmHWM peak) and CPU seconds per thread are read from /proc.
 
 Every message is a distinct reading: Brigade JSON ``{"t": ..., "ts": "<iso>"}`` on
 ``brigade/bench-<k>/reading`` across ``--sensors`` sensors, each with its own timestamp.
-Subscribers connect and subscribe first; then the publisher starts.
+Subscribers connect and subscribe first; then the publisher starts. The publisher's rate is
+printed for (a) and (b) as well: it should stay well above both.
 
-Prints each repetition and a table of medians, and writes everything with machine facts to
-``bench/results/ingest.json``. ``--help`` lists the options.
+Prints each repetition and a table of medians, and writes everything with machine facts (and
+the load average: other work on the machine skews every rate) to ``bench/results/ingest.json``.
+``--help`` lists the options; ``--profile ingest.svg`` runs the ingest under py-spy.
 """
 from __future__ import annotations
 
@@ -348,8 +352,20 @@ def proc_status(pid: int) -> dict[str, float]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of a process, by thread id."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[int(task.name)] = cpu_seconds(pid, int(task.name))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -455,7 +471,7 @@ def measure_ingest(args, workdir: Path, mosquitto: str, packets: list[Path], bas
         time.sleep(0.5)  # let the repeated warm-ups drain (they are duplicates)
         pid = ingest.pid if not args.profile else _child_pid(ingest.pid)
         pubs = Publishers(args, broker.port, packets)
-        cpu0 = cpu_seconds(pid)
+        cpu0, threads0 = cpu_seconds(pid), thread_cpu_seconds(pid)
         goal = args.messages + 1
         pubs.go()
         # Cheap progress poll (max rowid: ids are gapless here), then the real COUNT.
@@ -470,12 +486,16 @@ def measure_ingest(args, workdir: Path, mosquitto: str, packets: list[Path], bas
             time.sleep(0.005)
         memory = proc_status(pid)
         cpu = cpu_seconds(pid) - cpu0
+        threads = thread_cpu_seconds(pid)
+        # Threads in creation order: the main thread, paho's network thread, the consumer.
+        busy = {tid: round(threads[tid] - threads0.get(tid, 0.0), 2) for tid in sorted(threads)}
         pub = pubs.result()
         stored = count_readings(db)
         seconds = done - pub["first_send"]
         return {"rate": args.messages / seconds, "seconds": seconds, "stored": stored - 1,
                 "publisher_rate": pub["rate"], "publisher_seconds": pub["seconds"],
-                "rss_mib": memory["VmRSS"], "hwm_mib": memory["VmHWM"], "cpu_seconds": cpu}
+                "rss_mib": memory["VmRSS"], "hwm_mib": memory["VmHWM"], "cpu_seconds": cpu,
+                "thread_cpu_seconds": list(busy.values())}
     finally:
         db.close()
         stop(ingest, signal.SIGINT if args.profile else signal.SIGTERM, 60)
@@ -630,7 +650,9 @@ def main(argv=None) -> int:
                         "N / (first .. last message)",
                 "ingest": "flask --app app sensors ingest on a fresh SQLite db; N / (publisher's "
                           "first send .. COUNT(readings) = N committed)",
-                "memory": "ingest process /proc status at the end: VmRSS, VmHWM (peak), MiB"},
+                "memory": "ingest process /proc status at the end: VmRSS, VmHWM (peak), MiB",
+                "cpu": "CPU seconds while measuring; ingest thread_cpu_seconds in thread-id order "
+                       "(main, paho network thread, consumer)"},
         }, indent=2) + "\n")
         print(f"wrote {args.output}")
     return 0
@@ -650,8 +672,9 @@ def _rep_line(row: dict) -> str:
                      f"cpu {row['bare']['cpu_seconds']:.1f} s)")
     if "ingest" in row:
         i = row["ingest"]
+        threads = "+".join(f"{t:.1f}" for t in i["thread_cpu_seconds"] if t >= 0.05)
         parts.append(f"ingest {_fmt(i['rate'])}/s (publisher {_fmt(i['publisher_rate'])}/s, "
-                     f"cpu {i['cpu_seconds']:.1f} s, rss {i['rss_mib']:.0f} MiB, "
+                     f"cpu {i['cpu_seconds']:.1f} s = {threads} by thread, rss {i['rss_mib']:.0f} MiB, "
                      f"peak {i['hwm_mib']:.0f} MiB)")
     if "ratio" in row:
         parts.append(f"ratio {row['ratio']:.0%}")

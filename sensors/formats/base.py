@@ -88,12 +88,16 @@ def _refuse_constant(name: str) -> Any:
 def loads(raw: str) -> Any:
     """Parse JSON text strictly (no NaN/Infinity)."""
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
+        # One decoder for all calls: json.loads builds a new one per call when given options.
+        return _DECODER.decode(raw)
     except PayloadError:
         raise
     # ValueError covers JSONDecodeError and over-long integers; RecursionError deep nesting.
     except (ValueError, RecursionError) as exc:
         raise PayloadError(f"not JSON: {str(exc)[:80]}") from None
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def json_value(payload: bytes) -> Any:
