@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_datetime, format_skeleton
 from flask_babel import get_locale, lazy_gettext
 
 
@@ -12,7 +12,19 @@ def local_time(value: dt.datetime | None, timezone: str, fmt: str = "HH:mm") -> 
     """A stored UTC time in the site's zone, as a CLDR pattern in the person's language."""
     if value is None:
         return ""
-    return format_datetime(value, fmt, tzinfo=ZoneInfo(timezone), locale=str(get_locale() or "en"))
+    locale = str(get_locale() or "en")
+    parts = _SKELETONS.get(fmt)
+    if parts is None:
+        return format_datetime(value, fmt, tzinfo=ZoneInfo(timezone), locale=locale)
+    # The same fields in the order and words of the person's language ("11月27日 12:18").
+    return " ".join(format_skeleton(p, value, tzinfo=ZoneInfo(timezone), locale=locale)
+                    for p in parts if p)
+
+
+#: English-order patterns used in templates, and the CLDR skeletons (date, time) each means.
+_SKELETONS = {"HH:mm": (None, "Hm"), "HH:mm:ss": (None, "Hms"), "d MMM HH:mm": ("MMMd", "Hm"),
+              "d MMM HH:mm:ss": ("MMMd", "Hms"), "d MMM y HH:mm": ("yMMMd", "Hm"),
+              "EEE d MMM HH:mm": ("MMMEd", "Hm"), "EEE d MMM y HH:mm": ("yMMMEd", "Hm")}
 
 
 def show_temp(celsius: float | None, unit: str = "C") -> str:

@@ -117,7 +117,9 @@ def resolve(session, alert: Alert, staff: Staff, device_id: str | None, *, still
     if alert.state.status != "acknowledged":
         raise OperationError(_("Acknowledge the alert (with what was done) before resolving it."))
     if still_out:
-        raise OperationError(_("It is still out of range: the alert stays open until it recovers."))
+        if alert.kind == "temperature":
+            raise OperationError(_("It is still out of range: the alert stays open until it recovers."))
+        raise OperationError(_("Not back to normal yet: the alert stays open until it recovers."))
     now = now or utcnow()
     event = _event(session, alert, "resolved", now, staff.id, device_id,
                    note=(note or "").strip()[:2000] or None)
