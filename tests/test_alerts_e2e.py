@@ -16,18 +16,10 @@ from app.models import Alert, Notification, Site, Staff, db, utcnow
 from sensors.mqtt import Ingestor, MqttSettings
 from sensors.models import Sensor, Unit
 from sensors.simulator import Failure, fridge
+from tests.services import wait_until
 from tests.test_channels import alert_topic, configure, mqtt_inbox, smtp_inbox, webhook  # noqa: F401
 
 UTC = dt.timezone.utc
-
-
-def wait_until(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_failing_fridge_alerts_once_notifies_every_channel_and_escalates(

@@ -17,19 +17,10 @@ from sensors.models import DeviceState, Reading, Sensor
 from sensors.mqtt import Ingestor, MqttSettings
 from sensors.simulator import (HOUR, MINUTE, BrigadeDevice, Cycle, Doors, Failure, Simulator,
                                SimulatorSettings, Trace, demo_devices)
-from tests.services import free_port
+from tests.services import free_port, wait_until
 
 UTC = dt.timezone.utc
 DAY = 24 * HOUR
-
-
-def wait_until(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def count(app, model=Reading):

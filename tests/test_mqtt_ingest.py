@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from app.models import db
 from sensors.models import DeadLetter, Reading, Sensor
 from sensors.mqtt import Ingestor, MqttSettings
+from tests.services import wait_until
 
 UTC = dt.timezone.utc
 
@@ -20,15 +21,6 @@ def publisher(port):
     client.connect("127.0.0.1", port)
     client.loop_start()
     return client
-
-
-def wait_until(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def stored(app, model=Reading):
