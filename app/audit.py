@@ -15,9 +15,10 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy.orm import Session
 
-from app.models import AuditHead, AuditRecord, Immutable, db
+from app.models import AuditHead, AuditRecord, Immutable, db, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -62,42 +63,61 @@ def ensure_head(session) -> None:
         session.flush()
 
 
+_INSERT_LINK = insert(AuditRecord)
+_MOVE_HEAD = (update(AuditHead).where(AuditHead.id == 1)
+              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
+
+#: session.info key: the chain head (seq, hash) this transaction has locked and moved on.
+_HEAD = "brigade_audit_head"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_head(session, transaction) -> None:
+    # Committed or rolled back (a savepoint too): the next append locks and reads it again.
+    # A flush's own inner subtransaction ending changes nothing.
+    if transaction.nested or transaction.parent is None:
+        session.info.pop(_HEAD, None)
+
+
 def serialize(session) -> None:
     """Take the chain's lock now, before reading what a new record depends on.
 
     Operations that read then write (the answer an answer supersedes, whether a run
     was submitted) call this first, so two tablets acting at once are applied one
-    after the other instead of both building on the same stale state.
+    after the other instead of both building on the same stale state. The UPDATE takes
+    the head's row lock (PostgreSQL) or the write lock (SQLite), and returns the head as
+    it is once locked; appends in this transaction then build on it without reading again.
     """
-    locked = session.execute(update(AuditHead).where(AuditHead.id == 1)
-                             .values(seq=AuditHead.seq)).rowcount
-    if not locked:
-        ensure_head(session)
-
-
-def append(session, record, action: str, actor_id: int | None, device_id: str | None) -> AuditRecord:
-    """Add ``record`` to the session and chain it; the caller commits."""
-    session.add(record)
-    session.flush()  # the record needs its id before it can be vouched for
-    bump = (update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1)
-            .returning(AuditHead.seq, AuditHead.hash))
-    # The UPDATE takes the head's row lock (PostgreSQL) or the write lock (SQLite)
-    # before the previous hash is read, so concurrent appends cannot fork the chain.
-    row = session.execute(bump).one_or_none()
+    row = session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq)
+                          .returning(AuditHead.seq, AuditHead.hash)).one_or_none()
     if row is None:
         ensure_head(session)
-        row = session.execute(bump).one()
-    seq, prev_hash = row
+        row = (0, GENESIS)
+    session.info[_HEAD] = (row[0], row[1])
+
+
+def append(session, record, action: str, actor_id: int | None, device_id: str | None) -> str:
+    """Add ``record`` to the session and chain it; returns the link's hash. The caller commits."""
+    session.add(record)
+    session.flush()  # the record needs its id before it can be vouched for
+    if _HEAD not in session.info:
+        serialize(session)
+    seq, prev_hash = session.info[_HEAD]
+    seq += 1
     payload = canonical(record.audit_payload())
     entity = type(record).__tablename__
-    link = AuditRecord(seq=seq, action=action, entity=entity, entity_id=record.id,
-                       actor_id=actor_id, device_id=device_id, payload=payload,
-                       prev_hash=prev_hash,
-                       hash=link_hash(_key(), seq, prev_hash, action, entity, record.id, payload))
-    session.add(link)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=link.hash))
+    digest = link_hash(_key(), seq, prev_hash, action, entity, record.id, payload)
+    # Prepared Core statements on the session's connection: a link is never read back in
+    # this transaction, and the tablet's tick-off pays for every statement built.
+    connection = session.connection()
+    connection.execute(_INSERT_LINK, {
+        "seq": seq, "at": utcnow(), "action": action, "entity": entity,
+        "entity_id": record.id, "actor_id": actor_id, "device_id": device_id,
+        "payload": payload, "prev_hash": prev_hash, "hash": digest})
+    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
+    session.info[_HEAD] = (seq, digest)
     logger.debug("audit %s: %s %s %s", seq, action, entity, record.id)
-    return link
+    return digest
 
 
 @dataclass(frozen=True)

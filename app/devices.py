@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 
 from app.models import Device, db
@@ -30,8 +30,11 @@ def init_app(app: Flask) -> None:
 
 def current_device_id() -> str:
     """The device id of this request, registering a new device on first use."""
+    known = current_app.extensions.setdefault("brigade_known_devices", set())
     if g.get("device_id"):
-        if db.session.get(Device, g.device_id) is not None:
+        # Devices are never deleted: once seen in this process, no need to look again.
+        if g.device_id in known or db.session.get(Device, g.device_id) is not None:
+            known.add(g.device_id)
             return g.device_id
         device_id = g.device_id  # a cookie from before a database reset: register it again
     else:

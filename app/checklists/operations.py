@@ -175,11 +175,19 @@ def _clean(text: str | None, limit: int = 2000) -> str | None:
     return text or None
 
 
+#: Passed for a field the person did not touch: it keeps the value of the answer in force.
+KEEP = object()
+
+
 def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_id: str | None,
-                  *, value: str, note: str | None = None, corrective_action: str | None = None,
+                  *, value=KEEP, note=KEEP, corrective_action=KEEP,
                   photo: Photo | None = None, reason: str | None = None,
                   now: dt.datetime | None = None) -> Answer:
-    """Record an answer as given; an identical re-send records nothing new."""
+    """Record an answer as given; an identical re-send records nothing new.
+
+    A field left as ``KEEP`` (a note added to a ticked item, say) carries over from the
+    answer in force, read after the chain's lock so a concurrent tap is not overwritten.
+    """
     if item.definition_id != run.definition_id:
         raise OperationError(_("That item is not on this checklist."))
     audit.serialize(session)
@@ -189,12 +197,17 @@ def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_i
             raise OperationError(_("This checklist was submitted; ask the head chef to correct it."))
         if not (reason or "").strip():
             raise OperationError(_("A correction after submission needs a reason."))
+    previous = latest_answer(session, run, item)
+    value, note, corrective_action = (
+        (getattr(previous, name, None) if given is KEEP else given) for name, given in
+        (("value", value), ("note", note), ("corrective_action", corrective_action)))
+    if value is None:
+        raise OperationError(_("Answer the item first, then add a note or photo."))
     site = session.get(Site, run.site_id)
     value, outcome, celsius = judge(item, value, site.temp_unit)
     note, corrective_action, reason = _clean(note), _clean(corrective_action), _clean(reason)
     if outcome != "fail":
         corrective_action = None
-    previous = latest_answer(session, run, item)
     photo_id = photo.id if photo is not None else (previous.photo_id if previous else None)
     if previous is not None and reason is None and (
             previous.value, previous.note, previous.corrective_action, previous.photo_id) == (

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from app.checklists import bp
 from app.checklists.definitions import current_definitions
-from app.checklists.operations import (OperationError, SubmissionRefused, current_answers,
+from app.checklists.operations import (KEEP, OperationError, SubmissionRefused, current_answers,
                                        due_today, find_slot, latest_answer, open_run,
                                        record_answer, store_photo, submit_run)
 from app.devices import current_device_id
@@ -99,7 +99,6 @@ def answer(run_id: int, item_id: int):
     item = db.session.get(ChecklistItem, item_id)
     if item is None or item.definition_id != run.definition_id:
         abort(404)
-    previous = latest_answer(db.session, run, item)
     form = request.form
     device_id = current_device_id()
     error = None
@@ -109,14 +108,10 @@ def answer(run_id: int, item_id: int):
         if upload is not None and upload.filename:
             photo = store_photo(db.session, upload.read(), current_user, device_id,
                                 current_app.config["BRIGADE_PHOTO_MAX_BYTES"])
-        value = form.get("value", previous.value if previous else None)
-        if value is None:
-            raise OperationError(_("Answer the item first, then add a note or photo."))
-
-        def keep(field):
-            return form[field] if field in form else (getattr(previous, field) if previous else None)
-        current = record_answer(db.session, run, item, current_user, device_id, value=value,
-                                note=keep("note"), corrective_action=keep("corrective_action"),
+        # Fields the form did not send keep the answer in force (a note on a ticked item).
+        current = record_answer(db.session, run, item, current_user, device_id,
+                                value=form.get("value", KEEP), note=form.get("note", KEEP),
+                                corrective_action=form.get("corrective_action", KEEP),
                                 photo=photo)
         _commit_keeping_loaded()
     except OperationError as exc:

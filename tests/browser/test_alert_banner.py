@@ -115,7 +115,7 @@ def test_the_head_chef_sees_the_timeline_and_cannot_resolve_too_early(live, tabl
     page.get_by_test_id(f"alert-row-{alert_id}").get_by_role("link").click()
     expect(page.get_by_test_id("timeline")).to_contain_text("connection refused")
     page.get_by_test_id("resolve").click()
-    expect(page.get_by_test_id("resolve-error")).to_contain_text("still out of range")
+    expect(page.get_by_test_id("resolve-error")).to_contain_text("Not back to normal yet")
     expect(page.get_by_test_id("alert-status")).to_have_text("Acknowledged")
     assert_layout(page, "alert page", targets=False)
     screenshot(page, artifacts, "alert-page-1280x800")
