@@ -25,6 +25,8 @@ from sensors.formats import SUBSCRIPTIONS
 from sensors.store import Message, store_batch
 
 logger = logging.getLogger(__name__)
+#: No new message for this long: store what has arrived without waiting for flush_ms.
+IDLE_GAP_S = 0.02
 UTC = dt.timezone.utc
 
 
@@ -148,8 +150,14 @@ class Ingestor:
             if remaining <= 0:
                 break
             wake.clear()
-            if len(inbox) < size:
-                wake.wait(remaining)
+            waiting = len(inbox)
+            if waiting < size:
+                # (paho wakes us only for the first message and a full batch: check growth.)
+                wake.wait(min(remaining, IDLE_GAP_S))
+                # A pause in the stream ends the batch: a lone reading (the one that makes a
+                # fridge critical) is stored, and alerted on, at once rather than after flush_ms.
+                if len(inbox) == waiting:
+                    break
         popleft = inbox.popleft
         return [popleft() for _ in range(min(size, len(inbox)))]
 
