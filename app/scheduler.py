@@ -223,6 +223,8 @@ class Scheduler:
         self.leadership.release()
 
     def _start_jobs(self) -> None:
+        # APScheduler logs every run at INFO; job outcomes are in job_runs (`flask scheduler jobs`).
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         scheduler = BackgroundScheduler(timezone=UTC, job_defaults={"coalesce": True,
                                                                     "max_instances": 1})
         for job in self.jobs:
