@@ -44,16 +44,38 @@ def load_checklists(directory):
 
 
 @audit_cli.command("verify")
-def verify_audit():
+@click.option("--expect", "anchors", multiple=True, metavar="SEQ:HASH",
+              help="A head printed earlier by `flask audit head` (repeatable): the chain must "
+                   "still contain that link unchanged. This catches links removed from the end "
+                   "together with the head row, which the chain alone cannot show.")
+def verify_audit(anchors):
     """Check the audit chain and every record; exit 1 naming what was altered or removed."""
-    from app.audit import verify
+    from app.audit import Problem, verify
+    from app.models import AuditRecord
     count, problems = verify(db.session)
+    for anchor in anchors:
+        seq, _, digest = anchor.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise click.BadParameter(f"{anchor!r} is not SEQ:HASH as `flask audit head` prints it",
+                                     param_hint="--expect")
+        link = db.session.get(AuditRecord, int(seq))
+        if link is None or link.hash != digest:
+            problems.append(Problem(f"audit record #{seq}",
+                                    "does not match the head recorded earlier (removed or rewritten)"))
     for problem in problems:
         click.echo(f"TAMPERED  {problem}", err=True)
     if problems:
         click.echo(f"audit chain: {len(problems)} problem(s) in {count} links", err=True)
         sys.exit(1)
     click.echo(f"audit chain intact: {count} links verified")
+
+
+@audit_cli.command("head")
+def audit_head():
+    """Print the chain's head as SEQ:HASH, to keep outside the database (a logbook, an email)."""
+    from app.models import AuditHead
+    head = db.session.get(AuditHead, 1)
+    click.echo(f"{head.seq}:{head.hash}" if head else "0:" + "0" * 64)
 
 
 @scheduler_cli.command("run")

@@ -136,3 +136,21 @@ def test_concurrent_appends_keep_one_chain(app, kitchen):
     assert count == 1 + 36
     chained = [s for s in supersedes if s is not None]
     assert len(chained) == 36 - len(item_ids) and len(set(chained)) == len(chained)
+
+
+def test_a_recorded_head_catches_links_removed_with_the_head_row_rewound(app, records, runner):
+    """Deleting the newest links and rewinding the head row leaves a consistent chain; an
+    anchor kept outside the database (``flask audit head``) still shows it."""
+    anchor = runner.invoke(args=["audit", "head"]).output.strip()
+    seq = int(anchor.split(":")[0])
+    assert runner.invoke(args=["audit", "verify", "--expect", anchor]).exit_code == 0
+    with app.app_context():
+        previous = db.session.execute(text(f"SELECT hash FROM audit_records WHERE seq = {seq - 1}")).scalar_one()
+    _run_sql(app, f"DELETE FROM audit_records WHERE seq = {seq}")
+    _run_sql(app, "DELETE FROM timer_outcomes WHERE id = 1")  # the record that link vouched for
+    _run_sql(app, f"UPDATE audit_head SET seq = {seq - 1}, hash = '{previous}'")
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0  # the chain alone looks fine
+    result = runner.invoke(args=["audit", "verify", "--expect", anchor])
+    assert result.exit_code == 1 and f"audit record #{seq}: does not match" in result.output
+    bad = runner.invoke(args=["audit", "verify", "--expect", "12:nothex"])
+    assert bad.exit_code == 2 and "SEQ:HASH" in bad.output
