@@ -30,6 +30,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
+    from werkzeug.routing import IntegerConverter
+
+    class BoundedInt(IntegerConverter):
+        """Ids fit a 32-bit column: a larger number in a URL is a 404, not a database error."""
+
+        def __init__(self, map, *args, **kwargs):
+            kwargs.setdefault("max", 2**31 - 1)
+            super().__init__(map, *args, **kwargs)
+    app.url_map.converters["int"] = BoundedInt
+
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
@@ -104,4 +114,7 @@ def _add_template_helpers(app: Flask) -> None:
                                  bilingual=formatting.bilingual,
                                  label=formatting.label)
     app.jinja_env.filters["local_time"] = formatting.local_time
+    from app.alerts.channels import target_for_log
+    # Webhook URLs often carry a secret in their path: pages show them as the logs do.
+    app.jinja_env.globals["shown_target"] = target_for_log
     logging.getLogger(__name__).debug("template helpers registered")

@@ -222,7 +222,7 @@ def test_the_timeline_shows_who_was_notified_and_the_readings(app, client, kitch
             Notification(alert_id=alert_id, channel="email", target="chef@test.kitchen", level=1,
                          status="sent", attempts=1, created_at=opened,
                          sent_at=opened + dt.timedelta(seconds=5)),
-            Notification(alert_id=alert_id, channel="webhook", target="http://127.0.0.1:9/hook",
+            Notification(alert_id=alert_id, channel="webhook", target="http://127.0.0.1:9/hook/s3cret",
                          status="failed", attempts=5, created_at=opened,
                          last_error="connection refused")])
         db.session.get(Site, kitchen["site"]).temp_unit = "F"
@@ -233,6 +233,7 @@ def test_the_timeline_shows_who_was_notified_and_the_readings(app, client, kitch
     for notification_id in ids:
         assert f'data-testid="tl-notification-{notification_id}"' in page
     assert "chef@test.kitchen" in page and "connection refused" in page and "attempts: 5" in page
+    assert "http://127.0.0.1" in page and "s3cret" not in page  # a webhook's path may be a secret
     assert page.index('data-testid="tl-opened"') < page.index(f"tl-notification-{ids[0]}")
     # The readings around it, in the site's unit, the out-of-range ones marked.
     readings = page.split('data-testid="readings"')[1].split('data-testid="timeline"')[0]

@@ -209,3 +209,77 @@ def test_a_cook_can_switch_to_chinese(app, client, kitchen, freeze):
     assert "供应前和供应过程中菜品均已遮盖" in page
     assert "提交" in page  # "Submit checklist" from the zh catalogue
     assert client.post("/me/language", data={"language": "fr"}).status_code == 400
+
+
+def test_photos_of_another_site_are_not_served(app, cook, freeze, kitchen):
+    run_id = _open_before_lunch(cook, app, freeze)
+    item = _items(app, run_id)["covered"]
+    cook.post(f"/runs/{run_id}/items/{item}", data={"value": "pass"}, headers={"HX-Request": "1"})
+    cook.post(f"/runs/{run_id}/items/{item}", headers={"HX-Request": "1"},
+              data={"photo": (io.BytesIO(PNG), "p.png")}, content_type="multipart/form-data")
+    with app.app_context():
+        photo_id = db.session.execute(select(Photo.id)).scalar_one()
+        other = Site(name="Other", timezone="UTC")
+        person = Staff(site=other, name="Other cook", role=db.session.get(Staff, kitchen["cook"]).role)
+        person.set_pin("4444")
+        db.session.add_all([other, person])
+        db.session.commit()
+        other_id = person.id
+    assert cook.get(f"/photos/{photo_id}").status_code == 200
+    cook.post("/logout")
+    login_pin(cook, other_id, "4444")
+    assert cook.get(f"/photos/{photo_id}").status_code == 404
+
+
+def test_parallel_wrong_pins_still_lock_the_person(app, kitchen):
+    import threading
+    results = []
+
+    def guess():
+        client = app.test_client()
+        results.append(login_pin(client, kitchen["cook"], "0000").status_code)
+
+    threads = [threading.Thread(target=guess) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [401] * 12
+    with app.app_context():
+        assert db.session.get(Staff, kitchen["cook"]).locked_until is not None
+    assert login_pin(app.test_client(), kitchen["cook"], Kitchen.PINS["cook"]).status_code == 401
+
+
+@pytest.mark.parametrize("url,status", [("/pin/99999999999999999999", 404),
+                                        ("/records?day=9999-12-31", 400),
+                                        ("/records?day=0001-01-01", 400),
+                                        ("/runs/2147483648", 404)])
+def test_out_of_range_input_is_a_clear_refusal(client, kitchen, url, status):
+    login_pin(client, kitchen["chef"], Kitchen.PINS["chef"])
+    assert client.get(url).status_code == status
+
+
+def test_a_slot_due_after_midnight_stays_due_and_raises_overdue(app, client, kitchen, freeze, tmp_path):
+    """A 23:30 closing check with a 60-minute window is still the tablet's business at 00:10."""
+    import shutil
+    from app.alerts.engine import sweep_checklists
+    from app.checklists.definitions import DEFINITIONS_DIR, load_all
+    from app.models import Alert
+    folder = tmp_path / "defs"
+    shutil.copytree(DEFINITIONS_DIR, folder)
+    path = folder / "serving_hygiene.yaml"
+    path.write_text(path.read_text().replace('at: "22:30"', 'at: "23:30"'))
+    with app.app_context():
+        load_all(db.session, folder)
+        db.session.commit()
+    freeze(at_local(DAY + dt.timedelta(days=1), "00:10"))
+    login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+    home = client.get("/").get_data(as_text=True)
+    assert 'data-testid="slot-closing-due"' in home
+    freeze(at_local(DAY + dt.timedelta(days=1), "00:31"))
+    assert 'data-testid="slot-closing-overdue"' in client.get("/").get_data(as_text=True)
+    with app.app_context():
+        sweep_checklists(db.session, at_local(DAY + dt.timedelta(days=1), "00:31"))
+        db.session.commit()
+        kinds = [(a.kind, a.detail["schedule"]) for a in db.session.execute(select(Alert)).scalars()]
+    assert ("checklist_overdue", "closing") in kinds

@@ -5,6 +5,8 @@ import datetime as dt
 import re
 
 from flask_babel import gettext as _
+from sqlalchemy import select, update
+from sqlalchemy.orm import object_session
 
 from app.checklists.operations import OperationError
 from app.models import Staff
@@ -28,16 +30,27 @@ def validate_pin(pin: str) -> str:
 
 
 def ensure_not_locked(staff: Staff, now: dt.datetime) -> None:
-    if staff.locked_until is not None and now < staff.locked_until:
-        raise PinLocked(int((staff.locked_until - now).total_seconds()) + 1)
+    session = object_session(staff)
+    # Read afresh: a guess running in parallel may have just locked this person.
+    locked_until = session.execute(select(Staff.locked_until).where(Staff.id == staff.id)) \
+        .scalar_one() if session is not None else staff.locked_until
+    if locked_until is not None and now < locked_until:
+        raise PinLocked(int((locked_until - now).total_seconds()) + 1)
 
 
 def register_failure(staff: Staff, now: dt.datetime, max_tries: int, lock_seconds: int) -> None:
-    """Count a wrong PIN or password; the ``max_tries``-th locks the person."""
-    staff.failed_pins += 1
-    if staff.failed_pins >= max_tries:
-        staff.failed_pins = 0
-        staff.locked_until = now + dt.timedelta(seconds=lock_seconds)
+    """Count a wrong PIN or password; the ``max_tries``-th locks the person.
+
+    The count is incremented in the database in one statement, so guesses sent in
+    parallel are each counted (a read-then-write would let them all see the same count).
+    """
+    session = object_session(staff)
+    count = session.execute(update(Staff).where(Staff.id == staff.id)
+                            .values(failed_pins=Staff.failed_pins + 1)
+                            .returning(Staff.failed_pins)).scalar_one()
+    if count >= max_tries:
+        session.execute(update(Staff).where(Staff.id == staff.id)
+                        .values(failed_pins=0, locked_until=now + dt.timedelta(seconds=lock_seconds)))
         raise PinLocked(lock_seconds)
 
 
@@ -45,7 +58,8 @@ def check_secret(staff: Staff, ok: bool, now: dt.datetime, max_tries: int,
                  lock_seconds: int) -> bool:
     """Apply the lock rules to one attempt whose correctness is ``ok``."""
     if ok:
-        staff.failed_pins, staff.locked_until = 0, None
+        object_session(staff).execute(update(Staff).where(Staff.id == staff.id)
+                                      .values(failed_pins=0, locked_until=None))
         return True
     register_failure(staff, now, max_tries, lock_seconds)
     return False

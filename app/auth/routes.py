@@ -17,6 +17,8 @@ LANGUAGES = {"en": "English", "zh": "简体中文"}
 
 def _tablet_site() -> Site:
     site_id = request.args.get("site", type=int) or session.get("tablet_site")
+    if site_id is not None and not 0 < site_id < 2**31:
+        site_id = None
     site = db.session.get(Site, site_id) if site_id else None
     site = site or db.session.execute(select(Site).order_by(Site.id).limit(1)).scalar_one_or_none()
     if site is None:

@@ -11,6 +11,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.checklists.definitions import latest_definition
-from app.checklists.schedules import Slot, local_date, slots_for_day
+from app.checklists.schedules import Slot, local_date, local_to_utc, slots_for_day
 from app.models import (Answer, ChecklistDefinition, ChecklistItem, Photo, Role, Run, Site,
                         Staff, Submission, Verification, utcnow)
 
@@ -54,9 +55,17 @@ class DueEntry:
 
 
 def due_today(session, site: Site, now: dt.datetime, definitions) -> list[DueEntry]:
-    """Today's slots (site-local) of the given checklists, with their runs and status."""
+    """Today's slots (site-local) of the given checklists, with their runs and status.
+
+    Yesterday's slots whose deadline falls after midnight (a late closing check) are
+    still today's business: they stay listed, and overdue, until submitted.
+    """
     day = local_date(now, site.timezone)
-    slots = [(d, s) for d in definitions for s in slots_for_day(d.schedules, day, site.timezone)]
+    midnight = local_to_utc(day, dt.time(0, 0), ZoneInfo(site.timezone))
+    slots = [(d, s) for d in definitions
+             for s in slots_for_day(d.schedules, day - dt.timedelta(days=1), site.timezone)
+             if s.deadline > midnight]
+    slots += [(d, s) for d in definitions for s in slots_for_day(d.schedules, day, site.timezone)]
     if not slots:
         return []
     starts = [s.start for _, s in slots]

@@ -7,6 +7,7 @@ from flask import (abort, current_app, flash, g, make_response, redirect, render
                    request, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
 
 from app.checklists import bp
 from app.checklists.definitions import current_definitions
@@ -14,7 +15,7 @@ from app.checklists.operations import (KEEP, OperationError, SubmissionRefused, 
                                        due_today, find_slot, latest_answer, open_run,
                                        record_answer, store_photo, submit_run)
 from app.devices import current_device_id
-from app.models import ChecklistItem, Photo, Run, Site, db, utcnow
+from app.models import Answer, ChecklistItem, Photo, Run, Site, db, utcnow
 from app.timers.routes import timers_context
 
 
@@ -152,7 +153,10 @@ def submit(run_id: int):
 @bp.get("/photos/<int:photo_id>")
 def photo(photo_id: int):
     photo = db.session.get(Photo, photo_id)
-    if photo is None:
+    # A photo is the site's whose run an answer attached it to; other sites get a 404.
+    mine = db.session.execute(select(Answer.id).join(Run, Run.id == Answer.run_id).where(
+        Answer.photo_id == photo_id, Run.site_id == current_user.site_id).limit(1)).first()
+    if photo is None or mine is None:
         abort(404)
     response = make_response(photo.data)
     response.headers["Content-Type"] = photo.content_type

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, request, session, stream_with_context
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -18,6 +18,7 @@ from app.models import Alert, AlertEvent, db
 
 POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 15
+STREAM_SECONDS = 300
 
 
 def _cursor(site_id: int) -> tuple[int, int]:
@@ -69,11 +70,19 @@ def stream():
     start = _parse_last_event_id(request.headers.get("Last-Event-ID")) or _cursor(site_id)
     db.session.remove()  # the stream holds no session between polls
 
+    # A stream ends after a few minutes (and a tablet's at its idle lock): the browser
+    # reconnects by itself, and the reconnect goes through the login and idle checks again.
+    lifetime = STREAM_SECONDS
+    if session.get("via_pin"):
+        idle = current_app.config["BRIGADE_TABLET_IDLE_SECONDS"]
+        lifetime = min(lifetime, max(1.0, session.get("last_seen", time.time()) + idle - time.time()))
+    ends = time.monotonic() + lifetime
+
     @stream_with_context
     def generate():
         cursor, quiet = start, 0.0
         yield "retry: 2000\n\n"
-        while True:
+        while time.monotonic() < ends:
             with app.app_context():
                 messages, cursor = changes(site_id, cursor)
                 db.session.remove()

@@ -29,6 +29,8 @@ def index():
     try:
         day = dt.date.fromisoformat(request.args["day"]) if request.args.get("day") else \
             utcnow().astimezone(tz).date()
+        if not dt.date(2000, 1, 1) <= day <= dt.date(2200, 1, 1):
+            raise ValueError(day)
     except ValueError:
         abort(400, "day must look like 2026-11-27")
     start = dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.timezone.utc)
