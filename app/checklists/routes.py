@@ -126,9 +126,12 @@ def answer(run_id: int, item_id: int):
     context = dict(run=run, site=db.session.get(Site, run.site_id), problems={},
                    answers={item.id: current} if current else {}, now=utcnow(),
                    photo_max=current_app.config["BRIGADE_PHOTO_MAX_BYTES"])
-    response = make_response(render_template("checklists/_item.html", item=item, error=error,
-                                             **context))
-    return response, 422 if error else 200
+    html = render_template("checklists/_item.html", item=item, error=error, **context)
+    if not error:
+        # The answer changed what a refused submission listed: its summary goes (each
+        # item's own marker stays until the next submit says what is still missing).
+        html += '<div id="refused" hx-swap-oob="delete"></div>'
+    return make_response(html), 422 if error else 200
 
 
 @bp.post("/runs/<int:run_id>/submit")

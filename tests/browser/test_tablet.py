@@ -175,6 +175,7 @@ def test_cook_ticks_off_a_run_and_the_head_chef_signs_it_off(live, tablet, artif
     page.get_by_test_id("utensils_used-fix-1").click()
     expect(failed.locator(".fix-done")).to_be_visible()
     expect(page.get_by_test_id("utensils_used-fix-1")).to_have_class(re.compile(r"\bchosen\b"))
+    expect(refused).to_have_count(0)  # the refusal's summary goes once the fix is given
     assert_layout(page, "run page")
     screenshot(page, artifacts, f"tablet-run-{size}", centre=failed)
 
