@@ -173,3 +173,36 @@ def freeze(app):
 
 def login_pin(client, staff_id: int, pin: str):
     return client.post(f"/pin/{staff_id}", data={"pin": pin})
+
+
+SALAD_T0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+def salad_fridge(site_id: int, at: dt.datetime = SALAD_T0):
+    """A fridge (5 °C target, 8 °C critical, 10-minute delay) with one sensor attached.
+
+    Needs an app context; the sensor appears through ingest, as a real one would.
+    """
+    from sensors.models import Sensor, Unit
+    from sensors.store import Message, store_batch
+    unit = Unit(site_id=site_id, name="Salad fridge", kind="fridge", target_max_c=5.0,
+                critical_max_c=8.0, alert_delay_s=600, critical_delay_s=120, hysteresis_c=0.5,
+                expected_interval_s=60, offline_after=5)
+    db.session.add(unit)
+    db.session.commit()
+    store_batch(db.session, [Message("brigade/salad/temperature", b"4.0", at)])
+    db.session.execute(db.select(Sensor)).scalar_one().unit_id = unit.id
+    db.session.commit()
+    return unit
+
+
+def feed_salad(values, start: dt.datetime, step: int = 60) -> dt.datetime:
+    """Store one reading per ``step`` seconds for the salad fridge; returns the last time."""
+    import json
+    from sensors.store import Message, store_batch
+    for i, value in enumerate(values):
+        at = start + dt.timedelta(seconds=i * step)
+        store_batch(db.session, [Message("brigade/salad/reading",
+                                         json.dumps({"t": value, "ts": at.isoformat()}).encode(), at)])
+    db.session.commit()
+    return start + dt.timedelta(seconds=(len(values) - 1) * step)

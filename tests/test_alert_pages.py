@@ -8,9 +8,7 @@ from sqlalchemy import func, select
 from app.alerts.engine import evaluate_units
 from app.alerts.operations import mark_recovered, raise_alert
 from app.models import Alert, AlertEvent, Notification, Role, Site, Staff, db
-from sensors.models import Sensor, Unit
-from sensors.store import Message, store_batch
-from tests.conftest import Kitchen, login_pin
+from tests.conftest import Kitchen, feed_salad, login_pin, salad_fridge
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
@@ -18,26 +16,14 @@ HX_POLL = {"HX-Request": "true", "X-Brigade-Poll": "1"}
 
 
 def _feed(values, start, step=60):
-    for i, value in enumerate(values):
-        at = start + dt.timedelta(seconds=i * step)
-        store_batch(db.session, [Message("brigade/salad/reading",
-                                         f'{{"t": {value}, "ts": "{at.isoformat()}"}}'.encode(), at)])
-    db.session.commit()
-    return start + dt.timedelta(seconds=(len(values) - 1) * step)
+    return feed_salad(values, start, step)
 
 
 @pytest.fixture
 def warm_fridge(app, kitchen, freeze):
     """A salad fridge that has been at 7 °C for a quarter of an hour: one open alarm."""
     with app.app_context():
-        unit = Unit(site_id=kitchen["site"], name="Salad fridge", kind="fridge", target_max_c=5.0,
-                    critical_max_c=8.0, alert_delay_s=600, critical_delay_s=120, hysteresis_c=0.5,
-                    expected_interval_s=60, offline_after=5)
-        db.session.add(unit)
-        db.session.commit()
-        store_batch(db.session, [Message("brigade/salad/temperature", b"4.0", T0)])
-        db.session.execute(select(Sensor)).scalar_one().unit_id = unit.id
-        db.session.commit()
+        unit = salad_fridge(kitchen["site"], T0)
         end = _feed([4.0] * 3 + [7.0] * 15, T0 + dt.timedelta(minutes=1))
         evaluate_units(db.session, [unit.id], end)
         db.session.commit()

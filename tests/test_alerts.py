@@ -8,10 +8,10 @@ from app.alerts.engine import evaluate_units, sweep_checklists, sweep_timers, sw
 from app.alerts.operations import acknowledge, escalation_level, notify_due, resolve
 from app.alerts.engine import unit_state
 from app.checklists.operations import OperationError
-from app.models import Alert, AlertEvent, AlertState, Notification, Site, Staff, db
+from app.models import Alert, Notification, Site, Staff, db
 from app.timers.operations import record_outcome, start_timer
-from sensors.models import Sensor, Unit
-from sensors.store import Message, store_batch
+
+from tests.conftest import feed_salad, salad_fridge
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
@@ -19,25 +19,11 @@ T0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 @pytest.fixture
 def fridge(ctx, kitchen):
-    unit = Unit(site_id=kitchen["site"], name="Salad fridge", kind="fridge", target_max_c=5.0,
-                critical_max_c=8.0, alert_delay_s=600, critical_delay_s=120, hysteresis_c=0.5,
-                expected_interval_s=60, offline_after=5)
-    db.session.add(unit)
-    db.session.commit()
-    store_batch(db.session, [Message("brigade/salad/temperature", b"4.0", T0)])
-    sensor = db.session.execute(select(Sensor)).scalar_one()
-    sensor.unit_id = unit.id
-    db.session.commit()
-    return unit
+    return salad_fridge(kitchen["site"], T0)
 
 
 def feed(values, start, step=60):
-    for i, v in enumerate(values):
-        at = start + dt.timedelta(seconds=i * step)
-        store_batch(db.session, [Message("brigade/salad/reading",
-                                         f'{{"t": {v}, "ts": "{at.isoformat()}"}}'.encode(), at)])
-    db.session.commit()
-    return start + dt.timedelta(seconds=(len(values) - 1) * step)
+    return feed_salad(values, start, step)
 
 
 def alerts(kind=None):

@@ -24,8 +24,8 @@ from app.alerts.dispatch import MAX_ATTEMPTS, backoff, claim_due, dispatch_due
 from app.alerts.engine import evaluate_units
 from app.alerts.operations import notify_due
 from app.models import Alert, Notification, db
-from sensors.models import Sensor, Unit
 from sensors.store import Message, store_batch
+from tests.conftest import salad_fridge
 from tests.services import free_port
 
 UTC = dt.timezone.utc
@@ -168,15 +168,7 @@ def readings(start, values, step=60):
 
 @pytest.fixture
 def fridge(ctx, kitchen):
-    unit = Unit(site_id=kitchen["site"], name="Salad fridge", kind="fridge", target_max_c=5.0,
-                critical_max_c=8.0, alert_delay_s=600, critical_delay_s=120, hysteresis_c=0.5,
-                expected_interval_s=60, offline_after=5)
-    db.session.add(unit)
-    db.session.commit()
-    store_batch(db.session, [Message("brigade/salad/temperature", b"4.0", T0)])
-    db.session.execute(select(Sensor)).scalar_one().unit_id = unit.id
-    db.session.commit()
-    return unit
+    return salad_fridge(kitchen["site"], T0)
 
 
 def open_alert(fridge) -> Alert:

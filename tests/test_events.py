@@ -1,12 +1,10 @@
 """The event stream pushes alerts of the viewer's site as they open."""
-import datetime as dt
 import json
 import threading
 import time
 
 import requests
 import waitress
-from sqlalchemy import select
 
 from app.alerts.operations import raise_alert
 from app.models import Site, db

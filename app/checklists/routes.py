@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import (abort, current_app, flash, g, make_response, redirect, render_template,
+from flask import (abort, current_app, flash, make_response, redirect, render_template,
                    request, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user
