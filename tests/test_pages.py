@@ -283,3 +283,24 @@ def test_a_slot_due_after_midnight_stays_due_and_raises_overdue(app, client, kit
         db.session.commit()
         kinds = [(a.kind, a.detail["schedule"]) for a in db.session.execute(select(Alert)).scalars()]
     assert ("checklist_overdue", "closing") in kinds
+
+
+def test_a_locked_tablet_still_shows_what_needs_attention(app, client, kitchen, freeze):
+    from app.alerts.operations import raise_alert
+    from app.timers.operations import start_timer
+    t0 = freeze(dt.datetime(2026, 11, 27, 12, tzinfo=dt.timezone.utc))
+    with app.app_context():
+        site = db.session.get(Site, kitchen["site"])
+        start_timer(db.session, site, db.session.get(Staff, kitchen["cook"]), None, "plated",
+                    "Prawn salad", now=t0)
+        db.session.commit()
+    page = client.get("/pin").get_data(as_text=True)
+    assert 'data-testid="locked-attention"' not in page and 'http-equiv="refresh"' in page
+    freeze(t0 + dt.timedelta(minutes=16))
+    with app.app_context():
+        raise_alert(db.session, site_id=kitchen["site"], kind="offline", subject="unit:9:offline",
+                    detail={"unit": "Prep fridge"})
+        db.session.commit()
+    page = client.get("/pin").get_data(as_text=True)
+    box = page.split('data-testid="locked-attention"')[1].split("</div>")[0]
+    assert "Prawn salad: served or discarded?" in box and "Prep fridge: no readings" in box

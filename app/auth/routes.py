@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.auth import bp, public
 from app.auth.operations import PinLocked, check_password, check_pin
-from app.models import Role, Site, Staff, db, utcnow
+from app.models import Alert, AlertState, Role, Site, Staff, db, utcnow
 
 LANGUAGES = {"en": "English", "zh": "简体中文"}
 
@@ -38,7 +38,19 @@ def _start_session(staff: Staff, via_pin: bool) -> None:
 def pin_pad():
     site = _tablet_site()
     people = [s for s in site.staff if s.active and s.pin_hash]
-    return render_template("auth/pin_pad.html", site=site, people=people)
+    return render_template("auth/pin_pad.html", site=site, people=people,
+                           attention=_needs_attention(site))
+
+
+def _needs_attention(site: Site) -> dict:
+    """What a locked tablet must keep showing: unacknowledged alerts and dishes out of time."""
+    from app.timers.routes import timers_context
+    alerts = db.session.execute(
+        select(Alert).join(AlertState).where(Alert.site_id == site.id, AlertState.status == "open")
+        .order_by(Alert.opened_at.desc()).limit(10)).scalars().all()
+    timers = timers_context(site, utcnow())
+    expired = [t for t in timers["timers"] if timers["timer_states"][t.id] == "expired"]
+    return {"alerts": alerts, "timers": expired}
 
 
 @bp.route("/pin/<int:staff_id>", methods=["GET", "POST"])
