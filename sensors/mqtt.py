@@ -22,6 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from sensors.formats import SUBSCRIPTIONS
+from sensors.mqtt_client import BatchingClient
 from sensors.store import Message, store_batch
 
 logger = logging.getLogger(__name__)
@@ -87,10 +88,10 @@ class Ingestor:
 
     # --- paho side: hand off only ----------------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BatchingClient:
         s = self.settings
         v5 = s.protocol == "5"
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+        client = BatchingClient(CallbackAPIVersion.VERSION2, client_id=s.client_id,
                              protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
                              clean_session=None if v5 else False, manual_ack=True)
         if s.username:
@@ -183,11 +184,11 @@ class Ingestor:
                     if self.stopping.wait(delay):
                         return  # not acknowledged: the broker redelivers after restart
                     delay = min(delay * 2, 30)
-            for received in batch:
-                # A message from a previous connection is redelivered by the broker on the
-                # new one; acking its old id now would acknowledge some other message.
-                if received.message.qos and received.connection == self.connection:
-                    self.client.ack(received.message.mid, received.message.qos)
+            # A message from a previous connection is redelivered by the broker on the new
+            # one; acking its old id now would acknowledge some other message.
+            connection = self.connection
+            self.client.ack_many([r.message.mid for r in batch
+                                  if r.message.qos == 1 and r.connection == connection])
             self.stats["received"] += len(batch)
             self.stats["stored"] += result.stored
             self.stats["duplicates"] += result.duplicates

@@ -238,8 +238,53 @@ def _already_stored(session, sensor_id: int, celsius: float, received_at: dt.dat
     return found is not None
 
 
+def sqlite_timestamp(moment: dt.datetime) -> str:
+    """An aware datetime as SQLAlchemy stores a UTCDateTime on SQLite (naive UTC, microseconds).
+
+    The same text for the same instant matters: the unique (sensor, instant) constraint
+    compares the stored strings. ``tests/test_store.py`` holds it to SQLAlchemy's own.
+    """
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_SQLITE_INSERT_READINGS = (
+    "INSERT INTO readings (sensor_id, measured_at, temperature_c, received_at, time_source) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sensor_id, measured_at) DO NOTHING")
+_SQLITE_NEWEST_READINGS = (
+    "SELECT sensor_id, measured_at, temperature_c FROM readings ORDER BY id DESC LIMIT ?")
+
+
+def _insert_readings_sqlite(session, rows: list[dict]) -> list[dict]:
+    """SQLite: one plain executemany, without SQLAlchemy's per-value bind processing.
+
+    At thousands of readings a second the Core statement's per-row work (type processors,
+    parameter dictionaries, RETURNING rows) cost more than SQLite's own insert. The
+    connection is the session's, so this is the same transaction and the same writer lock.
+    """
+    connection = session.connection()
+    stamp = sqlite_timestamp
+    result = connection.exec_driver_sql(_SQLITE_INSERT_READINGS, [
+        (r["sensor_id"], stamp(r["measured_at"]), r["temperature_c"], stamp(r["received_at"]),
+         r["time_source"]) for r in rows])
+    added = result.rowcount
+    if added == len(rows):
+        return rows  # all new (the usual case)
+    if added <= 0:
+        return []
+    # Some were already stored. This transaction has held SQLite's write lock since the
+    # insert began, and a new rowid is always above every existing one, so the rows it
+    # added are the table's newest `added` rows.
+    return [{"sensor_id": s, "measured_at": dt.datetime.fromisoformat(m).replace(tzinfo=UTC),
+             "temperature_c": t}
+            for s, m, t in connection.exec_driver_sql(_SQLITE_NEWEST_READINGS, (added,))]
+
+
 def _insert_readings(session, rows: list[dict]) -> list[dict]:
     """Insert, skipping any (sensor, instant) already stored; return the rows that were new."""
+    if session.get_bind().dialect.name == "sqlite":
+        return _insert_readings_sqlite(session, rows)
     # Core, one executemany: SQLAlchemy's "insertmanyvalues" sends it as multi-row INSERTs
     # (within SQLite's bound-parameter limit) from one cached statement. Building an
     # ``insert().values(<2000 rows>)`` instead recompiles a huge statement every batch.

@@ -2,12 +2,16 @@
 import datetime as dt
 import json
 
+from zoneinfo import ZoneInfo
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from app.models import db
 from sensors.models import DeadLetter, Reading, Rollup, Sensor
-from sensors.store import Message, bucket_of, choose_time, store_batch
+from sensors.store import Message, bucket_of, choose_time, sqlite_timestamp, store_batch
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
@@ -139,3 +143,40 @@ def test_a_fahrenheit_sensor_above_150_is_read_as_fahrenheit(ctx):
     # A °C sensor saying 165 is still refused.
     bad = store_batch(db.session, [msg("other/sensor/probe/state", "165")])
     assert bad.rejected == 1
+
+
+def test_a_batch_of_new_and_already_stored_readings_counts_only_the_new_ones(ctx):
+    def at(i, value):
+        return msg("brigade/mix/reading", {"t": value, "ts": (T0 + dt.timedelta(seconds=10 * i)).isoformat()})
+    store_batch(db.session, [at(i, 4.0) for i in range(5)])
+    db.session.commit()
+    # Redelivered old readings (whatever they say now), two new ones, one of them twice.
+    batch = [at(0, 9.9), at(5, 3.0), at(3, -5.0), at(6, 2.0), at(5, 3.0), at(4, 9.9)]
+    result = store_batch(db.session, batch)
+    db.session.commit()
+    assert (result.stored, result.duplicates) == (2, 4)
+    assert count(Reading) == 7
+    rollup = db.session.execute(select(Rollup)).scalar_one()
+    assert (rollup.count, rollup.min_c, rollup.max_c) == (7, 2.0, 4.0)
+    assert rollup.sum_c == pytest.approx(5 * 4.0 + 3.0 + 2.0)
+    sensor = db.session.execute(select(Sensor)).scalar_one()
+    assert (sensor.last_temperature_c, sensor.last_reading_at) == (2.0, T0 + dt.timedelta(seconds=60))
+    # Nothing new at all: nothing counted, nothing moved.
+    again = store_batch(db.session, batch)
+    db.session.commit()
+    assert (again.stored, again.duplicates) == (0, 6)
+    assert db.session.execute(select(Rollup.count)).scalar_one() == 7
+
+
+@given(moment=st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2200, 1, 1),
+                           timezones=st.sampled_from([UTC, dt.timezone(dt.timedelta(hours=8)),
+                                                      dt.timezone(dt.timedelta(hours=-5, minutes=-30)),
+                                                      ZoneInfo("Europe/London")])))
+def test_the_fast_sqlite_insert_writes_timestamps_exactly_as_sqlalchemy_does(moment):
+    # The unique (sensor, instant) constraint compares these strings: one format, always.
+    from sqlalchemy.dialects import sqlite
+
+    from app.models.base import UTCDateTime
+    dialect = sqlite.dialect()
+    sqlalchemy_text = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)(moment)
+    assert sqlite_timestamp(moment) == sqlalchemy_text
