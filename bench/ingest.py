@@ -10,6 +10,9 @@ One run starts its own Mosquitto (a fresh broker on a free port for every measur
    ceiling (a paho publisher manages only about 10,000 messages/s here);
 2. (a) a bare paho 2 subscriber in its own process: MQTT 5 (``--protocol``), persistent
    session, QoS 1, auto-ack, counting messages only, timed from its first message to its last;
+   (a') the same subscriber on Brigade's own paho subclass (``sensors.mqtt_client.BatchingClient``:
+   buffered reads, manual acks sent 1,000 at a time), counting only: what storing costs on top
+   of the client the ingest really uses;
 3. (b) Brigade's ingest, the real ``flask --app app sensors ingest`` in its own process on a
    fresh SQLite database (migrated once with ``flask db upgrade``, copied per run), timed from
    the publisher's first PUBLISH to the moment the committed readings in the database reach N
@@ -194,7 +197,10 @@ def role_drain(args) -> None:
 
 
 def role_bare(args) -> None:
-    """(a) The paho ceiling: MQTT 5, persistent session, QoS 1, auto-ack, count only."""
+    """(a) The paho ceiling: MQTT 5, persistent session, QoS 1, auto-ack, count only.
+
+    With ``--client batching``, (a'): Brigade's BatchingClient, acking 1,000 at a time.
+    """
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
     from paho.mqtt.packettypes import PacketTypes
@@ -204,9 +210,16 @@ def role_bare(args) -> None:
     cpu0 = 0.0
     expected = args.messages
     v5 = args.protocol == "5"
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{os.getpid()}",
-                         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-                         clean_session=None if v5 else False)
+    batching = args.client == "batching"
+    if batching:
+        sys.path.insert(0, str(ROOT))
+        from sensors.mqtt_client import BatchingClient as Client
+    else:
+        Client = mqtt.Client
+    client = Client(CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{os.getpid()}",
+                    protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+                    clean_session=None if v5 else False, manual_ack=batching)
+    unacked: list[int] = []
 
     def on_connect(client, userdata, flags, reason_code, properties):
         client.subscribe(TOPIC_FILTER, qos=1)
@@ -222,6 +235,11 @@ def role_bare(args) -> None:
             usage = resource.getrusage(resource.RUSAGE_SELF)
             cpu0 = usage.ru_utime + usage.ru_stime
         state["count"] += 1
+        if batching:
+            unacked.append(msg.mid)
+            if len(unacked) >= 1000 or state["count"] >= expected:
+                client.ack_many(unacked)
+                unacked.clear()
         if state["count"] >= expected:
             state["last"] = now
             client.disconnect()
@@ -386,13 +404,14 @@ def measure_publisher(args, workdir: Path, mosquitto: str, packets: list[Path]) 
         broker.stop()
 
 
-def measure_bare(args, workdir: Path, mosquitto: str, packets: list[Path]) -> dict:
+def measure_bare(args, workdir: Path, mosquitto: str, packets: list[Path],
+                 client: str = "paho") -> dict:
     broker = Broker(workdir, mosquitto)
     bare = None
     try:
         bare = subprocess.Popen(me("bare", "--port", str(broker.port), "--messages",
                                    str(args.messages), "--timeout", str(args.timeout),
-                                   "--protocol", args.protocol),
+                                   "--protocol", args.protocol, "--client", client),
                                 stdout=subprocess.PIPE, text=True)
         wait_line(bare, "ready")
         pubs = Publishers(args, broker.port, packets)
@@ -549,7 +568,7 @@ def main(argv=None) -> int:
     parser.add_argument("--window", type=int, default=20_000,
                         help="unacknowledged PUBLISH packets per publisher (default 20000)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per measurement")
-    parser.add_argument("--only", choices=("publisher", "bare", "ingest"), action="append",
+    parser.add_argument("--only", choices=("publisher", "bare", "tuned", "ingest"), action="append",
                         help="run only these measurements (repeatable; default all)")
     parser.add_argument("--profile", metavar="FILE",
                         help="run ingest under py-spy (pip install py-spy): FILE.svg flamegraph, "
@@ -565,6 +584,8 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--packets", help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=("paho", "batching"), default="paho",
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role:
         {"publisher": role_publisher, "drain": role_drain, "bare": role_bare}[args.role](args)
@@ -574,7 +595,7 @@ def main(argv=None) -> int:
         parser.error("--window must stay below 65535 (MQTT packet ids)")
     if not os.path.exists(args.mosquitto):
         parser.error(f"mosquitto not found at {args.mosquitto}")
-    only = set(args.only or ("publisher", "bare", "ingest"))
+    only = set(args.only or ("publisher", "bare", "tuned", "ingest"))
     workdir = Path(tempfile.mkdtemp(prefix="brigade-bench-ingest-"))
     env = dict(os.environ, BRIGADE_SECRET_KEY="bench", BRIGADE_AUDIT_KEY="bench",
                BRIGADE_INSTANCE_PATH=str(workdir / "instance"), BRIGADE_ENV="production")
@@ -602,6 +623,8 @@ def main(argv=None) -> int:
                 row["publisher"] = measure_publisher(args, workdir, args.mosquitto, packets)
             if "bare" in only:
                 row["bare"] = measure_bare(args, workdir, args.mosquitto, packets)
+            if "tuned" in only:
+                row["tuned"] = measure_bare(args, workdir, args.mosquitto, packets, "batching")
             if "ingest" in only:
                 row["ingest"] = measure_ingest(args, workdir, args.mosquitto, packets, base,
                                                template, env, rep)
@@ -609,6 +632,8 @@ def main(argv=None) -> int:
                     raise RuntimeError(f"stored {row['ingest']['stored']} of {args.messages}")
             if "bare" in row and "ingest" in row:
                 row["ratio"] = row["ingest"]["rate"] / row["bare"]["rate"]
+            if "tuned" in row and "ingest" in row:
+                row["ratio_tuned"] = row["ingest"]["rate"] / row["tuned"]["rate"]
             reps.append(row)
             print(_rep_line(row), flush=True)
     finally:
@@ -618,8 +643,10 @@ def main(argv=None) -> int:
     medians = {
         "publisher_rate": med([r.get("publisher", {}).get("rate") for r in reps]),
         "bare_rate": med([r.get("bare", {}).get("rate") for r in reps]),
+        "tuned_rate": med([r.get("tuned", {}).get("rate") for r in reps]),
         "ingest_rate": med([r.get("ingest", {}).get("rate") for r in reps]),
         "ratio": med([r.get("ratio") for r in reps]),
+        "ratio_tuned": med([r.get("ratio_tuned") for r in reps]),
         "ingest_rss_mib": med([r.get("ingest", {}).get("rss_mib") for r in reps]),
         "ingest_hwm_mib": med([r.get("ingest", {}).get("hwm_mib") for r in reps]),
         "ingest_cpu_per_10k_readings_s": med([
@@ -648,6 +675,8 @@ def main(argv=None) -> int:
                              "drains at QoS 0",
                 "bare": "paho 2 client, MQTT 5 persistent session, QoS 1 auto-ack, counts only; "
                         "N / (first .. last message)",
+                "tuned": "as bare, on sensors.mqtt_client.BatchingClient (the ingest's client) "
+                         "with manual acks sent 1,000 at a time",
                 "ingest": "flask --app app sensors ingest on a fresh SQLite db; N / (publisher's "
                           "first send .. COUNT(readings) = N committed)",
                 "memory": "ingest process /proc status at the end: VmRSS, VmHWM (peak), MiB",
@@ -670,6 +699,10 @@ def _rep_line(row: dict) -> str:
         parts.append(f"bare {_fmt(row['bare']['rate'])}/s "
                      f"(publisher {_fmt(row['bare']['publisher_rate'])}/s, "
                      f"cpu {row['bare']['cpu_seconds']:.1f} s)")
+    if "tuned" in row:
+        parts.append(f"tuned {_fmt(row['tuned']['rate'])}/s "
+                     f"(publisher {_fmt(row['tuned']['publisher_rate'])}/s, "
+                     f"cpu {row['tuned']['cpu_seconds']:.1f} s)")
     if "ingest" in row:
         i = row["ingest"]
         threads = "+".join(f"{t:.1f}" for t in i["thread_cpu_seconds"] if t >= 0.05)
@@ -678,6 +711,8 @@ def _rep_line(row: dict) -> str:
                      f"peak {i['hwm_mib']:.0f} MiB)")
     if "ratio" in row:
         parts.append(f"ratio {row['ratio']:.0%}")
+    if "ratio_tuned" in row:
+        parts.append(f"(to tuned {row['ratio_tuned']:.0%})")
     return "  ".join(parts)
 
 
@@ -690,6 +725,8 @@ def _print_table(m: dict, targets: dict, args) -> None:
          f">= {TARGET_RATE:,} {ok[targets['ingest_rate_met']]}"),
         ("ratio (b)/(a)", _fmt(m["ratio"], ".0%"), "", f">= {TARGET_RATIO:.0%} "
          f"{ok[targets['ratio_met']]}"),
+        ("(a') bare, on the ingest's paho subclass", _fmt(m["tuned_rate"]), "msg/s", ""),
+        ("ratio (b)/(a') (cost of storing)", _fmt(m["ratio_tuned"], ".0%"), "", ""),
         ("ingest RSS at end", _fmt(m["ingest_rss_mib"], ".0f"), "MiB", ""),
         ("ingest peak RSS (VmHWM)", _fmt(m["ingest_hwm_mib"], ".0f"), "MiB", ""),
         ("ingest CPU per 10k readings", _fmt(m["ingest_cpu_per_10k_readings_s"], ".2f"), "s", ""),
