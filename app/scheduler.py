@@ -46,13 +46,15 @@ class Job:
 def _retention(session, now):
     from flask import current_app
 
+    from app.units.ingest import purge_idempotency_keys
     from sensors.models import DeadLetter, Reading
     keep = dt.timedelta(days=current_app.config["BRIGADE_RETENTION_DAYS"])
     # Raw readings past retention go; their 5-minute rollups stay for long reports.
     gone = session.execute(delete(Reading).where(Reading.measured_at < now - keep)).rowcount
     letters = session.execute(delete(DeadLetter).where(
         DeadLetter.received_at < now - dt.timedelta(days=90))).rowcount
-    return f"removed {gone} readings, {letters} dead letters"
+    keys = purge_idempotency_keys(session, now)
+    return f"removed {gone} readings, {letters} dead letters, {keys} idempotency keys"
 
 
 def _review_reminder(session, now):

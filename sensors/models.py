@@ -126,6 +126,29 @@ class IngestToken(db.Model):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
+class IdempotencyKey(Immutable, db.Model):
+    """The response an ``Idempotency-Key`` got from HTTP ingest, replayed to a retry for 24 h.
+
+    Inserted in the transaction that stored the request's readings, so a key is remembered
+    exactly when its readings are; purged by the retention job once stale.
+    """
+
+    __tablename__ = "ingest_idempotency_keys"
+    __table_args__ = (UniqueConstraint("token_id", "key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    #: Keys are per token: two devices may pick the same key.
+    token_id: Mapped[int] = mapped_column(ForeignKey("ingest_tokens.id"))
+    #: The client's key, 1–200 printable ASCII characters.
+    key: Mapped[str] = mapped_column(String(200))
+    #: SHA-256 of the request body: the same key with another body is refused, not replayed.
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    #: The response sent the first time, replayed as it was.
+    status: Mapped[int]
+    response: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class DeviceState(db.Model):
     """The last battery level and availability a device reported, by device or sensor key.
 

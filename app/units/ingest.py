@@ -9,18 +9,37 @@ become a message at all (a body that is not JSON, an item of the wrong shape, a 
 is dead-lettered here with the reason, so nothing is dropped unseen.
 
 Send ``ts``: a reading without the device's time is stored at the receive time, so posting it
-twice stores it twice, as it would over MQTT.
+twice stores it twice, as it would over MQTT — unless the request carries an
+``Idempotency-Key``. The first request with a key is processed and its response (status and
+body) remembered with the key, per token, in the same transaction as its readings; a repeat of
+the key by the same token within :data:`IDEMPOTENCY_WINDOW` gets that response again (with
+``Idempotent-Replayed: true``) and stores nothing. The same key with another body is refused
+(422). A body refused as too large before it was read is never fingerprinted, so its key is
+neither checked nor remembered.
+
+Two requests with one key racing: each checks for the key, finds none, stores its readings and
+inserts the key; the unique constraint (token, key) lets only one insert through. The loser
+does not see the conflict until the winner has committed — PostgreSQL makes an insert of a
+duplicate key wait for the transaction holding it, and SQLite lets one writer at a time — so
+the loser rolls back its readings and replays the winner's response: exactly what it would
+have got a moment later. A 409 ("in progress, retry") would only make the client ask again for
+that same answer, so it is kept for a winner that cannot be read after the conflict, which
+these databases at their default isolation (read committed; serial writes) do not produce.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from sqlalchemy import delete, select
+
 from sensors.formats import PayloadError
 from sensors.formats.base import kind, loads, show
-from sensors.models import DeadLetter
+from sensors.models import DeadLetter, IdempotencyKey
 from sensors.store import DEAD_LETTER_KEEP_BYTES, Message, store_batch
 
 #: Largest body accepted; 1,000 short-form readings take about 80 KB.
@@ -30,6 +49,11 @@ SOURCE = "http"
 #: The topic recorded for a dead letter that never became a message (the body itself).
 BODY_TOPIC = "/api/readings"
 _MESSAGE_FIELDS = {"topic", "payload"}
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+#: How long a key's response is replayed; the retention job purges older keys.
+IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
+_KEY = re.compile(r"[\x20-\x7e]{1,200}")
 
 
 @dataclass
@@ -167,3 +191,65 @@ def ingest_body(session, raw: bytes, received_at: dt.datetime) -> Outcome:
         outcome.rejected += result.rejected
         outcome.reasons.extend(result.reasons)
     return outcome
+
+
+class KeyRefused(ValueError):
+    """An ``Idempotency-Key`` header that is not 1–200 printable ASCII characters."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A response to send: status and JSON body, and whether it is a remembered one."""
+
+    status: int
+    body: dict
+    replayed: bool = False
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """The header's key, None when absent; KeyRefused when malformed."""
+    if value is None:
+        return None
+    if not _KEY.fullmatch(value):
+        raise KeyRefused(f"{IDEMPOTENCY_HEADER} must be 1 to 200 printable ASCII characters")
+    return value
+
+
+def fingerprint(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def remembered(session, token_id: int, key: str, now: dt.datetime) -> IdempotencyKey | None:
+    """The token's key if used within the window; a stale one is purged so the key is free."""
+    row = session.execute(select(IdempotencyKey).where(
+        IdempotencyKey.token_id == token_id, IdempotencyKey.key == key)).scalar_one_or_none()
+    if row is not None and row.created_at <= now - IDEMPOTENCY_WINDOW:
+        session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row.id))
+        session.expunge(row)
+        return None
+    return row
+
+
+def remember(session, token_id: int, key: str, digest: str, outcome: Outcome,
+             now: dt.datetime) -> None:
+    """Keep the key with the response; IntegrityError at the flush when a racer got there first."""
+    session.add(IdempotencyKey(token_id=token_id, key=key, body_sha256=digest,
+                               status=outcome.status, response=outcome.body(), created_at=now))
+    session.flush()
+
+
+def replay(row: IdempotencyKey | None, digest: str) -> Reply:
+    """The remembered response for a repeated key, or why it cannot be given."""
+    if row is None:
+        return Reply(409, {"error": f"a request with this {IDEMPOTENCY_HEADER} is still in "
+                                    "progress; retry shortly"})
+    if row.body_sha256 != digest:
+        return Reply(422, {"error": f"this {IDEMPOTENCY_HEADER} was already used with a "
+                                    "different body; use a new key for a new request"})
+    return Reply(row.status, row.response, replayed=True)
+
+
+def purge_idempotency_keys(session, now: dt.datetime) -> int:
+    """Delete keys past the replay window (the retention job's share of HTTP ingest)."""
+    return session.execute(delete(IdempotencyKey).where(
+        IdempotencyKey.created_at <= now - IDEMPOTENCY_WINDOW)).rowcount

@@ -8,6 +8,7 @@ from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.auth import public
@@ -16,7 +17,9 @@ from app.extensions import csrf
 from app.models import Role, Site, db, utcnow
 from app.security import chef_only, roles_required
 from app.units import api, bp
-from app.units.ingest import MAX_BODY_BYTES, ingest_body, too_large
+from app.units.ingest import (IDEMPOTENCY_HEADER, MAX_BODY_BYTES, REPLAYED_HEADER, KeyRefused,
+                              Reply, fingerprint, idempotency_key, ingest_body, remember,
+                              remembered, replay, too_large)
 from app.units.operations import (KINDS, PRESET_LABELS, FormInvalid, attach_sensor,
                                   create_token, create_unit, dead_letter_summary, detach_sensor,
                                   form_values, latest_dead_letters, new_unit_values,
@@ -224,10 +227,15 @@ def revoke(token_id: int):
 @csrf.exempt
 def readings():
     """Readings from devices that cannot speak MQTT, through the MQTT path's parsing and storage."""
-    if token_from_header(db.session, request.headers.get("Authorization")) is None:
+    token = token_from_header(db.session, request.headers.get("Authorization"))
+    if token is None:
         response = jsonify(error="missing, unknown or revoked token")
         response.headers["WWW-Authenticate"] = 'Bearer realm="brigade"'
         return response, 401
+    try:
+        key = idempotency_key(request.headers.get(IDEMPOTENCY_HEADER))
+    except KeyRefused as exc:
+        return jsonify(error=str(exc)), 400
     now = utcnow()
     size = request.content_length
     if size is not None and size > MAX_BODY_BYTES:
@@ -240,7 +248,35 @@ def readings():
         raw = request.stream.read(MAX_BODY_BYTES + 1)
         if len(raw) > MAX_BODY_BYTES:  # a chunked body that did not say its size
             outcome = too_large(db.session, now, raw, len(raw))
+        elif key is not None:
+            return _reply(_ingest_once(token.id, key, raw, now))
         else:
             outcome = ingest_body(db.session, raw, now)
     db.session.commit()
     return jsonify(outcome.body()), outcome.status
+
+
+def _ingest_once(token_id: int, key: str, raw: bytes, now: dt.datetime) -> Reply:
+    """Ingest under an Idempotency-Key: store and remember, or replay (see app.units.ingest)."""
+    digest = fingerprint(raw)
+    prior = remembered(db.session, token_id, key, now)
+    if prior is None:
+        outcome = ingest_body(db.session, raw, now)
+        try:
+            remember(db.session, token_id, key, digest, outcome, now)
+            db.session.commit()
+            return Reply(outcome.status, outcome.body())
+        except IntegrityError:
+            # A racer with the same key committed first: drop ours, answer with its response.
+            db.session.rollback()
+            prior = remembered(db.session, token_id, key, now)
+    reply = replay(prior, digest)
+    db.session.rollback()
+    return reply
+
+
+def _reply(reply: Reply):
+    response = jsonify(reply.body)
+    if reply.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return response, reply.status
