@@ -433,3 +433,18 @@ def test_ingest_needs_no_csrf_token_but_the_token_pages_do(database_url, tmp_pat
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_breach_posted_over_http_raises_its_alert_at_once(app, admin, client, kitchen, freeze):
+    from app.models import Alert
+    from tests.conftest import feed_salad, salad_fridge
+    with app.app_context():
+        salad_fridge(kitchen["site"], T0)
+        last = feed_salad([4.0, 9.0, 9.0], T0 + dt.timedelta(minutes=1))  # critical above 8 °C
+    now = freeze(last + dt.timedelta(minutes=1))
+    token = _token(admin)
+    response = _post(client, {"sensor": "salad", "t": 9.5, "ts": now.isoformat()}, token)
+    assert response.get_json()["stored"] == 1
+    with app.app_context():  # no sweep ran: the post itself evaluated the fridge
+        [alert] = db.session.execute(select(Alert)).scalars().all()
+        assert (alert.kind, alert.state.tier, alert.detail["peak_c"]) == ("temperature", "critical", 9.5)

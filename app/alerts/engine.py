@@ -188,6 +188,16 @@ def sweep_timers(session, now: dt.datetime | None = None) -> list:
     return changed
 
 
+def evaluate_after_ingest(session, sensor_ids) -> None:
+    """Evaluate, and commit, the units of sensors whose new readings were just committed."""
+    if not sensor_ids:
+        return
+    units = units_for_sensors(session, sensor_ids)
+    if units:
+        evaluate_units(session, units)
+        session.commit()
+
+
 def after_ingest(app):
     """The ingest hook: evaluate the units a committed batch touched, at once."""
     from app.models import db
@@ -196,8 +206,5 @@ def after_ingest(app):
         if not result.sensors_seen:
             return
         with app.app_context():
-            units = units_for_sensors(db.session, result.sensors_seen)
-            if units:
-                evaluate_units(db.session, units)
-                db.session.commit()
+            evaluate_after_ingest(db.session, result.sensors_seen)
     return hook

@@ -66,6 +66,8 @@ class Outcome:
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
     error: str | None = None
+    #: Sensors that got a new reading: their units are evaluated for alerts after the commit.
+    sensors_seen: set[int] = field(default_factory=set)
 
     def body(self) -> dict:
         body = {"stored": self.stored, "duplicates": self.duplicates,
@@ -188,6 +190,7 @@ def ingest_body(session, raw: bytes, received_at: dt.datetime) -> Outcome:
     if messages:
         result = store_batch(session, messages)
         outcome.stored, outcome.duplicates = result.stored, result.duplicates
+        outcome.sensors_seen = result.sensors_seen
         outcome.rejected += result.rejected
         outcome.reasons.extend(result.reasons)
     return outcome

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.alerts.engine import evaluate_after_ingest
 from app.auth import public
 from app.checklists.operations import OperationError
 from app.extensions import csrf
@@ -253,7 +254,20 @@ def readings():
         else:
             outcome = ingest_body(db.session, raw, now)
     db.session.commit()
+    _evaluate_alerts(outcome.sensors_seen)
     return jsonify(outcome.body()), outcome.status
+
+
+def _evaluate_alerts(sensor_ids: set[int]) -> None:
+    """A breach posted over HTTP alerts at once, as one over MQTT does (not at the next sweep).
+
+    The readings are committed already: a failure here is logged, and the sweep retries.
+    """
+    try:
+        evaluate_after_ingest(db.session, sensor_ids)
+    except Exception:  # noqa: BLE001 - the post succeeded; alerting catches up in the sweep
+        db.session.rollback()
+        current_app.logger.exception("evaluating alerts after an HTTP ingest failed")
 
 
 def _ingest_once(token_id: int, key: str, raw: bytes, now: dt.datetime) -> Reply:
@@ -265,6 +279,7 @@ def _ingest_once(token_id: int, key: str, raw: bytes, now: dt.datetime) -> Reply
         try:
             remember(db.session, token_id, key, digest, outcome, now)
             db.session.commit()
+            _evaluate_alerts(outcome.sensors_seen)
             return Reply(outcome.status, outcome.body())
         except IntegrityError:
             # A racer with the same key committed first: drop ours, answer with its response.
