@@ -94,10 +94,12 @@ class Postgres:
 class Mosquitto:
     """A Mosquitto broker on a free port, persistence off, generous queues."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, extra_conf: str = ""):
         self.workdir = Path(workdir)
         self.port = free_port()
         self.process: subprocess.Popen | None = None
+        #: Lines for the listener (certfile, password_file …); replace allow_anonymous true.
+        self.extra_conf = extra_conf
 
     def start(self) -> int:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -105,7 +107,8 @@ class Mosquitto:
             raise ServiceUnavailable("mosquitto is not installed (apt-get install mosquitto)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        access = self.extra_conf or "allow_anonymous true\n"
+        conf.write_text(f"listener {self.port} 127.0.0.1\n{access}"
                         "persistence false\nmax_queued_messages 100000\nmax_inflight_messages 0\n"
                         "set_tcp_nodelay true\n")
         self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
