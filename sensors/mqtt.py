@@ -77,7 +77,6 @@ class Ingestor:
         self.queue: deque[Received] = deque()
         self.max_queued = 200_000
         self._wake = threading.Event()
-        self.connection = 0
         self.connected = threading.Event()
         self.stopping = threading.Event()
         self.stats = {"received": 0, "stored": 0, "duplicates": 0, "rejected": 0, "batches": 0,
@@ -108,10 +107,10 @@ class Ingestor:
         if reason_code.is_failure:
             logger.error("MQTT connection refused: %s", reason_code)
             return
-        self.connection += 1
         topics = [f"$share/{self.settings.shared_group}/{t}" if self.settings.shared_group else t
                   for t in SUBSCRIPTIONS]
         # Subscribing on every connect: a broker that lost our session still gets them.
+        # QoS 1, so the broker downgrades anything sent at QoS 2: every message is acked alike.
         client.subscribe([(t, 1) for t in topics])
         self.connected.set()
         logger.info("MQTT connected to %s:%s (session present: %s)", self.settings.host,
@@ -125,7 +124,7 @@ class Ingestor:
     def _on_message(self, client, userdata, msg):
         inbox = self.queue
         inbox.append(Received(Message(msg.topic, msg.payload, dt.datetime.now(UTC), bool(msg.dup),
-                                      msg.mid, msg.qos), self.connection))
+                                      msg.mid, msg.qos), client.epoch))
         queued = len(inbox)
         # Wake the consumer for the first message of a batch and when a full batch is waiting.
         if (queued == 1 or queued >= self.settings.batch_size) and not self._wake.is_set():
@@ -184,11 +183,12 @@ class Ingestor:
                     if self.stopping.wait(delay):
                         return  # not acknowledged: the broker redelivers after restart
                     delay = min(delay * 2, 30)
-            # A message from a previous connection is redelivered by the broker on the new
-            # one; acking its old id now would acknowledge some other message.
-            connection = self.connection
+            # A message from an earlier connection is redelivered by the broker on the new
+            # one; acking its old id now would acknowledge some other message (ack_many drops
+            # the acks if the connection changes meanwhile, too).
+            epoch = self.client.epoch
             self.client.ack_many([r.message.mid for r in batch
-                                  if r.message.qos == 1 and r.connection == connection])
+                                  if r.message.qos == 1 and r.connection == epoch], epoch)
             self.stats["received"] += len(batch)
             self.stats["stored"] += result.stored
             self.stats["duplicates"] += result.duplicates

@@ -17,13 +17,20 @@ session, keepalive, reconnect, TLS, callbacks) and changes these:
   are registered. paho's general path builds a ``Properties`` object (clearing 27 attributes
   by name) and walks its topic matcher for every message; anything else still takes it.
 
+The fast path leaves ``message.properties`` None (there are none) and skips paho's debug
+log line per message. Acknowledgements carry the connection ``epoch`` their messages came on:
+``reconnect()`` moves it on first, so an ack for an earlier connection is dropped instead of
+reaching the new one — where it could precede CONNECT (a protocol error) or name a message
+that id no longer means. The broker redelivers those messages; storage ignores repeats.
+
 It relies on paho internals (``_create_socket``, ``_packet_read``, ``_packet_queue``), so
-requirements.txt pins paho-mqtt to the 2.1–2.2 series it was written against, and
+requirements.txt pins paho-mqtt to the 2.2 series it was written against, and
 ``tests/test_mqtt_client.py`` checks it against a real Mosquitto.
 """
 from __future__ import annotations
 
 import struct
+import threading
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.client import MQTTErrorCode, MQTTMessage, MQTTv5
@@ -76,8 +83,19 @@ class BatchingClient(mqtt.Client):
 
     _filtered_callbacks = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._ack_lock = threading.Lock()
+        #: Which connection this is; moves on as each (re)connection begins.
+        self.epoch = 0
+
+    def reconnect(self) -> MQTTErrorCode:
+        with self._ack_lock:  # no ack of the old connection gets queued from here on
+            self.epoch += 1
+        return super().reconnect()
+
     def message_callback_add(self, sub, callback) -> None:
-        self._filtered_callbacks = True
+        self._filtered_callbacks = True  # (stays set: paho's path then, which is only slower)
         super().message_callback_add(sub, callback)
 
     def _handle_publish(self) -> MQTTErrorCode:
@@ -126,14 +144,20 @@ class BatchingClient(mqtt.Client):
                 break
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    def ack_many(self, mids) -> MQTTErrorCode:
+    def ack_many(self, mids, epoch: int | None = None) -> MQTTErrorCode:
         """Acknowledge these QoS 1 messages (by packet id) in one write.
 
-        Like ``ack()``, only for a client made with ``manual_ack=True``, and only for
-        messages received on the current connection.
+        Like ``ack()``, only for a client made with ``manual_ack=True``. ``epoch``: the
+        connection they came on (``self.epoch`` in ``on_message``); if that connection is
+        gone, nothing is sent.
         """
+        if not self._manual_ack:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS  # paho acknowledged them itself
         pack = _PUBACK.pack
         packet = b"".join([pack(mqtt.PUBACK, 2, mid) for mid in mids])
         if not packet:
             return MQTTErrorCode.MQTT_ERR_SUCCESS
-        return self._packet_queue(mqtt.PUBACK, packet, 0, 1)
+        with self._ack_lock:
+            if epoch is not None and epoch != self.epoch:
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            return self._packet_queue(mqtt.PUBACK, packet, 0, 1)

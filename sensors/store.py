@@ -244,6 +244,8 @@ def sqlite_timestamp(moment: dt.datetime) -> str:
     The same text for the same instant matters: the unique (sensor, instant) constraint
     compares the stored strings. ``tests/test_store.py`` holds it to SQLAlchemy's own.
     """
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime refused: store timezone-aware UTC")
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
     return moment.replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -176,3 +176,37 @@ def test_a_raising_callback_is_logged_and_reading_goes_on(mosquitto_port):
     finally:
         pub.loop_stop()
         sub.close()
+
+
+def test_acks_for_a_lost_connection_are_dropped_not_sent_on_the_next(mosquitto_port):
+    client_id = f"bc-epoch-{time.time_ns()}"
+    sub = Subscriber(mosquitto_port, client_id, "5")
+    pub = plain_publisher(mosquitto_port)
+    try:
+        for i in range(50):
+            pub.publish("test/epoch", str(i), qos=1)
+        assert wait_until(lambda: len(sub.messages) == 50, 10)
+        first_epoch, first = sub.client.epoch, list(sub.messages)
+        sub.messages.clear()
+        sub.subscribed.clear()
+        sub.client.socket().shutdown(socket.SHUT_RDWR)  # the network drops; paho reconnects
+        assert wait_until(lambda: sub.client.epoch == first_epoch + 1 and len(sub.messages) == 50, 20)
+        assert all(m.dup for m in sub.messages)  # redelivered on the new connection
+        # The batch of the old connection is committed only now: its acks must not go out on
+        # the new connection (the broker reuses those ids for the redelivered messages).
+        sub.client.ack_many([m.mid for m in first], first_epoch)
+    finally:
+        pub.loop_stop()
+        sub.close()
+    again = Subscriber(mosquitto_port, client_id, "5")
+    try:
+        assert wait_until(lambda: len(again.messages) == 50, 10), len(again.messages)
+        again.client.ack_many([m.mid for m in again.messages], again.client.epoch)
+    finally:
+        again.close()
+    last = Subscriber(mosquitto_port, client_id, "5")
+    try:
+        time.sleep(0.5)
+        assert last.messages == []  # acknowledged on their own connection: gone for good
+    finally:
+        last.close()
