@@ -112,6 +112,9 @@ class DeadLetter(db.Model):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     payload_size: Mapped[int]
     reason: Mapped[str] = mapped_column(String(500))
+    #: The site of the HTTP token that posted it; None for MQTT (the broker knows no sites),
+    #: which every site's admin sees.
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), index=True)
 
 
 class IngestToken(db.Model):
@@ -120,6 +123,8 @@ class IngestToken(db.Model):
     __tablename__ = "ingest_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: The site it was issued for: it posts only for that site's sensors and unassigned ones.
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
     name: Mapped[str] = mapped_column(String(120))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 import app.units.routes as routes
-from app.models import db, set_clock
+from app.models import Site, db, set_clock
 from app.scheduler import _jobs, run_job
 from app.units.operations import create_token
 from sensors.models import DeadLetter, IdempotencyKey, Reading
@@ -20,9 +20,10 @@ BODY = {"sensor": "cellar1", "t": 3.9}
 
 
 @pytest.fixture
-def token(app):
+def token(app, kitchen):
     with app.app_context():
-        _token, plain = create_token(db.session, "Cellar probe")
+        _token, plain = create_token(db.session, db.session.get(Site, kitchen["site"]),
+                                     "Cellar probe")
         db.session.commit()
     return plain
 
@@ -80,9 +81,10 @@ def test_the_same_key_with_another_body_is_refused_and_not_stored(app, client, t
     assert _post(client, BODY, token, key="k1").headers["Idempotent-Replayed"] == "true"
 
 
-def test_a_key_belongs_to_its_token(app, client, token, freeze):
+def test_a_key_belongs_to_its_token(app, client, kitchen, token, freeze):
     with app.app_context():
-        _other, other_token = create_token(db.session, "Second probe")
+        _other, other_token = create_token(db.session, db.session.get(Site, kitchen["site"]),
+                                           "Second probe")
         db.session.commit()
     freeze(T0)
     assert _post(client, BODY, token, key="k1").get_json()["stored"] == 1

@@ -1,9 +1,16 @@
 """The Alembic migrations build the schema the models describe, on both databases."""
-from flask_migrate import upgrade
-from sqlalchemy import inspect, text
+import datetime as dt
 
-from app.models import db
+import pytest
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import inspect, select, text
+
+from app.models import Site, db
+from sensors.models import DeadLetter, IdempotencyKey, IngestToken
 from tests.conftest import make_app
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 
 def _empty_database(database_url: str) -> str:
@@ -37,5 +44,61 @@ def test_upgrade_from_empty_matches_the_models(database_url, tmp_path):
         db.drop_all()
         with db.engine.begin() as conn:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _drop_everything() -> None:
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+@pytest.mark.parametrize("sites", [0, 1, 2])
+def test_tokens_made_before_sites_get_one(database_url, tmp_path, sites):
+    app = make_app(_empty_database(database_url), tmp_path / "instance")
+    with app.app_context():
+        _drop_everything()
+        upgrade(revision="3e6fc561099c")  # tokens without a site
+        with db.engine.begin() as conn:
+            for n in range(sites):
+                conn.execute(Site.__table__.insert(), {"id": 7 + n, "name": f"Kitchen {n}",
+                                                       "timezone": "UTC", "temp_unit": "C",
+                                                       "created_at": T0})
+            conn.execute(IngestToken.__table__.insert(), [
+                {"id": 1, "name": "live", "token_hash": "a" * 64, "created_at": T0,
+                 "revoked_at": None},
+                {"id": 2, "name": "revoked", "token_hash": "b" * 64, "created_at": T0,
+                 "revoked_at": T0}])
+            conn.execute(IdempotencyKey.__table__.insert(), {
+                "token_id": 1, "key": "k1", "body_sha256": "c" * 64, "status": 200,
+                "response": {"stored": 1}, "created_at": T0})
+            conn.execute(DeadLetter.__table__.insert(), [
+                {"received_at": T0, "source": source, "topic": "t", "payload": b"x",
+                 "payload_size": 1, "reason": "r"} for source in ("http", "mqtt")])
+        upgrade()
+
+        def state():
+            tokens = {t.name: (t.site_id, t.revoked_at)
+                      for t in db.session.execute(select(IngestToken)).scalars()}
+            letters = dict(db.session.execute(select(DeadLetter.source, DeadLetter.site_id)).all())
+            keys = db.session.execute(select(IdempotencyKey.key)).scalars().all()
+            db.session.rollback()
+            return tokens, letters, keys
+        tokens, letters, keys = state()
+        if sites == 0:  # nobody could own them
+            assert (tokens, keys) == ({}, [])
+        elif sites == 1:  # its site's, working as before, with their idempotency keys
+            assert tokens == {"live": (7, None), "revoked": (7, T0)} and keys == ["k1"]
+            assert letters == {"http": 7, "mqtt": None}
+        else:  # which kitchen they serve is unknown: listed under the first site, revoked
+            assert tokens["live"][0] == 7 and tokens["live"][1] > T0
+            assert tokens["revoked"] == (7, T0) and keys == ["k1"]
+            assert letters == {"http": None, "mqtt": None}
+        # Down and up again keeps what is there (SQLite rebuilds ingest_tokens each way).
+        downgrade(revision="3e6fc561099c")
+        upgrade()
+        assert state()[2] == keys
+        _drop_everything()
         db.session.remove()
         db.engine.dispose()

@@ -421,7 +421,8 @@ def test_ingest_needs_no_csrf_token_but_the_token_pages_do(database_url, tmp_pat
     client = app.test_client()
     token = "brg_test-token"
     with app.app_context():
-        db.session.add(IngestToken(name="t", token_hash=hashlib.sha256(token.encode()).hexdigest()))
+        db.session.add(IngestToken(site_id=kitchen["site"], name="t",
+                                   token_hash=hashlib.sha256(token.encode()).hexdigest()))
         db.session.commit()
     response = _post(client, {"sensor": "x", "t": 4.0}, token)
     assert response.status_code == 200 and response.get_json()["stored"] == 1
@@ -448,3 +449,55 @@ def test_a_breach_posted_over_http_raises_its_alert_at_once(app, admin, client, 
     with app.app_context():  # no sweep ran: the post itself evaluated the fridge
         [alert] = db.session.execute(select(Alert)).scalars().all()
         assert (alert.kind, alert.state.tier, alert.detail["peak_c"]) == ("temperature", "critical", 9.5)
+
+
+# --- HTTP ingest across sites -----------------------------------------------------------------
+
+def _other_admin(app, other):
+    client = app.test_client()
+    assert login_pin(client, other["admin"], "4321").status_code == 302
+    return client
+
+
+def test_a_token_belongs_to_the_site_of_the_admin_who_made_it(app, admin, kitchen):
+    other = _other_site(app)
+    theirs = _other_admin(app, other)
+    _token(admin, "Cellar probe")
+    _token(theirs, "Their walk-in probe")
+    with app.app_context():
+        sites = dict(db.session.execute(select(IngestToken.name, IngestToken.site_id)).all())
+        assert sites == {"Cellar probe": kitchen["site"], "Their walk-in probe": other["site"]}
+        their_id = db.session.execute(select(IngestToken.id).where(
+            IngestToken.site_id == other["site"])).scalar_one()
+    mine = admin.get("/units/tokens").get_data(as_text=True)
+    assert "Cellar probe" in mine and "Their walk-in probe" not in mine
+    page = theirs.get("/units/tokens").get_data(as_text=True)
+    assert "Their walk-in probe" in page and "Cellar probe" not in page
+    # Another site's token is not there to revoke: 404, and it keeps working.
+    assert admin.post(f"/units/tokens/{their_id}/revoke").status_code == 404
+    with app.app_context():
+        assert db.session.get(IngestToken, their_id).revoked_at is None
+    assert theirs.post(f"/units/tokens/{their_id}/revoke").status_code == 302
+
+
+def test_rejected_http_posts_are_shown_to_their_sites_admin_and_mqtt_ones_to_all(app, admin,
+                                                                                 client, kitchen,
+                                                                                 freeze):
+    freeze(T0)
+    other = _other_site(app)
+    theirs = _other_admin(app, other)
+    _store(app, Message("no/such/mqtt-topic", b"4.2", T0))
+    _post(client, [{"sensor": "cellar1", "t": -300}, 42], _token(admin))  # store_batch's, ours
+    _post(client, b"their broken body", _token(theirs, "Their probe"))
+    with app.app_context():
+        sites = sorted(db.session.execute(select(DeadLetter.topic, DeadLetter.site_id)).all())
+        assert sites == [("/api/readings", other["site"]), ("/api/readings#1", kitchen["site"]),
+                         ("brigade/cellar1/reading", kitchen["site"]), ("no/such/mqtt-topic", None)]
+    page = admin.get("/units/dead-letters").get_data(as_text=True)
+    assert "no/such/mqtt-topic" in page and "implausible temperature" in page
+    assert "their broken body" not in page and "not JSON" not in page
+    counts = page.split('data-testid="dead-letter-counts"')[1].split("</p>")[0]
+    assert "3 in all" in counts
+    page = theirs.get("/units/dead-letters").get_data(as_text=True)
+    assert "no/such/mqtt-topic" in page and "their broken body" in page
+    assert "implausible temperature" not in page and "cellar1" not in page

@@ -8,6 +8,9 @@ Parsing, idempotent storage and dead letters are therefore the MQTT path's own. 
 become a message at all (a body that is not JSON, an item of the wrong shape, a body too large)
 is dead-lettered here with the reason, so nothing is dropped unseen.
 
+A token belongs to a site. Every dead letter of a request carries the token's site, so the
+admin of one site does not read another's.
+
 Send ``ts``: a reading without the device's time is stored at the receive time, so posting it
 twice stores it twice, as it would over MQTT — unless the request carries an
 ``Idempotency-Key``. The first request with a key is processed and its response (status and
@@ -35,7 +38,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from sensors.formats import PayloadError
 from sensors.formats.base import kind, loads, show
@@ -82,23 +85,23 @@ def _clean(text: str) -> str:
     return "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
 
 
-def dead_letter(session, received_at: dt.datetime, topic: str, payload: bytes, size: int,
-                reason: str) -> None:
-    """Keep something that never became a message, as ``store_batch`` keeps unparsable ones."""
+def dead_letter(session, site_id: int, received_at: dt.datetime, topic: str, payload: bytes,
+                size: int, reason: str) -> None:
+    """Keep what will not become readings, as ``store_batch`` keeps unparsable messages."""
     session.add(DeadLetter(received_at=received_at, source=SOURCE, topic=_clean(topic)[:500],
                            payload=bytes(payload[:DEAD_LETTER_KEEP_BYTES]), payload_size=size,
-                           reason=reason[:500]))
+                           reason=reason[:500], site_id=site_id))
 
 
-def refuse_body(session, received_at: dt.datetime, payload: bytes, size: int, reason: str,
-                status: int) -> Outcome:
+def refuse_body(session, site_id: int, received_at: dt.datetime, payload: bytes, size: int,
+                reason: str, status: int) -> Outcome:
     """Dead-letter a whole body and say why."""
-    dead_letter(session, received_at, BODY_TOPIC, payload, size, reason)
+    dead_letter(session, site_id, received_at, BODY_TOPIC, payload, size, reason)
     return Outcome(status=status, rejected=1, reasons=[reason], error=reason)
 
 
-def too_large(session, received_at: dt.datetime, head: bytes, size: int) -> Outcome:
-    return refuse_body(session, received_at, head, size,
+def too_large(session, site_id: int, received_at: dt.datetime, head: bytes, size: int) -> Outcome:
+    return refuse_body(session, site_id, received_at, head, size,
                        f"body too large: {size} bytes (at most {MAX_BODY_BYTES})", 413)
 
 
@@ -148,29 +151,42 @@ def _item_topic(item: object, index: int) -> str:
     return f"{BODY_TOPIC}#{index}"
 
 
-def ingest_body(session, raw: bytes, received_at: dt.datetime) -> Outcome:
-    """Store what an HTTP body carries; dead-letter what it cannot. The caller commits."""
+def _claim_dead_letters(session, site_id: int, received_at: dt.datetime) -> None:
+    """Give the dead letters ``store_batch`` just wrote for this request the token's site.
+
+    ``store_batch`` serves MQTT too and writes them without a site. They are the HTTP ones
+    received at this instant that have no site yet: every other request claims its own before
+    it commits, and a concurrent request's uncommitted rows are not visible to this statement.
+    """
+    session.execute(update(DeadLetter).where(
+        DeadLetter.source == SOURCE, DeadLetter.site_id.is_(None),
+        DeadLetter.received_at == received_at).values(site_id=site_id)
+        .execution_options(synchronize_session=False))
+
+
+def ingest_body(session, site_id: int, raw: bytes, received_at: dt.datetime) -> Outcome:
+    """Store what a site's token posted; dead-letter what it cannot. The caller commits."""
     size = len(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return refuse_body(session, received_at, raw, size,
+        return refuse_body(session, site_id, received_at, raw, size,
                            f"not UTF-8: bad byte at offset {exc.start}", 400)
     if not text.strip():
-        return refuse_body(session, received_at, raw, size, "empty body", 400)
+        return refuse_body(session, site_id, received_at, raw, size, "empty body", 400)
     try:
         body = loads(text)
     except PayloadError as exc:
-        return refuse_body(session, received_at, raw, size, str(exc), 400)
+        return refuse_body(session, site_id, received_at, raw, size, str(exc), 400)
     if isinstance(body, dict):
         items = [body]
     elif isinstance(body, list):
         items = body
         if len(items) > MAX_ITEMS:
-            return refuse_body(session, received_at, raw, size,
+            return refuse_body(session, site_id, received_at, raw, size,
                                f"too many items: {len(items)} (at most {MAX_ITEMS})", 413)
     else:
-        return refuse_body(session, received_at, raw, size,
+        return refuse_body(session, site_id, received_at, raw, size,
                            f"expected a JSON object or a list of objects, got {kind(body)}", 400)
 
     outcome = Outcome()
@@ -184,7 +200,8 @@ def ingest_body(session, raw: bytes, received_at: dt.datetime) -> Outcome:
             except PayloadError:
                 data = b""
             reason = f"item {index}: {exc}"
-            dead_letter(session, received_at, _item_topic(item, index), data, len(data), reason)
+            dead_letter(session, site_id, received_at, _item_topic(item, index), data, len(data),
+                        reason)
             outcome.rejected += 1
             outcome.reasons.append(reason)
     if messages:
@@ -193,6 +210,8 @@ def ingest_body(session, raw: bytes, received_at: dt.datetime) -> Outcome:
         outcome.sensors_seen = result.sensors_seen
         outcome.rejected += result.rejected
         outcome.reasons.extend(result.reasons)
+        if result.rejected:
+            _claim_dead_letters(session, site_id, received_at)
     return outcome
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from app.checklists.operations import OperationError
 from app.formatting import show_temp
@@ -276,18 +276,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(session, name: str) -> tuple[IngestToken, str]:
-    """A new ingest token; the plain token is returned once and only its hash is kept."""
+def create_token(session, site: Site, name: str) -> tuple[IngestToken, str]:
+    """A new ingest token for the site; the plain token is returned once, only its hash kept."""
     name = (name or "").strip()
     if not name:
         raise OperationError(_("Give the token a name, e.g. the device that will use it."))
     if len(name) > 120:
         raise OperationError(_("A name is at most 120 characters."))
     plain = "brg_" + secrets.token_urlsafe(32)
-    token = IngestToken(name=name, token_hash=hash_token(plain))
+    token = IngestToken(site_id=site.id, name=name, token_hash=hash_token(plain))
     session.add(token)
     session.flush()
-    logger.info("ingest token %s (%s) created", token.id, name)
+    logger.info("ingest token %s (%s) created for site %s", token.id, name, site.id)
     return token, plain
 
 
@@ -335,22 +335,29 @@ class ReasonCount:
     latest: dt.datetime
 
 
-def dead_letter_summary(session, now: dt.datetime, top: int = 15) -> dict:
+def _seen_at(site: Site):
+    """The rejected messages a site's admin sees: its own HTTP tokens' and every MQTT one."""
+    return or_(DeadLetter.site_id.is_(None), DeadLetter.site_id == site.id)
+
+
+def dead_letter_summary(session, site: Site, now: dt.datetime, top: int = 15) -> dict:
     """Counts of rejected messages, overall and in the last 24 h, by kind of reason."""
     since = now - dt.timedelta(hours=24)
-    total = session.scalar(select(func.count()).select_from(DeadLetter))
+    seen = _seen_at(site)
+    total = session.scalar(select(func.count()).select_from(DeadLetter).where(seen))
     last_day = session.scalar(select(func.count()).select_from(DeadLetter)
-                              .where(DeadLetter.received_at >= since))
+                              .where(seen, DeadLetter.received_at >= since))
     by_kind: dict[str, ReasonCount] = {}
     # Group exact reasons in SQL, fold their details away here (portable across databases).
     rows = session.execute(select(DeadLetter.reason, func.count(), func.max(DeadLetter.received_at))
-                           .group_by(DeadLetter.reason).order_by(func.count().desc()).limit(2000))
+                           .where(seen).group_by(DeadLetter.reason)
+                           .order_by(func.count().desc()).limit(2000))
     for reason, count, latest in rows:
         entry = by_kind.setdefault(reason_kind(reason), ReasonCount(reason_kind(reason), 0, 0, latest))
         entry.total += count
         entry.latest = max(entry.latest, latest)
     recent = session.execute(select(DeadLetter.reason, func.count())
-                             .where(DeadLetter.received_at >= since)
+                             .where(seen, DeadLetter.received_at >= since)
                              .group_by(DeadLetter.reason).limit(2000))
     for reason, count in recent:
         if reason_kind(reason) in by_kind:
@@ -359,6 +366,7 @@ def dead_letter_summary(session, now: dt.datetime, top: int = 15) -> dict:
     return {"total": total, "last_day": last_day, "reasons": reasons}
 
 
-def latest_dead_letters(session, limit: int = 200) -> list[DeadLetter]:
-    return session.execute(select(DeadLetter).order_by(DeadLetter.received_at.desc(),
-                                                       DeadLetter.id.desc()).limit(limit)).scalars().all()
+def latest_dead_letters(session, site: Site, limit: int = 200) -> list[DeadLetter]:
+    return session.execute(select(DeadLetter).where(_seen_at(site))
+                           .order_by(DeadLetter.received_at.desc(), DeadLetter.id.desc())
+                           .limit(limit)).scalars().all()

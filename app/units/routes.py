@@ -179,16 +179,18 @@ def detach(sensor_id: int):
 @admin_only
 def dead_letters():
     now = utcnow()
-    return render_template("units/dead_letters.html", site=_site(), now=now,
-                           summary=dead_letter_summary(db.session, now),
-                           rows=latest_dead_letters(db.session), preview=preview)
+    site = _site()
+    return render_template("units/dead_letters.html", site=site, now=now,
+                           summary=dead_letter_summary(db.session, site, now),
+                           rows=latest_dead_letters(db.session, site), preview=preview)
 
 
 def _tokens_page(new_token: str | None = None, status: int = 200):
-    tokens = db.session.execute(select(IngestToken).order_by(IngestToken.revoked_at.is_not(None),
-                                                             IngestToken.created_at.desc()))\
-        .scalars().all()
-    response = render_template("units/tokens.html", site=_site(), tokens=tokens,
+    site = _site()
+    tokens = db.session.execute(select(IngestToken).where(IngestToken.site_id == site.id)
+                                .order_by(IngestToken.revoked_at.is_not(None),
+                                          IngestToken.created_at.desc())).scalars().all()
+    response = render_template("units/tokens.html", site=site, tokens=tokens,
                                new_token=new_token, max_body=MAX_BODY_BYTES)
     # A new token is shown once: keep the page out of every cache.
     return response, status, {"Cache-Control": "no-store"}
@@ -204,7 +206,7 @@ def tokens():
 @admin_only
 def create_ingest_token():
     try:
-        _token, plain = create_token(db.session, request.form.get("name", ""))
+        _token, plain = create_token(db.session, _site(), request.form.get("name", ""))
     except OperationError as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -216,7 +218,9 @@ def create_ingest_token():
 @bp.post("/tokens/<int:token_id>/revoke")
 @admin_only
 def revoke(token_id: int):
-    token = db.session.get(IngestToken, token_id) or abort(404)
+    token = db.session.get(IngestToken, token_id)
+    if token is None or token.site_id != _site().id:
+        abort(404)  # another site's token is not this admin's to see
     revoke_token(db.session, token, utcnow())
     db.session.commit()
     flash(_("Token %(name)s revoked: it no longer works.", name=token.name), "ok")
@@ -244,15 +248,15 @@ def readings():
             head = request.stream.read(DEAD_LETTER_KEEP_BYTES)
         except RequestEntityTooLarge:
             head = b""
-        outcome = too_large(db.session, now, head, size)
+        outcome = too_large(db.session, token.site_id, now, head, size)
     else:
         raw = request.stream.read(MAX_BODY_BYTES + 1)
         if len(raw) > MAX_BODY_BYTES:  # a chunked body that did not say its size
-            outcome = too_large(db.session, now, raw, len(raw))
+            outcome = too_large(db.session, token.site_id, now, raw, len(raw))
         elif key is not None:
-            return _reply(_ingest_once(token.id, key, raw, now))
+            return _reply(_ingest_once(token, key, raw, now))
         else:
-            outcome = ingest_body(db.session, raw, now)
+            outcome = ingest_body(db.session, token.site_id, raw, now)
     db.session.commit()
     _evaluate_alerts(outcome.sensors_seen)
     return jsonify(outcome.body()), outcome.status
@@ -270,12 +274,13 @@ def _evaluate_alerts(sensor_ids: set[int]) -> None:
         current_app.logger.exception("evaluating alerts after an HTTP ingest failed")
 
 
-def _ingest_once(token_id: int, key: str, raw: bytes, now: dt.datetime) -> Reply:
+def _ingest_once(token: IngestToken, key: str, raw: bytes, now: dt.datetime) -> Reply:
     """Ingest under an Idempotency-Key: store and remember, or replay (see app.units.ingest)."""
+    token_id, site_id = token.id, token.site_id
     digest = fingerprint(raw)
     prior = remembered(db.session, token_id, key, now)
     if prior is None:
-        outcome = ingest_body(db.session, raw, now)
+        outcome = ingest_body(db.session, site_id, raw, now)
         try:
             remember(db.session, token_id, key, digest, outcome, now)
             db.session.commit()
