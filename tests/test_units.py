@@ -471,6 +471,7 @@ def test_a_token_belongs_to_the_site_of_the_admin_who_made_it(app, admin, kitche
             IngestToken.site_id == other["site"])).scalar_one()
     mine = admin.get("/units/tokens").get_data(as_text=True)
     assert "Cellar probe" in mine and "Their walk-in probe" not in mine
+    assert "These tokens belong to Test Kitchen" in mine
     page = theirs.get("/units/tokens").get_data(as_text=True)
     assert "Their walk-in probe" in page and "Cellar probe" not in page
     # Another site's token is not there to revoke: 404, and it keeps working.
@@ -478,6 +479,62 @@ def test_a_token_belongs_to_the_site_of_the_admin_who_made_it(app, admin, kitche
     with app.app_context():
         assert db.session.get(IngestToken, their_id).revoked_at is None
     assert theirs.post(f"/units/tokens/{their_id}/revoke").status_code == 302
+
+
+def test_a_token_posts_only_for_its_sites_sensors_and_unassigned_ones(app, admin, client, kitchen,
+                                                                      freeze):
+    freeze(T0)
+    other = _other_site(app)
+    mine = _unit(app, kitchen["site"])
+    _store(app, Message("brigade/ours/reading", b"4.0", T0 - dt.timedelta(minutes=5)),
+           Message("brigade/theirs/reading", b"4.0", T0 - dt.timedelta(minutes=5)),
+           Message("tele/their-tasmota/SENSOR",
+                   b'{"DS18B20": {"Id": "0000AB", "Temperature": 3.0}, "TempUnit": "C"}',
+                   T0 - dt.timedelta(minutes=5)))
+    with app.app_context():
+        for key, unit in [("brigade/ours", mine), ("brigade/theirs", other["unit"]),
+                          ("tasmota/their-tasmota/DS18B20/0000AB", other["unit"])]:
+            db.session.execute(select(Sensor).where(Sensor.key == key)).scalar_one().unit_id = unit
+        db.session.commit()
+    token = _token(admin)
+    body = [
+        {"sensor": "ours", "t": 4.4, "ts": "2026-11-27T11:59:00Z"},
+        {"sensor": "theirs", "t": 9.9, "ts": "2026-11-27T11:59:00Z", "battery": 5},
+        {"sensor": "new-probe", "t": 3.3, "ts": "2026-11-27T11:59:00Z"},
+        {"topic": "brigade/theirs/status", "payload": "offline"},
+        {"topic": "tele/their-tasmota/LWT", "payload": "Offline"},
+        {"topic": "tele/their-tasmota/SENSOR",
+         "payload": {"DS18B20": {"Id": "0000AB", "Temperature": 30.0}, "TempUnit": "C"}},
+        {"sensor": "ours", "t": -300},
+    ]
+    response = _post(client, body, token)
+    assert response.status_code == 200
+    result = response.get_json()
+    assert (result["stored"], result["duplicates"], result["rejected"]) == (2, 0, 5)
+    reasons = " | ".join(result["reasons"])
+    for expected in ("item 1: sensor brigade/theirs belongs to another site",
+                     "item 3: sensor brigade/theirs belongs to another site",
+                     "item 4: sensor tasmota/their-tasmota/DS18B20/0000AB belongs to another site",
+                     "item 5: sensor tasmota/their-tasmota/DS18B20/0000AB belongs to another site",
+                     "implausible temperature"):
+        assert expected in reasons
+    with app.app_context():
+        state = {s.key: (s.unit_id, s.last_temperature_c, s.battery_pct, s.online)
+                 for s in db.session.execute(select(Sensor)).scalars()}
+        assert state == {
+            "brigade/ours": (mine, 4.4, None, None),
+            "brigade/new-probe": (None, 3.3, None, None),  # new sensors appear unassigned
+            "brigade/theirs": (other["unit"], 4.0, None, None),  # untouched
+            "tasmota/their-tasmota/DS18B20/0000AB": (other["unit"], 3.0, None, None)}
+        dead = db.session.execute(select(DeadLetter)).scalars().all()
+        assert len(dead) == 5
+        assert {(d.source, d.site_id) for d in dead} == {("http", kitchen["site"])}
+        assert "tele/their-tasmota/LWT" in {d.topic for d in dead}
+    # Their own token may post for their sensors; an unassigned one is anyone's.
+    theirs = _token(_other_admin(app, other), "Their probe")
+    again = _post(client, [{"sensor": "theirs", "t": 4.1, "ts": "2026-11-27T11:59:30Z"},
+                           {"sensor": "new-probe", "t": 3.4, "ts": "2026-11-27T11:59:30Z"}], theirs)
+    assert again.get_json() == {"stored": 2, "duplicates": 0, "rejected": 0, "reasons": []}
 
 
 def test_rejected_http_posts_are_shown_to_their_sites_admin_and_mqtt_ones_to_all(app, admin,

@@ -8,8 +8,12 @@ Parsing, idempotent storage and dead letters are therefore the MQTT path's own. 
 become a message at all (a body that is not JSON, an item of the wrong shape, a body too large)
 is dead-lettered here with the reason, so nothing is dropped unseen.
 
-A token belongs to a site. Every dead letter of a request carries the token's site, so the
-admin of one site does not read another's.
+A token belongs to a site and posts only for sensors that are unassigned or attached to a unit
+of that site: an item that would touch a sensor of another site's unit (a reading, a battery
+level or an availability) is dead-lettered with that reason before ``store_batch`` sees it, and
+the rest of the body is stored. Every dead letter of a request carries the token's site, so the
+admin of one site does not read another's. (MQTT is not checked here: which device may publish
+on which topic is the broker's business, through its ACLs.)
 
 Send ``ts``: a reading without the device's time is stored at the receive time, so posting it
 twice stores it twice, as it would over MQTT — unless the request carries an
@@ -40,10 +44,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select, update
 
+from sensors import formats
 from sensors.formats import PayloadError
 from sensors.formats.base import kind, loads, show
-from sensors.models import DeadLetter, IdempotencyKey
-from sensors.store import DEAD_LETTER_KEEP_BYTES, Message, store_batch
+from sensors.models import DeadLetter, IdempotencyKey, Sensor, Unit
+from sensors.store import BARE_NUMBER_FORMATS, DEAD_LETTER_KEEP_BYTES, Message, store_batch
 
 #: Largest body accepted; 1,000 short-form readings take about 80 KB.
 MAX_BODY_BYTES = 512 * 1024
@@ -151,6 +156,75 @@ def _item_topic(item: object, index: int) -> str:
     return f"{BODY_TOPIC}#{index}"
 
 
+def sensors_touched(message: Message) -> tuple[set[str], set[str]]:
+    """The sensor keys a message's readings carry: (exact keys, keys also reaching below).
+
+    A battery level or availability updates every sensor under its key (a Tasmota LWT on
+    ``tasmota/kitchen1`` reaches ``tasmota/kitchen1/DS18B20/…``), a temperature only its own.
+    A message that does not parse touches nothing: ``store_batch`` dead-letters it.
+    """
+    parser = formats.route(message.topic)
+    if parser is None:
+        return set(), set()
+    try:
+        try:
+            readings = parser.parse(message.topic, message.payload)
+        except PayloadError:
+            if parser not in BARE_NUMBER_FORMATS:
+                raise
+            # store_batch reads "41" as °F for a sensor set to °F: the keys are the same.
+            readings = parser.parse(message.topic, message.payload, temp_unit="F")
+    except Exception:  # noqa: BLE001 - refused (or a parser bug caught) by store_batch
+        return set(), set()
+    exact = {r.sensor for r in readings}
+    below = {r.sensor for r in readings if r.battery_pct is not None or r.online is not None}
+    return exact, below
+
+
+def _other_sites_sensors(session, site_id: int) -> tuple[set[str], dict[str, str]]:
+    """Keys of the sensors on other sites' units, and each parent key with one sensor under it."""
+    keys = set(session.execute(select(Sensor.key).join(Unit, Sensor.unit_id == Unit.id)
+                               .where(Unit.site_id != site_id)).scalars())
+    under: dict[str, str] = {}
+    for key in sorted(keys):
+        parts = key.split("/")
+        for n in range(1, len(parts)):
+            under.setdefault("/".join(parts[:n]), key)
+    return keys, under
+
+
+def _belonging_elsewhere(exact: set[str], below: set[str], theirs: set[str],
+                         under: dict[str, str]) -> str | None:
+    """The first sensor of another site's unit a message would touch, or None."""
+    for key in sorted(exact):
+        if key in theirs:
+            return key
+        if key in below and key in under:
+            return under[key]
+    return None
+
+
+def refuse_other_sites(session, site_id: int, items: list[tuple[int, Message]],
+                       outcome: Outcome) -> list[Message]:
+    """The messages that touch no sensor of another site's unit; the others dead-lettered."""
+    touched = [(index, message, *sensors_touched(message)) for index, message in items]
+    if not any(exact for _index, _message, exact, _below in touched):
+        return [message for _index, message, _exact, _below in touched]
+    theirs, under = _other_sites_sensors(session, site_id)
+    kept = []
+    for index, message, exact, below in touched:
+        foreign = _belonging_elsewhere(exact, below, theirs, under)
+        if foreign is None:
+            kept.append(message)
+            continue
+        reason = f"item {index}: sensor {foreign} belongs to another site"
+        dead_letter(session, site_id, message.received_at, message.topic, message.payload,
+                    len(message.payload), reason)
+        outcome.rejected += 1
+        outcome.reasons.append(reason)
+    return kept
+
+
 def _claim_dead_letters(session, site_id: int, received_at: dt.datetime) -> None:
     """Give the dead letters ``store_batch`` just wrote for this request the token's site.
 
@@ -193,7 +267,7 @@ def ingest_body(session, site_id: int, raw: bytes, received_at: dt.datetime) -> 
     messages = []
     for index, item in enumerate(items):
         try:
-            messages.append(message_for(item, received_at))
+            messages.append((index, message_for(item, received_at)))
         except PayloadError as exc:
             try:
                 data = _dumps(item)
@@ -204,6 +278,7 @@ def ingest_body(session, site_id: int, raw: bytes, received_at: dt.datetime) -> 
                         reason)
             outcome.rejected += 1
             outcome.reasons.append(reason)
+    messages = refuse_other_sites(session, site_id, messages, outcome) if messages else []
     if messages:
         result = store_batch(session, messages)
         outcome.stored, outcome.duplicates = result.stored, result.duplicates
