@@ -142,3 +142,28 @@ def test_killed_and_restarted_ingest_stores_every_reading_exactly_once(app, mosq
         worker.terminate()
         worker.wait(10)
         pub.loop_stop()
+
+
+def test_workers_on_a_shared_subscription_split_the_stream_and_store_each_reading_once(app, mosquitto_port):
+    group, ns = f"brigade{time.time_ns()}", time.time_ns()
+    workers = [Ingestor(app, MqttSettings(port=mosquitto_port, client_id=f"brigade-shared-{i}-{ns}",
+                                          shared_group=group, flush_ms=50)) for i in range(2)]
+    for worker in workers:
+        worker.start()
+    pub = publisher(mosquitto_port)
+    try:
+        assert all(w.connected.wait(10) for w in workers)
+        time.sleep(0.3)  # both subscribed
+        t0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
+        for i in range(2000):
+            pub.publish(f"brigade/shared-{i % 8}/reading",
+                        json.dumps({"t": 4.0, "ts": (t0 + dt.timedelta(seconds=i)).isoformat()}), qos=1)
+        assert wait_until(lambda: stored(app) == 2000, 30), stored(app)
+        time.sleep(0.5)
+        assert stored(app) == 2000
+        received = [w.stats["received"] for w in workers]
+        assert sum(received) == 2000 and min(received) > 0, received  # each message to one worker
+    finally:
+        pub.loop_stop()
+        for worker in workers:
+            worker.stop()
