@@ -167,6 +167,8 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         "BRIGADE_ALERT_WEBHOOK_URL": env_str("BRIGADE_ALERT_WEBHOOK_URL", None, environ),
         "BRIGADE_ALERT_MQTT_TOPIC": env_str("BRIGADE_ALERT_MQTT_TOPIC", None, environ),
         "BRIGADE_RETENTION_DAYS": env_int("BRIGADE_RETENTION_DAYS", 730, environ, minimum=1),
+        "BRIGADE_CALIBRATION_DAYS": env_int("BRIGADE_CALIBRATION_DAYS", 30, environ, minimum=1,
+                                            maximum=366),
         "BRIGADE_SEND_TIMEOUT_SECONDS": env_int("BRIGADE_SEND_TIMEOUT_SECONDS", 10, environ,
                                                 minimum=1, maximum=120),
     }

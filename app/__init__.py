@@ -66,6 +66,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(events.bp)
     from app import alerts; app.register_blueprint(alerts.bp)  # noqa: E702 (list, page, tablet banner)
     from app import units; units.init_app(app)  # noqa: E702 (units, sensors, HTTP ingest)
+    from app import calibration; app.register_blueprint(calibration.bp)  # noqa: E702 (thermometer checks)
 
     from app import cli
     cli.init_app(app)

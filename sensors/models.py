@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (JSON, BigInteger, CheckConstraint, ForeignKey, Integer, LargeBinary, String,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Immutable, UTCDateTime, db, utcnow
@@ -63,6 +64,9 @@ class Sensor(db.Model):
     online: Mapped[bool | None]
     online_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Added by ingest to every reading, °C: set only by a calibration that applies it, so the
+    #: calibration log holds its whole history.
+    offset_c: Mapped[float] = mapped_column(default=0.0, server_default="0")
 
 
 class Reading(Immutable, db.Model):
@@ -167,3 +171,47 @@ class DeviceState(db.Model):
     battery_pct: Mapped[float | None]
     online: Mapped[bool | None]
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Calibration(Immutable, db.Model):
+    """A thermometer checked against a known temperature (ice point, 0 °C), by whom and when.
+
+    The subject is a fixed sensor or a hand-held probe (by name). A check that fails needs an
+    action; for a sensor, "offset applied" sets the sensor's offset, which ingest then adds to
+    every reading — the offset before and after are kept here, so every stored reading can be
+    traced to the correction it received.
+    """
+
+    __tablename__ = "calibrations"
+    __table_args__ = (CheckConstraint("(sensor_id IS NULL) <> (probe IS NULL)", name="one_subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    sensor_id: Mapped[int | None] = mapped_column(ForeignKey("sensors.id"), index=True)
+    #: A hand-held probe's name, e.g. "Probe 2 (blue)".
+    probe: Mapped[str | None] = mapped_column(String(120))
+    #: ice_point | boiling_point | reference
+    method: Mapped[str] = mapped_column(String(20))
+    reference_c: Mapped[float]
+    measured_c: Mapped[float]
+    #: measured − reference
+    error_c: Mapped[float]
+    tolerance_c: Mapped[float]
+    passed: Mapped[bool]
+    #: none | offset_applied | removed | replaced
+    action: Mapped[str] = mapped_column(String(20))
+    offset_before_c: Mapped[float | None]
+    offset_after_c: Mapped[float | None]
+    note: Mapped[str | None] = mapped_column(String(500))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
+    performed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def audit_payload(self) -> dict:
+        return {"site_id": self.site_id, "sensor_id": self.sensor_id, "probe": self.probe,
+                "method": self.method, "reference_c": self.reference_c,
+                "measured_c": self.measured_c, "error_c": self.error_c,
+                "tolerance_c": self.tolerance_c, "passed": self.passed, "action": self.action,
+                "offset_before_c": self.offset_before_c, "offset_after_c": self.offset_after_c,
+                "note": self.note, "staff_id": self.staff_id, "device_id": self.device_id,
+                "performed_at": self.performed_at}

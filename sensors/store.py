@@ -123,6 +123,8 @@ def store_batch(session, messages: list[Message]) -> BatchResult:
             continue
         sensor = sensors[reading.sensor]
         celsius = reading.temperature_c
+        if sensor.offset_c:  # the correction its last calibration applied
+            celsius = round(celsius + sensor.offset_c, 3)
         measured_at, source = choose_time(reading.measured_at, message.received_at)
         if message.dup and source == "received" and _already_stored(session, sensor.id, celsius,
                                                                    message.received_at):
@@ -169,12 +171,12 @@ def _dead_letter(message: Message, reason: str) -> dict:
 
 
 def _sensors_for(session, keys: set[str]) -> dict[str, Row]:
-    """The (key, id) of each key's Sensor, creating the ones never seen before (as unassigned)."""
+    """(key, id, offset_c) of each key's Sensor, creating those never seen before (unassigned)."""
     if not keys:
         return {}
     # Columns, not ORM objects: loading (and later expiring) 50 Sensors per batch costs more
     # than the readings' insert.
-    found = {s.key: s for s in session.execute(select(Sensor.key, Sensor.id)
+    found = {s.key: s for s in session.execute(select(Sensor.key, Sensor.id, Sensor.offset_c)
                                                .where(Sensor.key.in_(keys)))}
     new = keys - found.keys()
     if new:
@@ -184,7 +186,8 @@ def _sensors_for(session, keys: set[str]) -> dict[str, Row]:
         session.execute(_insert(session, Sensor).on_conflict_do_nothing(index_elements=["key"]),
                         [{"key": key, "first_seen": now, "temp_unit": "C", **states.get(key, {})}
                          for key in sorted(new)])
-        for sensor in session.execute(select(Sensor.key, Sensor.id).where(Sensor.key.in_(new))):
+        for sensor in session.execute(select(Sensor.key, Sensor.id, Sensor.offset_c)
+                                      .where(Sensor.key.in_(new))):
             found[sensor.key] = sensor
             logger.info("new sensor %s (unassigned)", sensor.key)
     return found

@@ -142,6 +142,11 @@ def _parse_number(raw: str, pattern: re.Pattern) -> float | None:
     return float(raw.replace(",", "."))
 
 
+def parse_number(raw: str | None) -> float | None:
+    """A number as typed on a form (sign, decimal point or comma), or None if it is not one."""
+    return _parse_number(raw or "", _NUMBER)
+
+
 def parse_unit_form(form: Mapping[str, str], temp_unit: str) -> UnitValues:
     """Validate a unit form entered in the site's unit (°C or °F); raise FormInvalid."""
     values = apply_preset(form, form.get("preset") or None, temp_unit)

@@ -1,0 +1,186 @@
+"""Views: what is due for a check, the log (and its CSV), and the form to record a check."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from zoneinfo import ZoneInfo
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.calibration import bp
+from app.calibration.operations import (ACTIONS, DEFAULT_TOLERANCE_C, METHOD_REFERENCE_C, METHODS,
+                                        CalibrationRefused, NotAllowed, known_probes, log,
+                                        record_check, site_sensors, subjects)
+from app.devices import current_device_id
+from app.formatting import show_temp
+from app.models import Role, Site, Staff, db, utcnow
+from app.security import chef_only
+from app.units.operations import from_celsius, parse_number, sensor_visible, show_delta, to_celsius
+from sensors.models import Sensor
+
+#: The log shows this many days unless a range is asked for.
+DEFAULT_DAYS = 90
+MAX_RANGE_DAYS = 3 * 366
+
+
+def _site() -> Site:
+    return db.session.get(Site, current_user.site_id)
+
+
+def _sensor_or_404(sensor_id: int, site: Site) -> Sensor:
+    sensor = db.session.get(Sensor, sensor_id)
+    if sensor is None or sensor.unit_id is None or not sensor_visible(db.session, sensor, site):
+        abort(404)
+    return sensor
+
+
+def _range(site: Site) -> tuple[dt.date, dt.date, dt.datetime, dt.datetime]:
+    """The log's dates (site-local, both inclusive) from ?from=&to=, and their UTC bounds."""
+    tz = ZoneInfo(site.timezone)
+    today = utcnow().astimezone(tz).date()
+    try:
+        last = dt.date.fromisoformat(request.args["to"]) if request.args.get("to") else today
+        first = dt.date.fromisoformat(request.args["from"]) if request.args.get("from") else \
+            last - dt.timedelta(days=DEFAULT_DAYS - 1)
+    except ValueError:
+        abort(400, "from and to must look like 2026-11-27")
+    if not dt.date(2000, 1, 1) <= first <= last <= dt.date(2200, 1, 1) or \
+            (last - first).days >= MAX_RANGE_DAYS:
+        abort(400, f"from must not be after to, within {MAX_RANGE_DAYS} days")
+    start = dt.datetime.combine(first, dt.time(), tzinfo=tz).astimezone(dt.timezone.utc)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=tz) \
+        .astimezone(dt.timezone.utc)
+    return first, last, start, end
+
+
+def _staff_of(checks) -> dict[int, Staff]:
+    ids = {c.staff_id for c in checks}
+    if not ids:
+        return {}
+    return {s.id: s for s in db.session.execute(select(Staff).where(Staff.id.in_(ids))).scalars()}
+
+
+@bp.context_processor
+def _helpers():
+    return dict(methods=METHODS, actions=ACTIONS, show_temp=show_temp, show_delta=show_delta)
+
+
+@bp.get("")
+def index():
+    site, now = _site(), utcnow()
+    first, last, start, end = _range(site)
+    sensor_id = request.args.get("sensor", type=int)
+    sensor = _sensor_or_404(sensor_id, site) if sensor_id else None
+    every = current_app.config["BRIGADE_CALIBRATION_DAYS"]
+    checks = log(db.session, site, start, end, sensor.id if sensor else None)
+    staff = _staff_of(checks)
+    names = {s.id: s.name or s.key for s, _unit in site_sensors(db.session, site)}
+    return render_template("calibration/index.html", site=site, now=now, every=every,
+                           subjects=subjects(db.session, site, now, every), checks=checks,
+                           staff=staff, sensor_names=names, sensor=sensor, first=first, last=last,
+                           can_export=current_user.role in (Role.HEAD_CHEF, Role.ADMIN))
+
+
+@bp.get("/export.csv")
+@chef_only
+def export():
+    site = _site()
+    first, last, start, end = _range(site)
+    tz = ZoneInfo(site.timezone)
+    checks = log(db.session, site, start, end)
+    staff = {staff_id: person.name for staff_id, person in _staff_of(checks).items()}
+    names = {s.id: s.key for s, _unit in site_sensors(db.session, site)}
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["performed_at_local", "performed_at_utc", "sensor", "probe", "method",
+                     "reference_c", "measured_c", "error_c", "tolerance_c", "passed", "action",
+                     "offset_before_c", "offset_after_c", "by", "note", "record_id"])
+    for c in reversed(checks):  # oldest first, as a log is read
+        writer.writerow([c.performed_at.astimezone(tz).isoformat(timespec="seconds"),
+                         c.performed_at.isoformat(timespec="seconds"),
+                         names.get(c.sensor_id, c.sensor_id or ""), c.probe or "", c.method,
+                         c.reference_c, c.measured_c, c.error_c, c.tolerance_c,
+                         "yes" if c.passed else "no", c.action,
+                         "" if c.offset_before_c is None else c.offset_before_c,
+                         "" if c.offset_after_c is None else c.offset_after_c,
+                         staff.get(c.staff_id, ""), c.note or "", c.id])
+    filename = f"calibration-{site.id}-{first.isoformat()}-{last.isoformat()}.csv"
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _form(site: Site, values: dict, error: str | None = None, status: int = 200):
+    return render_template("calibration/form.html", site=site, values=values, error=error,
+                           sensors=site_sensors(db.session, site),
+                           probes=known_probes(db.session, site),
+                           can_correct=current_user.role in (Role.HEAD_CHEF, Role.ADMIN),
+                           references={k: from_celsius(v, site.temp_unit)
+                                       for k, v in METHOD_REFERENCE_C.items()}), status
+
+
+def _delta(value: float, temp_unit: str) -> float:
+    return round(value * 5 / 9, 3) if temp_unit == "F" else value
+
+
+@bp.get("/new")
+def new():
+    site = _site()
+    sensor_id = request.args.get("sensor", type=int)
+    if sensor_id:
+        _sensor_or_404(sensor_id, site)
+    tolerance = DEFAULT_TOLERANCE_C * 9 / 5 if site.temp_unit == "F" else DEFAULT_TOLERANCE_C
+    return _form(site, {"subject": f"sensor:{sensor_id}" if sensor_id else "",
+                        "probe": request.args.get("probe", ""), "method": "ice_point",
+                        "tolerance": f"{tolerance:g}", "action": "none"})
+
+
+@bp.post("")
+def create():
+    site = _site()
+    form = request.form
+    values = {k: form.get(k, "") for k in ("subject", "probe", "method", "reference", "measured",
+                                            "tolerance", "action", "note")}
+    sensor = None
+    subject = values["subject"]
+    if subject.startswith("sensor:"):
+        try:
+            sensor = _sensor_or_404(int(subject.removeprefix("sensor:")), site)
+        except ValueError:
+            abort(400, "subject must be sensor:<id> or probe")
+    elif subject != "probe":
+        return _form(site, values, _("Choose what was checked."), 422)
+    measured = parse_number(values["measured"])
+    if measured is None:
+        return _form(site, values, _("Enter the temperature the thermometer showed."), 422)
+    reference = parse_number(values["reference"]) if values["reference"].strip() else None
+    if values["reference"].strip() and reference is None:
+        return _form(site, values, _("The reference temperature is not a number."), 422)
+    tolerance = parse_number(values["tolerance"]) if values["tolerance"].strip() else None
+    if values["tolerance"].strip() and tolerance is None:
+        return _form(site, values, _("The tolerance is not a number."), 422)
+    unit = site.temp_unit
+    try:
+        check = record_check(
+            db.session, site, current_user, current_device_id(), sensor=sensor,
+            probe=values["probe"] if sensor is None else None, method=values["method"],
+            reference_c=None if reference is None else to_celsius(reference, unit),
+            measured_c=to_celsius(measured, unit),
+            tolerance_c=None if tolerance is None else _delta(tolerance, unit),
+            action=values["action"], note=values["note"])
+        db.session.commit()
+    except NotAllowed as exc:
+        db.session.rollback()
+        return _form(site, values, str(exc), 403)
+    except CalibrationRefused as exc:
+        db.session.rollback()
+        return _form(site, values, str(exc), 422)
+    if check.passed:
+        flash(_("Check recorded: within tolerance."), "ok")
+    else:
+        flash(_("Check recorded: out of tolerance (%(error)s), action: %(action)s.",
+                error=show_delta(check.error_c, unit), action=ACTIONS[check.action]), "warn")
+    return redirect(url_for("calibration.index"))
