@@ -12,12 +12,21 @@ import secrets
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import click
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-class ConfigError(RuntimeError):
-    """A setting in the environment has a value Brigade cannot use."""
+class ConfigError(click.ClickException, RuntimeError):
+    """A setting in the environment has a value Brigade cannot use.
+
+    A ClickException, so a ``flask …`` command says ``Error: <what is wrong>`` and exits 1
+    instead of printing a traceback.
+    """
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def env_str(name: str, default: str | None = None, environ=os.environ) -> str | None:
