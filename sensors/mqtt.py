@@ -78,6 +78,7 @@ class Ingestor:
         self.max_queued = 200_000
         self._wake = threading.Event()
         self.connected = threading.Event()
+        self._disconnected = threading.Event()
         self.stopping = threading.Event()
         self.stats = {"received": 0, "stored": 0, "duplicates": 0, "rejected": 0, "batches": 0,
                       "db_errors": 0}
@@ -118,6 +119,7 @@ class Ingestor:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
+        self._disconnected.set()
         if not self.stopping.is_set():
             logger.warning("MQTT disconnected (%s); reconnecting", reason_code)
 
@@ -221,7 +223,12 @@ class Ingestor:
         """Store what was received, acknowledge it, then disconnect."""
         self.stopping.set()
         self._consumer.join(timeout)
-        self.client.disconnect()
+        if self.connected.is_set():
+            self._disconnected.clear()
+            self.client.disconnect()
+            # paho writes what is queued (the last batch's acks), then DISCONNECT, then calls
+            # on_disconnect; loop_stop() before that would drop the acks with the connection.
+            self._disconnected.wait(timeout)
         self.client.loop_stop()
 
     def run_forever(self) -> None:

@@ -62,6 +62,8 @@ class Subscriber:
         self.client.on_message = lambda c, u, msg: self.messages.append(msg)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("test/#", qos=1)
         self.client.on_subscribe = lambda *args: self.subscribed.set()
+        self.disconnected = threading.Event()
+        self.client.on_disconnect = lambda *args: self.disconnected.set()
         if v5:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = 300
@@ -72,7 +74,11 @@ class Subscriber:
         assert self.subscribed.wait(10)
 
     def close(self):
+        self.disconnected.clear()
         self.client.disconnect()
+        # Queued acks go out before DISCONNECT, and on_disconnect comes after it is written:
+        # stopping the loop earlier could drop them.
+        assert self.disconnected.wait(10)
         self.client.loop_stop()
 
 

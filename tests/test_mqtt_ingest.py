@@ -167,3 +167,30 @@ def test_workers_on_a_shared_subscription_split_the_stream_and_store_each_readin
         pub.loop_stop()
         for worker in workers:
             worker.stop()
+
+
+def test_a_clean_stop_acknowledges_everything_it_stored(app, mosquitto_port):
+    settings = MqttSettings(port=mosquitto_port, client_id=f"brigade-clean-{time.time_ns()}",
+                            flush_ms=50)
+    worker = Ingestor(app, settings)
+    worker.start()
+    pub = publisher(mosquitto_port)
+    try:
+        assert worker.connected.wait(10)
+        time.sleep(0.3)
+        t0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
+        for i in range(500):
+            pub.publish("brigade/clean/reading",
+                        json.dumps({"t": 4.0, "ts": (t0 + dt.timedelta(seconds=i)).isoformat()}), qos=1)
+        assert wait_until(lambda: stored(app) == 500, 20)
+    finally:
+        pub.loop_stop()
+        worker.stop()  # right after the last commit: its acks must still reach the broker
+    again = Ingestor(app, settings)
+    again.start()
+    try:
+        assert again.connected.wait(10)
+        time.sleep(1.0)
+        assert again.stats["received"] == 0  # nothing left unacknowledged to redeliver
+    finally:
+        again.stop()
