@@ -79,6 +79,8 @@ class Ingestor:
         self._wake = threading.Event()
         self.connected = threading.Event()
         self._disconnected = threading.Event()
+        self._round_trips: dict[int, threading.Event] = {}
+        self._round_trip_lock = threading.Lock()
         self.stopping = threading.Event()
         self.stats = {"received": 0, "stored": 0, "duplicates": 0, "rejected": 0, "batches": 0,
                       "db_errors": 0}
@@ -102,6 +104,7 @@ class Ingestor:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_unsubscribe = self._on_unsubscribe
         return client
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
@@ -122,6 +125,27 @@ class Ingestor:
         self._disconnected.set()
         if not self.stopping.is_set():
             logger.warning("MQTT disconnected (%s); reconnecting", reason_code)
+
+    def _on_unsubscribe(self, client, userdata, mid, reason_codes, properties):
+        with self._round_trip_lock:
+            answered = self._round_trips.pop(mid, None)
+        if answered is not None:
+            answered.set()
+
+    def _round_trip(self, timeout: float) -> bool:
+        """Ask the broker something and wait for the answer.
+
+        A broker handles a connection's packets in order, so once it answers it has handled
+        every acknowledgement sent before the question. (An UNSUBSCRIBE from a filter we never
+        subscribed to: harmless, and answered by every broker.)
+        """
+        answered = threading.Event()
+        with self._round_trip_lock:
+            rc, mid = self.client.unsubscribe(f"brigade/ingest-round-trip/{self.settings.client_id}")
+            if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
+                return False
+            self._round_trips[mid] = answered
+        return answered.wait(timeout)
 
     def _on_message(self, client, userdata, msg):
         inbox = self.queue
@@ -224,6 +248,9 @@ class Ingestor:
         self.stopping.set()
         self._consumer.join(timeout)
         if self.connected.is_set():
+            # Until the broker has handled the last acks, a successor with our client id that
+            # connects at once would take over the session and have them redelivered.
+            self._round_trip(timeout)
             self._disconnected.clear()
             self.client.disconnect()
             # paho writes what is queued (the last batch's acks), then DISCONNECT, then calls
