@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.models import AuditHead, AuditRecord, Immutable, db, utcnow
@@ -170,4 +170,20 @@ def verify(session, key: bytes | None = None) -> tuple[int, list[Problem]]:
             if ent == entity and ent_id not in seen:
                 problems.append(Problem(f"{entity} {ent_id}",
                                         f"removed (recorded in audit record #{rec.seq})"))
+    problems.extend(_sensor_offsets(session))
     return count, problems
+
+
+def _sensor_offsets(session) -> list[Problem]:
+    """A sensor's correction changes every later reading: it must be the one its last
+    calibration (a chained record) left it with, or 0 if it was never calibrated."""
+    from sensors.models import Calibration, Sensor
+    latest = select(func.max(Calibration.id)).where(Calibration.sensor_id.is_not(None)) \
+        .group_by(Calibration.sensor_id)
+    expected = dict(session.execute(select(Calibration.sensor_id, Calibration.offset_after_c)
+                                    .where(Calibration.id.in_(latest))).all())
+    return [Problem(f"sensor {key}", f"correction {offset:+g} °C does not match its calibration "
+                    f"log ({expected.get(sensor_id, 0.0):+g} °C)")
+            for sensor_id, key, offset in session.execute(select(Sensor.id, Sensor.key,
+                                                                 Sensor.offset_c))
+            if abs(offset - (expected.get(sensor_id) or 0.0)) > 1e-9]

@@ -64,9 +64,11 @@ class Sensor(db.Model):
     online: Mapped[bool | None]
     online_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    #: Added by ingest to every reading, °C: set only by a calibration that applies it, so the
-    #: calibration log holds its whole history.
+    #: Added by ingest to readings measured since ``offset_since``, °C. Set only by a
+    #: calibration (correction applied, or replaced: back to 0), so the calibration log holds
+    #: its whole history; `flask audit verify` checks the two agree.
     offset_c: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    offset_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Reading(Immutable, db.Model):
@@ -78,10 +80,13 @@ class Reading(Immutable, db.Model):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     sensor_id: Mapped[int] = mapped_column(ForeignKey("sensors.id"))
     measured_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: As stored: what the sensor sent plus ``offset_c``.
     temperature_c: Mapped[float]
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     #: "device" when the payload's own timestamp was sane and used, else "received".
     time_source: Mapped[str] = mapped_column(String(10))
+    #: The calibration correction in force at ``measured_at`` (0 for an uncorrected sensor).
+    offset_c: Mapped[float] = mapped_column(default=0.0, server_default="0")
 
 
 class Rollup(db.Model):
@@ -190,6 +195,8 @@ class Calibration(Immutable, db.Model):
     sensor_id: Mapped[int | None] = mapped_column(ForeignKey("sensors.id"), index=True)
     #: A hand-held probe's name, e.g. "Probe 2 (blue)".
     probe: Mapped[str | None] = mapped_column(String(120))
+    #: What was checked, as it was called then ("Pass fridge · brigade/pass", or the probe).
+    subject: Mapped[str] = mapped_column(String(300))
     #: ice_point | boiling_point | reference
     method: Mapped[str] = mapped_column(String(20))
     reference_c: Mapped[float]
@@ -198,7 +205,7 @@ class Calibration(Immutable, db.Model):
     error_c: Mapped[float]
     tolerance_c: Mapped[float]
     passed: Mapped[bool]
-    #: none | offset_applied | removed | replaced
+    #: none | reported | offset_applied | removed | replaced
     action: Mapped[str] = mapped_column(String(20))
     offset_before_c: Mapped[float | None]
     offset_after_c: Mapped[float | None]
@@ -209,7 +216,7 @@ class Calibration(Immutable, db.Model):
 
     def audit_payload(self) -> dict:
         return {"site_id": self.site_id, "sensor_id": self.sensor_id, "probe": self.probe,
-                "method": self.method, "reference_c": self.reference_c,
+                "subject": self.subject, "method": self.method, "reference_c": self.reference_c,
                 "measured_c": self.measured_c, "error_c": self.error_c,
                 "tolerance_c": self.tolerance_c, "passed": self.passed, "action": self.action,
                 "offset_before_c": self.offset_before_c, "offset_after_c": self.offset_after_c,

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from sensors import formats
 from sensors.formats import PayloadError
-from sensors.models import DeadLetter, DeviceState, Reading, Rollup, Sensor
+from sensors.models import Calibration, DeadLetter, DeviceState, Reading, Rollup, Sensor
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ def store_batch(session, messages: list[Message]) -> BatchResult:
             dead.append(_dead_letter(message, f"internal parser error: {type(exc).__name__}"))
 
     sensors = _sensors_for(session, {r.sensor for _, r in parsed if r.temperature_c is not None})
+    offsets = _Offsets(session)
     rows = []
     for message, reading in parsed:
         if reading.battery_pct is not None or reading.online is not None:
@@ -122,16 +123,17 @@ def store_batch(session, messages: list[Message]) -> BatchResult:
         if reading.temperature_c is None:
             continue
         sensor = sensors[reading.sensor]
-        celsius = reading.temperature_c
-        if sensor.offset_c:  # the correction its last calibration applied
-            celsius = round(celsius + sensor.offset_c, 3)
+        raw = reading.temperature_c
         measured_at, source = choose_time(reading.measured_at, message.received_at)
-        if message.dup and source == "received" and _already_stored(session, sensor.id, celsius,
+        if message.dup and source == "received" and _already_stored(session, sensor.id, raw,
                                                                    message.received_at):
             result.duplicates += 1
             continue
-        rows.append({"sensor_id": sensor.id, "measured_at": measured_at, "temperature_c": celsius,
-                     "received_at": message.received_at, "time_source": source})
+        offset = offsets.at(sensor, measured_at)  # the calibration correction, if any
+        rows.append({"sensor_id": sensor.id, "measured_at": measured_at,
+                     "temperature_c": round(raw + offset, 3) if offset else raw,
+                     "received_at": message.received_at, "time_source": source,
+                     "offset_c": offset})
     if rows:
         inserted = _insert_readings(session, rows)
         result.stored = len(inserted)
@@ -170,14 +172,43 @@ def _dead_letter(message: Message, reason: str) -> dict:
             "payload_size": len(payload), "reason": reason[:500]}
 
 
+class _Offsets:
+    """The calibration correction in force for a sensor at a moment.
+
+    Usually the sensor's current offset. A reading measured before that offset was set (a
+    device's buffer, a broker's backlog) gets the one in force then, from the calibration
+    log — looked up once per sensor and batch, and only then.
+    """
+
+    def __init__(self, session):
+        self.session = session
+        self.history: dict[int, list[tuple[dt.datetime, float]]] = {}
+
+    def at(self, sensor: Row, moment: dt.datetime) -> float:
+        if sensor.offset_since is None or moment >= sensor.offset_since:
+            return sensor.offset_c
+        if sensor.id not in self.history:
+            self.history[sensor.id] = self.session.execute(
+                select(Calibration.performed_at, Calibration.offset_after_c)
+                .where(Calibration.sensor_id == sensor.id,
+                       Calibration.offset_after_c.is_not(None))
+                .order_by(Calibration.performed_at, Calibration.id)).all()
+        offset = 0.0
+        for performed_at, after in self.history[sensor.id]:
+            if performed_at > moment:
+                break
+            offset = after
+        return offset
+
+
 def _sensors_for(session, keys: set[str]) -> dict[str, Row]:
-    """(key, id, offset_c) of each key's Sensor, creating those never seen before (unassigned)."""
+    """(key, id, offset) of each key's Sensor, creating those never seen before (unassigned)."""
     if not keys:
         return {}
     # Columns, not ORM objects: loading (and later expiring) 50 Sensors per batch costs more
     # than the readings' insert.
-    found = {s.key: s for s in session.execute(select(Sensor.key, Sensor.id, Sensor.offset_c)
-                                               .where(Sensor.key.in_(keys)))}
+    columns = (Sensor.key, Sensor.id, Sensor.offset_c, Sensor.offset_since)
+    found = {s.key: s for s in session.execute(select(*columns).where(Sensor.key.in_(keys)))}
     new = keys - found.keys()
     if new:
         now = dt.datetime.now(UTC)
@@ -186,8 +217,7 @@ def _sensors_for(session, keys: set[str]) -> dict[str, Row]:
         session.execute(_insert(session, Sensor).on_conflict_do_nothing(index_elements=["key"]),
                         [{"key": key, "first_seen": now, "temp_unit": "C", **states.get(key, {})}
                          for key in sorted(new)])
-        for sensor in session.execute(select(Sensor.key, Sensor.id, Sensor.offset_c)
-                                      .where(Sensor.key.in_(new))):
+        for sensor in session.execute(select(*columns).where(Sensor.key.in_(new))):
             found[sensor.key] = sensor
             logger.info("new sensor %s (unassigned)", sensor.key)
     return found
@@ -234,9 +264,11 @@ def _device_state(session, reading: formats.Reading, at: dt.datetime) -> None:
                     .values(**sensor_values))
 
 
-def _already_stored(session, sensor_id: int, celsius: float, received_at: dt.datetime) -> bool:
+def _already_stored(session, sensor_id: int, raw: float, received_at: dt.datetime) -> bool:
+    # Compared as sent (before any correction): a correction applied meanwhile changes nothing.
     found = session.execute(select(Reading.id).where(
-        Reading.sensor_id == sensor_id, Reading.temperature_c == celsius,
+        Reading.sensor_id == sensor_id,
+        func.abs(Reading.temperature_c - Reading.offset_c - raw) < 0.0005,
         Reading.received_at >= received_at - REDELIVERY_WINDOW).limit(1)).first()
     return found is not None
 
@@ -255,8 +287,8 @@ def sqlite_timestamp(moment: dt.datetime) -> str:
 
 
 _SQLITE_INSERT_READINGS = (
-    "INSERT INTO readings (sensor_id, measured_at, temperature_c, received_at, time_source) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sensor_id, measured_at) DO NOTHING")
+    "INSERT INTO readings (sensor_id, measured_at, temperature_c, received_at, time_source, "
+    "offset_c) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sensor_id, measured_at) DO NOTHING")
 _SQLITE_NEWEST_READINGS = (
     "SELECT sensor_id, measured_at, temperature_c FROM readings ORDER BY id DESC LIMIT ?")
 
@@ -272,7 +304,7 @@ def _insert_readings_sqlite(session, rows: list[dict]) -> list[dict]:
     stamp = sqlite_timestamp
     result = connection.exec_driver_sql(_SQLITE_INSERT_READINGS, [
         (r["sensor_id"], stamp(r["measured_at"]), r["temperature_c"], stamp(r["received_at"]),
-         r["time_source"]) for r in rows])
+         r["time_source"], r["offset_c"]) for r in rows])
     added = result.rowcount
     if added == len(rows):
         return rows  # all new (the usual case)

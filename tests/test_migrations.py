@@ -102,3 +102,28 @@ def test_tokens_made_before_sites_get_one(database_url, tmp_path, sites):
         _drop_everything()
         db.session.remove()
         db.engine.dispose()
+
+
+def test_the_calibration_migration_keeps_readings_both_ways(database_url, tmp_path):
+    app = make_app(_empty_database(database_url), tmp_path / "instance")
+    with app.app_context():
+        _drop_everything()
+        upgrade(revision="8db85e84950e")  # before calibration
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO sensors (id, key, temp_unit, first_seen) "
+                              "VALUES (1, 'brigade/pass', 'C', :t)"), {"t": T0.replace(tzinfo=None)})
+            conn.execute(text("INSERT INTO readings (sensor_id, measured_at, temperature_c, "
+                              "received_at, time_source) VALUES (1, :t, 4.5, :t, 'device')"),
+                         {"t": T0.replace(tzinfo=None)})
+        upgrade()
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT temperature_c, offset_c FROM readings")).one() == (4.5, 0.0)
+            assert conn.execute(text("SELECT offset_c FROM sensors")).scalar_one() == 0.0
+        downgrade(revision="8db85e84950e")  # with a reading pointing at its sensor
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT temperature_c FROM readings")).scalar_one() == 4.5
+            assert "offset_c" not in {c["name"] for c in inspect(conn).get_columns("readings")}
+        upgrade()
+        _drop_everything()
+        db.session.remove()
+        db.engine.dispose()

@@ -85,6 +85,11 @@ def _detail_lines(kind: str, detail: dict) -> list[str]:
                               ("Deadline", _when(detail.get("deadline")))],
         "timer_expired": [("Dish", detail.get("dish")), ("Hold", detail.get("timer_kind")),
                           ("Expired", _when(detail.get("expired_at")))],
+        "calibration": [("Thermometer", detail.get("title")),
+                        ("Off by", None if detail.get("error_c") is None
+                         else f"{detail['error_c']:+.1f} °C"),
+                        ("Tolerance", None if detail.get("tolerance_c") is None
+                         else f"±{detail['tolerance_c']:g} °C")],
     }.get(kind, [])
     return [f"{label}: {value}" for label, value in fields if value is not None]
 

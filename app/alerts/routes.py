@@ -34,6 +34,7 @@ ALERT_LABELS = {
     "checklist_overdue": lazy_gettext("Checklist overdue"),
     "timer_expired": lazy_gettext("Hold timer expired"),
     "review_due": lazy_gettext("Yearly review due"),
+    "calibration": lazy_gettext("Thermometer out of tolerance"),
     "alarm": lazy_gettext("Alarm"), "critical": lazy_gettext("Critical"),
     "open": lazy_gettext("Open"), "acknowledged": lazy_gettext("Acknowledged"),
     "resolved": lazy_gettext("Resolved"),
@@ -63,6 +64,9 @@ SUGGESTED_ACTIONS = {
                           lazy_gettext("Reminded the cook on duty")),
     "timer_expired": (lazy_gettext("Recorded it as served"), lazy_gettext("Discarded the dish")),
     "review_due": (lazy_gettext("Booked a time for the review"),),
+    "calibration": (lazy_gettext("Applied the correction to the sensor"),
+                    lazy_gettext("Took the thermometer out of use"),
+                    lazy_gettext("Ordered a replacement")),
 }
 #: What a list shows by default: everything unresolved, then what was resolved lately.
 RECENT_RESOLVED = dt.timedelta(days=7)
@@ -120,6 +124,8 @@ def alert_headline(alert: Alert) -> str:
         return _("%(dish)s: served or discarded?", dish=detail.get("dish", ""))
     if alert.kind == "review_due":
         return _("Yearly review of the kitchen rules")
+    if alert.kind == "calibration":
+        return _("%(thermometer)s: out of tolerance", thermometer=detail.get("title", ""))
     return detail.get("title") or alert_label(alert.kind)
 
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from app.calibration import bp
 from app.calibration.operations import (ACTIONS, DEFAULT_TOLERANCE_C, METHOD_REFERENCE_C, METHODS,
-                                        CalibrationRefused, NotAllowed, known_probes, log,
-                                        record_check, site_sensors, subjects)
+                                        SENSOR_METHODS, CalibrationRefused, NotAllowed, signed_delta,
+                                        known_probes, log, record_check, site_sensors, subjects)
 from app.devices import current_device_id
 from app.formatting import show_temp
 from app.models import Role, Site, Staff, db, utcnow
@@ -66,7 +68,13 @@ def _staff_of(checks) -> dict[int, Staff]:
 
 @bp.context_processor
 def _helpers():
-    return dict(methods=METHODS, actions=ACTIONS, show_temp=show_temp, show_delta=show_delta)
+    return dict(methods=METHODS, actions=ACTIONS, show_temp=show_temp, show_delta=show_delta,
+                signed=signed_delta, sensor_methods=SENSOR_METHODS)
+
+
+def _cell(text: str) -> str:
+    """Free text for a spreadsheet: a leading = + - @ would make it a formula; quote it."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @bp.get("")
@@ -78,10 +86,9 @@ def index():
     every = current_app.config["BRIGADE_CALIBRATION_DAYS"]
     checks = log(db.session, site, start, end, sensor.id if sensor else None)
     staff = _staff_of(checks)
-    names = {s.id: s.name or s.key for s, _unit in site_sensors(db.session, site)}
     return render_template("calibration/index.html", site=site, now=now, every=every,
                            subjects=subjects(db.session, site, now, every), checks=checks,
-                           staff=staff, sensor_names=names, sensor=sensor, first=first, last=last,
+                           staff=staff, sensor=sensor, first=first, last=last,
                            can_export=current_user.role in (Role.HEAD_CHEF, Role.ADMIN))
 
 
@@ -93,28 +100,51 @@ def export():
     tz = ZoneInfo(site.timezone)
     checks = log(db.session, site, start, end)
     staff = {staff_id: person.name for staff_id, person in _staff_of(checks).items()}
-    names = {s.id: s.key for s, _unit in site_sensors(db.session, site)}
+    keys = dict(db.session.execute(select(Sensor.id, Sensor.key).where(
+        Sensor.id.in_({c.sensor_id for c in checks if c.sensor_id}))).all()) if checks else {}
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["performed_at_local", "performed_at_utc", "sensor", "probe", "method",
-                     "reference_c", "measured_c", "error_c", "tolerance_c", "passed", "action",
-                     "offset_before_c", "offset_after_c", "by", "note", "record_id"])
+    writer.writerow(["performed_at_local", "performed_at_utc", "thermometer", "sensor_key",
+                     "probe", "method", "reference_c", "measured_c", "error_c", "tolerance_c",
+                     "passed", "action", "offset_before_c", "offset_after_c", "by", "note",
+                     "record_id"])
     for c in reversed(checks):  # oldest first, as a log is read
         writer.writerow([c.performed_at.astimezone(tz).isoformat(timespec="seconds"),
-                         c.performed_at.isoformat(timespec="seconds"),
-                         names.get(c.sensor_id, c.sensor_id or ""), c.probe or "", c.method,
+                         c.performed_at.isoformat(timespec="seconds"), _cell(c.subject),
+                         keys.get(c.sensor_id, ""), _cell(c.probe or ""), c.method,
                          c.reference_c, c.measured_c, c.error_c, c.tolerance_c,
                          "yes" if c.passed else "no", c.action,
                          "" if c.offset_before_c is None else c.offset_before_c,
                          "" if c.offset_after_c is None else c.offset_after_c,
-                         staff.get(c.staff_id, ""), c.note or "", c.id])
+                         _cell(staff.get(c.staff_id, "")), _cell(c.note or ""), c.id])
     filename = f"calibration-{site.id}-{first.isoformat()}-{last.isoformat()}.csv"
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+@dataclass(frozen=True)
+class LastReading:
+    temperature_c: float
+    age: str
+
+
+def _last_reading(sensor: Sensor | None) -> LastReading | None:
+    """What Brigade last stored for the sensor (corrected), for the person doing the check."""
+    if sensor is None or sensor.last_reading_at is None:
+        return None
+    ago = sensor.last_reading_at - utcnow()
+    age = _("just now") if ago > -dt.timedelta(seconds=5) else \
+        format_timedelta(ago, add_direction=True)
+    return LastReading(sensor.last_temperature_c, age)
+
+
 def _form(site: Site, values: dict, error: str | None = None, status: int = 200):
+    sensor = None
+    if values.get("subject", "").startswith("sensor:"):
+        sensor_id = values["subject"].removeprefix("sensor:")
+        sensor = db.session.get(Sensor, int(sensor_id)) if sensor_id.isdigit() else None
     return render_template("calibration/form.html", site=site, values=values, error=error,
+                           last_reading=_last_reading(sensor),
                            sensors=site_sensors(db.session, site),
                            probes=known_probes(db.session, site),
                            can_correct=current_user.role in (Role.HEAD_CHEF, Role.ADMIN),
@@ -130,12 +160,15 @@ def _delta(value: float, temp_unit: str) -> float:
 def new():
     site = _site()
     sensor_id = request.args.get("sensor", type=int)
+    measured = ""
     if sensor_id:
-        _sensor_or_404(sensor_id, site)
+        last = _last_reading(_sensor_or_404(sensor_id, site))
+        if last is not None:  # the check is of this value, as Brigade records it
+            measured = f"{from_celsius(last.temperature_c, site.temp_unit):.1f}"
     tolerance = DEFAULT_TOLERANCE_C * 9 / 5 if site.temp_unit == "F" else DEFAULT_TOLERANCE_C
     return _form(site, {"subject": f"sensor:{sensor_id}" if sensor_id else "",
                         "probe": request.args.get("probe", ""), "method": "ice_point",
-                        "tolerance": f"{tolerance:g}", "action": "none"})
+                        "tolerance": f"{tolerance:g}", "action": "none", "measured": measured})
 
 
 @bp.post("")
@@ -182,5 +215,5 @@ def create():
         flash(_("Check recorded: within tolerance."), "ok")
     else:
         flash(_("Check recorded: out of tolerance (%(error)s), action: %(action)s.",
-                error=show_delta(check.error_c, unit), action=ACTIONS[check.action]), "warn")
+                error=signed_delta(check.error_c, unit), action=ACTIONS[check.action]), "warn")
     return redirect(url_for("calibration.index"))

@@ -10,7 +10,7 @@ from app.models.base import Immutable, UTCDateTime, db, utcnow
 
 #: Alert kinds and what raises them.
 KINDS = ("temperature", "offline", "low_battery", "checklist_overdue", "timer_expired",
-         "review_due")
+         "review_due", "calibration")
 #: What happened to the food, recorded with an acknowledgement.
 FOOD_OUTCOMES = ("kept", "moved", "discarded", "not_applicable")
 
