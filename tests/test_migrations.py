@@ -28,6 +28,8 @@ def _empty_database(database_url: str) -> str:
 
 
 def test_upgrade_from_empty_matches_the_models(database_url, tmp_path):
+    import logging
+    watched = logging.getLogger("sensors.mqtt")  # exists before the upgrade, as in the app
     app = make_app(_empty_database(database_url), tmp_path / "instance")
     with app.app_context():
         db.drop_all()
@@ -41,6 +43,8 @@ def test_upgrade_from_empty_matches_the_models(database_url, tmp_path):
         assert diff == [], f"models and migrations differ: {diff}"
         tables = set(inspect(db.engine).get_table_names())
         assert {"answers", "audit_records", "runs", "staff", "units"} <= tables
+        # Alembic's logging setup must leave the app's loggers working (it used to disable them).
+        assert not watched.disabled
         db.drop_all()
         with db.engine.begin() as conn:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
