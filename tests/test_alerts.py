@@ -179,3 +179,19 @@ def test_unacknowledged_alerts_renotify_and_escalate_until_acknowledged(app, fri
     db.session.commit()
     assert db.session.scalar(select(func.count()).select_from(Notification)) == before
     assert [e.kind for e in alert.events if e.kind == "escalated"] == ["escalated", "escalated"]
+
+
+def test_a_new_unit_is_not_offline_before_it_has_had_time_to_report(ctx, kitchen):
+    from sensors.models import Sensor, Unit
+    unit = Unit(site_id=kitchen["site"], name="New fridge", kind="fridge", target_max_c=5.0,
+                critical_max_c=8.0, expected_interval_s=60, offline_after=5, created_at=T0)
+    db.session.add(unit)
+    db.session.flush()
+    db.session.add(Sensor(key="brigade/new-fridge", unit_id=unit.id, first_seen=T0))
+    db.session.commit()
+    sweep_units(db.session, T0 + dt.timedelta(minutes=4))
+    db.session.commit()
+    assert alerts("offline") == []  # attached four minutes ago, never reported: not yet
+    sweep_units(db.session, T0 + dt.timedelta(minutes=6))
+    db.session.commit()
+    assert [a.kind for a in alerts("offline")] == ["offline"]  # five intervals of silence

@@ -84,6 +84,9 @@ class UnitState:
     excursions: dict[str, Excursion] = field(default_factory=dict)
     #: (at, state) each time the shown state changed, oldest first.
     transitions: list[tuple[dt.datetime, str]] = field(default_factory=list)
+    #: For a unit that never reported: since when it has been watched (its sensors appeared
+    #: or it was created). Silence counts from then, not from the beginning of time.
+    watched_since: dt.datetime | None = None
 
     @property
     def breach(self) -> Excursion | None:
@@ -96,13 +99,20 @@ class UnitState:
 
 
 def evaluate(settings: Settings, readings: list[tuple[dt.datetime, float]],
-             now: dt.datetime, previous: UnitState | None = None) -> UnitState:
-    """The unit's state at ``now`` from readings in time order (newer than ``previous.at``)."""
-    state = previous or UnitState(OK, readings[0][0] if readings else now, None, None)
+             now: dt.datetime, previous: UnitState | None = None,
+             watched_since: dt.datetime | None = None) -> UnitState:
+    """The unit's state at ``now`` from readings in time order (newer than ``previous.at``).
+
+    ``watched_since``: when a unit without any reading started being watched; it is offline
+    only once it has been silent that long since then.
+    """
+    state = previous or UnitState(OK, readings[0][0] if readings else now, None, None,
+                                  watched_since=watched_since)
     if previous is not None:
         state = UnitState(previous.state, previous.at, previous.last_reading_at,
                           previous.last_value, {k: Excursion(**vars(v)) for k, v in
-                                                previous.excursions.items()}, [])
+                                                previous.excursions.items()}, [],
+                          previous.watched_since)
     for at, value in readings:
         if state.last_reading_at is not None and at <= state.last_reading_at:
             continue  # late or repeated readings do not rewrite the past
@@ -180,9 +190,9 @@ def _shown(settings: Settings, state: UnitState, at: dt.datetime) -> str:
     breach = state.breach
     if breach is not None:
         holding.add(CRITICAL if breach.tier == "critical" else ALARM)
-    if state.last_reading_at is None or \
-            at - state.last_reading_at > dt.timedelta(seconds=settings.expected_interval_s
-                                                       * settings.offline_after):
+    heard = state.last_reading_at or state.watched_since
+    if heard is None or at - heard > dt.timedelta(seconds=settings.expected_interval_s
+                                                  * settings.offline_after):
         holding.add(OFFLINE)
     if settings.in_defrost(at):
         holding.add(DEFROST)

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.alerts import breach
 from app.alerts.operations import mark_recovered, open_state, raise_alert
@@ -57,7 +57,12 @@ def unit_state(session, unit: Unit, site: Site, now: dt.datetime) -> breach.Unit
             .join(Sensor, Sensor.id == Reading.sensor_id).where(Sensor.unit_id == unit.id)
             .order_by(Reading.measured_at.desc()).limit(1)).first()
         readings = [tuple(last)] if last else []
-    return breach.evaluate(settings, readings, now)
+    watched_since = None
+    if not readings:  # never reported: silent since the unit or its first sensor appeared
+        first_seen = session.execute(select(func.min(Sensor.first_seen))
+                                     .where(Sensor.unit_id == unit.id)).scalar_one_or_none()
+        watched_since = max(filter(None, (unit.created_at, first_seen)), default=None)
+    return breach.evaluate(settings, readings, now, watched_since=watched_since)
 
 
 def _limit_for(tier: str, unit: Unit) -> float | None:
