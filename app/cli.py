@@ -49,7 +49,8 @@ def load_checklists(directory):
                    "still contain that link unchanged. This catches links removed from the end "
                    "together with the head row, which the chain alone cannot show.")
 def verify_audit(anchors):
-    """Check the audit chain and every record; exit 1 naming what was altered or removed."""
+    """Check the audit chain, every record and every sensor's calibration correction; exit 1
+    naming what was altered or removed."""
     from app.audit import Problem, verify
     from app.models import AuditRecord
     count, problems = verify(db.session)
