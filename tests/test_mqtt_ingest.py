@@ -14,6 +14,9 @@ from sensors.mqtt import Ingestor, MqttSettings
 from tests.services import wait_until
 
 UTC = dt.timezone.utc
+#: Device times a few hours ago: ingest trusts a device clock up to 7 days old, so fixed dates
+#: here would turn into receive times (and other tests) a week after they were written.
+T0 = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=3)
 
 
 def publisher(port):
@@ -41,9 +44,9 @@ def ingestor(app, mosquitto_port, request):
 
 
 SAMPLES = [
-    ("brigade/fridge-a/reading", {"t": 3.5, "ts": "2026-11-27T12:00:00Z"}, "brigade/fridge-a", 3.5),
+    ("brigade/fridge-a/reading", {"t": 3.5, "ts": T0.isoformat()}, "brigade/fridge-a", 3.5),
     ("brigade/fridge-b/temperature", "4.25", "brigade/fridge-b", 4.25),
-    ("tele/coldroom/SENSOR", {"Time": "2026-11-27T12:00:00", "DS18B20": {"Id": "01131B", "Temperature": 39.2}, "TempUnit": "F"}, "tasmota/coldroom", 4.0),
+    ("tele/coldroom/SENSOR", {"Time": T0.replace(tzinfo=None).isoformat(), "DS18B20": {"Id": "01131B", "Temperature": 39.2}, "TempUnit": "F"}, "tasmota/coldroom", 4.0),
     ("zigbee2mqtt/salad_fridge", {"temperature": 2.8, "battery": 77, "linkquality": 120}, "z2m/salad_fridge", 2.8),
     ("shellies/shellyht-AB12/sensor/temperature", "5.5", "shelly/shellyht-AB12", 5.5),
     ("shellyhtg3-84fce63ad204/events/rpc", {"src": "shellyhtg3-84fce63ad204", "dst": "x", "method": "NotifyStatus", "params": {"ts": 1764244800.0, "temperature:0": {"id": 0, "tC": 1.9, "tF": 35.4}}}, "shelly/shellyhtg3-84fce63ad204", 1.9),
@@ -77,7 +80,7 @@ def test_bad_input_is_dead_lettered_and_ingest_keeps_consuming(app, mosquitto_po
         pub.publish(topic, payload, qos=1)
         if i % 30 == 0:
             pub.publish("brigade/good/reading", json.dumps(
-                {"t": 4.0, "ts": (dt.datetime(2026, 11, 27, 12, tzinfo=UTC) + dt.timedelta(seconds=i)).isoformat()}), qos=1)
+                {"t": 4.0, "ts": (T0 + dt.timedelta(seconds=i)).isoformat()}), qos=1)
     assert wait_until(lambda: stored(app, DeadLetter) == 300 and stored(app) == 10, 30)
     pub.publish("brigade/after/temperature", "3.3", qos=1).wait_for_publish(5)
     assert wait_until(lambda: stored(app) == 11)
@@ -109,10 +112,10 @@ def test_killed_and_restarted_ingest_stores_every_reading_exactly_once(app, mosq
     try:
         # Until the worker has subscribed once, the broker keeps no session for it: repeat a
         # warm-up reading (same timestamp, so it is stored once) until it lands.
-        warmup = json.dumps({"t": 4.0, "ts": "2026-11-27T11:00:00Z"})
+        warmup = json.dumps({"t": 4.0, "ts": (T0 - dt.timedelta(hours=1)).isoformat()})
         assert wait_until(lambda: pub.publish("brigade/warmup/reading", warmup, qos=1) and
                           stored(app) == 1, 30), "ingest did not start"
-        total, t0 = 10_000, dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
+        total, t0 = 10_000, T0
 
         def publish_all():
             for i in range(total):
@@ -154,7 +157,7 @@ def test_workers_on_a_shared_subscription_split_the_stream_and_store_each_readin
     try:
         assert all(w.connected.wait(10) for w in workers)
         time.sleep(0.3)  # both subscribed
-        t0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
+        t0 = T0
         for i in range(2000):
             pub.publish(f"brigade/shared-{i % 8}/reading",
                         json.dumps({"t": 4.0, "ts": (t0 + dt.timedelta(seconds=i)).isoformat()}), qos=1)
@@ -178,7 +181,7 @@ def test_a_clean_stop_acknowledges_everything_it_stored(app, mosquitto_port):
     try:
         assert worker.connected.wait(10)
         time.sleep(0.3)
-        t0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
+        t0 = T0
         for i in range(500):
             pub.publish("brigade/clean/reading",
                         json.dumps({"t": 4.0, "ts": (t0 + dt.timedelta(seconds=i)).isoformat()}), qos=1)
