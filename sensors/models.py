@@ -163,6 +163,27 @@ class IdempotencyKey(Immutable, db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class Delivery(db.Model):
+    """An MQTT message stored at its receive time, by its session and packet id.
+
+    A reading without a device timestamp has no identity of its own: stored at its receive
+    time, a redelivery would be stored again at another. But a broker resends a message that
+    was not acknowledged with its original packet id and the DUP flag, so a redelivery that
+    matches a row here (same session, packet id, topic and payload) was committed already.
+    One row per session and packet id (at most 65,535): the next commit with that id
+    replaces it.
+    """
+
+    __tablename__ = "ingest_deliveries"
+
+    #: The ingest worker's MQTT client id: packet ids are per session.
+    session_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    mid: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    #: blake2b-64 of topic and payload.
+    digest: Mapped[str] = mapped_column(String(16))
+    committed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class DeviceState(db.Model):
     """The last battery level and availability a device reported, by device or sensor key.
 

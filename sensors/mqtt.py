@@ -71,6 +71,8 @@ class Ingestor:
     def __init__(self, app, settings: MqttSettings, on_batch=None):
         self.app = app
         self.settings = settings
+        #: Packet ids are per broker session: redeliveries are recognised by (this, packet id).
+        self.session_key = f"{settings.host}:{settings.port}/{settings.client_id}"
         self.on_batch = on_batch  # called with (BatchResult) after each commit (alerts hook)
         # The hand-off: paho appends, the consumer takes whole batches. A deque and an Event
         # instead of queue.Queue: no lock and notify per message on either side.
@@ -150,7 +152,7 @@ class Ingestor:
     def _on_message(self, client, userdata, msg):
         inbox = self.queue
         inbox.append(Received(Message(msg.topic, msg.payload, dt.datetime.now(UTC), bool(msg.dup),
-                                      msg.mid, msg.qos), client.epoch))
+                                      msg.mid, msg.qos, "mqtt", self.session_key), client.epoch))
         queued = len(inbox)
         # Wake the consumer for the first message of a batch and when a full batch is waiting.
         if (queued == 1 or queued >= self.settings.batch_size) and not self._wake.is_set():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import logging
 import math
 from collections import defaultdict
@@ -21,7 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from sensors import formats
 from sensors.formats import PayloadError
-from sensors.models import Calibration, DeadLetter, DeviceState, Reading, Rollup, Sensor
+from sensors.models import (Calibration, DeadLetter, Delivery, DeviceState, Reading, Rollup,
+                            Sensor)
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +33,6 @@ ROLLUP_SECONDS = 300
 MAX_FUTURE_SKEW = dt.timedelta(minutes=2)
 #: A device timestamp older than this is a clock that was never set (or a very stale buffer).
 MAX_DEVICE_AGE = dt.timedelta(days=7)
-#: A redelivered (DUP) message without a device timestamp matches a stored reading of the
-#: same value received this recently: it was committed before a crash, not yet acknowledged.
-REDELIVERY_WINDOW = dt.timedelta(minutes=10)
 DEAD_LETTER_KEEP_BYTES = 4096
 #: Formats whose payload is a bare number in the device's own unit (its Sensor.temp_unit).
 BARE_NUMBER_FORMATS = (formats.shelly_gen1, formats.esphome)
@@ -50,6 +49,8 @@ class Message:
     mid: int = 0
     qos: int = 0
     source: str = "mqtt"
+    #: The MQTT session (ingest's client id) whose packet ``mid`` this is; None over HTTP.
+    session: str | None = None
 
 
 @dataclass
@@ -116,6 +117,8 @@ def store_batch(session, messages: list[Message]) -> BatchResult:
 
     sensors = _sensors_for(session, {r.sensor for _, r in parsed if r.temperature_c is not None})
     offsets = _Offsets(session)
+    committed = _committed_deliveries(session, [m for m, _ in parsed if m.dup and m.session])
+    delivered: dict[tuple[str, int], dict] = {}
     rows = []
     for message, reading in parsed:
         if reading.battery_pct is not None or reading.online is not None:
@@ -125,10 +128,13 @@ def store_batch(session, messages: list[Message]) -> BatchResult:
         sensor = sensors[reading.sensor]
         raw = reading.temperature_c
         measured_at, source = choose_time(reading.measured_at, message.received_at)
-        if message.dup and source == "received" and _already_stored(session, sensor.id, raw,
-                                                                   message.received_at):
-            result.duplicates += 1
-            continue
+        if source == "received" and message.session and message.qos:
+            key = (message.session, message.mid)
+            if message.dup and committed.get(key) == _digest(message):
+                result.duplicates += 1  # committed before a crash, redelivered since
+                continue
+            delivered[key] = {"session_key": message.session, "mid": message.mid,
+                              "digest": _digest(message), "committed_at": message.received_at}
         offset = offsets.at(sensor, measured_at)  # the calibration correction, if any
         rows.append({"sensor_id": sensor.id, "measured_at": measured_at,
                      "temperature_c": round(raw + offset, 3) if offset else raw,
@@ -141,6 +147,8 @@ def store_batch(session, messages: list[Message]) -> BatchResult:
         _update_rollups(session, inserted)
         _update_last_values(session, inserted)
         result.sensors_seen = {row["sensor_id"] for row in inserted}
+    if delivered:
+        _record_deliveries(session, list(delivered.values()))
     if dead:
         session.execute(_insert(session, DeadLetter), dead)
         result.rejected = len(dead)
@@ -264,13 +272,30 @@ def _device_state(session, reading: formats.Reading, at: dt.datetime) -> None:
                     .values(**sensor_values))
 
 
-def _already_stored(session, sensor_id: int, raw: float, received_at: dt.datetime) -> bool:
-    # Compared as sent (before any correction): a correction applied meanwhile changes nothing.
-    found = session.execute(select(Reading.id).where(
-        Reading.sensor_id == sensor_id,
-        func.abs(Reading.temperature_c - Reading.offset_c - raw) < 0.0005,
-        Reading.received_at >= received_at - REDELIVERY_WINDOW).limit(1)).first()
-    return found is not None
+def _digest(message: Message) -> str:
+    return hashlib.blake2b(message.topic.encode("utf-8", "surrogateescape") + b"\0" +
+                           bytes(message.payload or b""), digest_size=8).hexdigest()
+
+
+def _committed_deliveries(session, redelivered: list[Message]) -> dict[tuple[str, int], str]:
+    """(session, packet id) -> digest, for the redelivered (DUP) messages of a batch."""
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for message in redelivered:
+        wanted[message.session].add(message.mid)
+    found = {}
+    for key, mids in wanted.items():
+        for mid, digest in session.execute(select(Delivery.mid, Delivery.digest).where(
+                Delivery.session_key == key, Delivery.mid.in_(mids))):
+            found[(key, mid)] = digest
+    return found
+
+
+def _record_deliveries(session, rows: list[dict]) -> None:
+    """Remember, in the batch's transaction, which packets were stored at their receive time."""
+    stmt = _insert(session, Delivery.__table__)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["session_key", "mid"],
+        set_={"digest": stmt.excluded.digest, "committed_at": stmt.excluded.committed_at}), rows)
 
 
 def sqlite_timestamp(moment: dt.datetime) -> str:

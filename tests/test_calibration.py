@@ -222,7 +222,9 @@ def test_a_redelivery_after_a_correction_is_still_a_duplicate(ctx, kitchen):
     site, cook, chef = _people(kitchen)
     sensor = _fridge_sensor(site.id)
     first_at = T0 + dt.timedelta(minutes=1)
-    store_batch(db.session, [Message("brigade/pass/temperature", b"4.0", first_at)])
+    session_key = "127.0.0.1:1883/brigade-ingest"
+    store_batch(db.session, [Message("brigade/pass/temperature", b"4.0", first_at, mid=42, qos=1,
+                                     session=session_key)])
     db.session.commit()
     record_check(db.session, site, chef, "dev1", sensor=sensor, method="ice_point",
                  reference_c=None, measured_c=1.5, tolerance_c=None, action="offset_applied",
@@ -230,7 +232,8 @@ def test_a_redelivery_after_a_correction_is_still_a_duplicate(ctx, kitchen):
     db.session.commit()
     # The same message again (no device time; committed before a crash, never acknowledged).
     again = store_batch(db.session, [Message("brigade/pass/temperature", b"4.0",
-                                             first_at + dt.timedelta(minutes=3), dup=True)])
+                                             first_at + dt.timedelta(minutes=3), dup=True, mid=42,
+                                             qos=1, session=session_key)])
     db.session.commit()
     assert (again.stored, again.duplicates) == (0, 1)
 

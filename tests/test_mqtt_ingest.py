@@ -104,7 +104,12 @@ def _ingest_process(app, port, tmp_path, client_id):
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "ingest.log", "ab"))
 
 
-def test_killed_and_restarted_ingest_stores_every_reading_exactly_once(app, mosquitto_port, tmp_path):
+@pytest.mark.parametrize("clock", ["device", "receive"])
+def test_killed_and_restarted_ingest_stores_every_reading_exactly_once(app, mosquitto_port, tmp_path,
+                                                                       clock):
+    """With device timestamps, and as bare numbers stored at their receive time (Shelly Gen1,
+    ESPHome, plain): values repeat, as a steady fridge's do, so only the delivery can tell a
+    redelivery from a new reading."""
     import threading
     client_id = f"brigade-kill-{time.time_ns()}"
     worker = _ingest_process(app, mosquitto_port, tmp_path, client_id)
@@ -119,9 +124,12 @@ def test_killed_and_restarted_ingest_stores_every_reading_exactly_once(app, mosq
 
         def publish_all():
             for i in range(total):
-                payload = {"t": round(3 + (i % 40) / 10, 1),
-                           "ts": (t0 + dt.timedelta(seconds=i // 10)).isoformat()}
-                pub.publish(f"brigade/fridge-{i % 10}/reading", json.dumps(payload), qos=1)
+                value = round(3 + (i % 40) / 10, 1)
+                if clock == "device":
+                    payload = {"t": value, "ts": (t0 + dt.timedelta(seconds=i // 10)).isoformat()}
+                    pub.publish(f"brigade/fridge-{i % 10}/reading", json.dumps(payload), qos=1)
+                else:
+                    pub.publish(f"brigade/fridge-{i % 10}/temperature", str(value), qos=1)
 
         sender = threading.Thread(target=publish_all)
         sender.start()
@@ -197,3 +205,34 @@ def test_a_clean_stop_acknowledges_everything_it_stored(app, mosquitto_port):
         assert again.stats["received"] == 0  # nothing left unacknowledged to redeliver
     finally:
         again.stop()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_readings_committed_but_never_acknowledged_are_not_stored_again(app, mosquitto_port, protocol):
+    """The crash between commit and acknowledgement, made certain: the broker redelivers
+    everything, and bare numbers (stored at their receive time, values repeating) are
+    recognised by their packet ids, not by their values."""
+    settings = MqttSettings(port=mosquitto_port, client_id=f"brigade-noack-{time.time_ns()}",
+                            flush_ms=50, protocol=protocol)
+    first = Ingestor(app, settings)
+    first.client.ack_many = lambda *args, **kwargs: 0  # never acknowledges
+    first.start()
+    pub = publisher(mosquitto_port)
+    try:
+        assert first.connected.wait(10)
+        time.sleep(0.3)
+        for i in range(300):
+            pub.publish(f"brigade/noack-{i % 3}/temperature", str(round(3 + (i % 5) / 10, 1)), qos=1)
+        assert wait_until(lambda: stored(app) == 300, 30), stored(app)
+    finally:
+        pub.loop_stop()
+        first.stop()
+    second = Ingestor(app, settings)
+    second.start()
+    try:
+        assert wait_until(lambda: second.stats["received"] == 300, 30), second.stats
+        time.sleep(0.5)
+        assert stored(app) == 300
+        assert second.stats["duplicates"] == 300
+    finally:
+        second.stop()

@@ -43,15 +43,27 @@ def test_readings_are_stored_once_even_when_redelivered(ctx):
 
 
 def test_redelivered_message_without_device_time_is_not_stored_twice(ctx):
-    first = store_batch(db.session, [msg("shellies/ht-1/sensor/temperature", "4.5")])
+    def shelly(at, mid, dup=False, value="4.5", session="broker:1883/brigade-ingest"):
+        return msg("shellies/ht-1/sensor/temperature", value, at=at, dup=dup, mid=mid, qos=1,
+                   session=session)
+    first = store_batch(db.session, [shelly(T0, 7), shelly(T0 + dt.timedelta(seconds=30), 8)])
     db.session.commit()
-    dup = store_batch(db.session, [msg("shellies/ht-1/sensor/temperature", "4.5",
-                                       at=T0 + dt.timedelta(seconds=40), dup=True)])
-    fresh = store_batch(db.session, [msg("shellies/ht-1/sensor/temperature", "4.5",
-                                         at=T0 + dt.timedelta(seconds=60))])
+    # Committed, then a crash before the acknowledgement: both come back, DUP, same ids,
+    # however long the outage lasted.
+    later = T0 + dt.timedelta(hours=2)
+    again = store_batch(db.session, [shelly(later, 7, dup=True), shelly(later, 8, dup=True)])
     db.session.commit()
-    assert (first.stored, dup.stored, dup.duplicates, fresh.stored) == (1, 0, 1, 1)
-    assert db.session.execute(select(Reading.time_source)).scalars().all() == ["received"] * 2
+    assert (first.stored, again.stored, again.duplicates) == (2, 0, 2)
+    # The same value again is a new reading: a steady fridge repeats itself.
+    steady = store_batch(db.session, [shelly(later + dt.timedelta(seconds=30), 9),
+                                      shelly(later + dt.timedelta(seconds=60), 10, dup=True)])
+    # A reused packet id (the broker had our ack) with another payload, or another session's.
+    reused = store_batch(db.session, [shelly(later + dt.timedelta(seconds=90), 7, dup=True, value="4.6"),
+                                      shelly(later + dt.timedelta(seconds=95), 8, dup=True,
+                                             session="other:1883/brigade-ingest-2")])
+    db.session.commit()
+    assert (steady.stored, reused.stored) == (2, 2)
+    assert db.session.execute(select(Reading.time_source)).scalars().all() == ["received"] * 6
 
 
 @pytest.mark.parametrize("device_time,used", [
