@@ -8,6 +8,7 @@ previous session left running. When a binary is missing the caller skips — and
 from __future__ import annotations
 
 import glob
+import getpass
 import os
 import pwd
 import shutil
@@ -94,12 +95,14 @@ class Postgres:
 class Mosquitto:
     """A Mosquitto broker on a free port, persistence off, generous queues."""
 
-    def __init__(self, workdir: Path, extra_conf: str = ""):
+    def __init__(self, workdir: Path, extra_conf: str = "", persistent: bool = False):
         self.workdir = Path(workdir)
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         #: Lines for the listener (certfile, password_file …); replace allow_anonymous true.
         self.extra_conf = extra_conf
+        #: Keep sessions and queued messages on disk across a restart (as deploy/ does).
+        self.persistent = persistent
 
     def start(self) -> int:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -108,8 +111,12 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
         access = self.extra_conf or "allow_anonymous true\n"
-        conf.write_text(f"listener {self.port} 127.0.0.1\n{access}"
-                        "persistence false\nmax_queued_messages 100000\nmax_inflight_messages 0\n"
+        # As whoever runs the tests: started as root, Mosquitto would become the `mosquitto`
+        # user, who cannot write to pytest's private temporary directory.
+        persistence = (f"persistence true\npersistence_location {self.workdir}/\n"
+                       f"user {getpass.getuser()}\n") if self.persistent else "persistence false\n"
+        conf.write_text(f"listener {self.port} 127.0.0.1\n{access}{persistence}"
+                        "max_queued_messages 100000\nmax_inflight_messages 0\n"
                         "set_tcp_nodelay true\n")
         self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                         stderr=open(self.workdir / "mosquitto.log", "wb"))

@@ -236,3 +236,41 @@ def test_readings_committed_but_never_acknowledged_are_not_stored_again(app, mos
         assert second.stats["duplicates"] == 300
     finally:
         second.stop()
+
+
+def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(app, tmp_path):
+    """Mosquitto with persistence (as deploy/mosquitto.conf), stopped and started again while
+    a sensor publishes: ingest reconnects to its kept session and every reading lands once."""
+    import paho.mqtt.client as paho
+    from tests.services import Mosquitto
+    broker = Mosquitto(tmp_path / "mosquitto", persistent=True)
+    port = broker.start()
+    worker = Ingestor(app, MqttSettings(port=port, client_id=f"brigade-restart-{time.time_ns()}",
+                                        flush_ms=50))
+    sensor = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sensor-{time.time_ns()}",
+                         protocol=paho.MQTTv311, clean_session=False)
+    sensor.reconnect_delay_set(min_delay=1, max_delay=2)
+    try:
+        worker.start()
+        assert worker.connected.wait(10)
+        time.sleep(0.3)
+        sensor.connect("127.0.0.1", port)
+        sensor.loop_start()
+
+        def publish(first, last):
+            for i in range(first, last):
+                sensor.publish(f"brigade/restart-{i % 4}/reading", json.dumps(
+                    {"t": 4.0, "ts": (T0 + dt.timedelta(seconds=i)).isoformat()}), qos=1)
+        publish(0, 1000)
+        assert wait_until(lambda: stored(app) >= 200, 20)
+        broker.stop()      # SIGTERM: Mosquitto writes its sessions and queues to disk
+        publish(1000, 1500)  # while it is down: the sensor's client keeps them
+        broker.start()     # same port; ingest and the sensor reconnect by themselves
+        assert wait_until(lambda: stored(app) == 1500, 60), stored(app)
+        time.sleep(1.0)
+        assert stored(app) == 1500
+        assert worker.connected.is_set()
+    finally:
+        sensor.loop_stop()
+        worker.stop()
+        broker.stop()
