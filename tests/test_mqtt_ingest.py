@@ -274,3 +274,37 @@ def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(app, tmp_path)
         sensor.loop_stop()
         worker.stop()
         broker.stop()
+
+
+def test_a_database_outage_holds_the_batch_unacknowledged_and_retries(app, mosquitto_port, monkeypatch):
+    import sensors.mqtt
+    from sqlalchemy.exc import OperationalError
+    real, failures = sensors.mqtt.store_batch, []
+
+    def down_twice(session, messages):
+        if len(failures) < 2:
+            failures.append(len(messages))
+            raise OperationalError("INSERT …", {}, Exception("the database is down"))
+        return real(session, messages)
+    monkeypatch.setattr(sensors.mqtt, "store_batch", down_twice)
+    acks = []
+    worker = Ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=50,
+                                        client_id=f"brigade-dbdown-{time.time_ns()}"))
+    real_ack = worker.client.ack_many
+    worker.client.ack_many = lambda mids, epoch=None: (acks.append((len(failures), len(mids))),
+                                                       real_ack(mids, epoch))[1]
+    worker.start()
+    pub = publisher(mosquitto_port)
+    try:
+        assert worker.connected.wait(10)
+        time.sleep(0.3)
+        for i in range(100):
+            pub.publish("brigade/dbdown/reading",
+                        json.dumps({"t": 4.0, "ts": (T0 + dt.timedelta(seconds=i)).isoformat()}), qos=1)
+        assert wait_until(lambda: stored(app) == 100, 30), stored(app)
+        assert worker.stats["db_errors"] == 2 and len(failures) == 2
+        assert acks and all(failed == 2 for failed, _ in acks)  # no ack before a commit
+        assert sum(n for _, n in acks) == 100
+    finally:
+        pub.loop_stop()
+        worker.stop()
