@@ -5,7 +5,7 @@ import json
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -192,3 +192,31 @@ def test_the_fast_sqlite_insert_writes_timestamps_exactly_as_sqlalchemy_does(mom
     dialect = sqlite.dialect()
     sqlalchemy_text = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)(moment)
     assert sqlite_timestamp(moment) == sqlalchemy_text
+
+
+TOPICS = st.sampled_from(["brigade/f1/reading", "brigade/f1/temperature", "tele/k1/SENSOR",
+                          "tele/k1/LWT", "zigbee2mqtt/fridge", "zigbee2mqtt/fridge/availability",
+                          "shellies/ht-1/sensor/temperature", "shellies/ht-1/sensor/battery",
+                          "shellies/ht-1/online", "shellyhtg3-1/events/rpc",
+                          "walkin/sensor/t/state", "walkin/status"]) | st.text(max_size=40)
+PAYLOADS = st.binary(max_size=300) | st.sampled_from(
+    [b"4.5", b"-300", b"nan", b"inf", b"1e308", b'{"t": 4}', b'{"temperature": "x"}', b"",
+     b'{"Time": "2026-11-27T12:00:00", "DS18B20": {"Temperature": 1e400}}', b"\xff\xfe"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(st.tuples(TOPICS, PAYLOADS, st.booleans(), st.integers(1, 65535)),
+                      min_size=1, max_size=8),
+       fahrenheit=st.booleans())
+def test_any_batch_is_stored_or_dead_lettered_and_never_raises(ctx, batch, fahrenheit):
+    if fahrenheit:  # bare numbers read in °F for this sensor
+        db.session.add(Sensor(key="shelly/ht-1", temp_unit="F", first_seen=T0))
+        db.session.flush()
+    messages = [Message(topic, payload, T0, dup=dup, mid=mid, qos=1, session="s")
+                for topic, payload, dup, mid in batch]
+    result = store_batch(db.session, messages)
+    db.session.flush()
+    letters = db.session.scalar(select(func.count()).select_from(DeadLetter))
+    assert result.rejected == letters <= len(messages)
+    assert all(-100 <= t <= 200 for t in db.session.execute(select(Reading.temperature_c)).scalars())
+    db.session.rollback()
