@@ -104,10 +104,17 @@ def _raw_connect(port: int, client_id: str) -> socket.socket:
     return sock
 
 
-def message(i: int, sensors: int, base: dt.datetime) -> tuple[bytes, bytes]:
-    """Message i of the run: its topic and Brigade JSON payload, a distinct reading."""
+def message(i: int, sensors: int, base: dt.datetime, fmt: str = "json") -> tuple[bytes, bytes]:
+    """Message i of the run: its topic and payload, a distinct reading.
+
+    ``json``: Brigade JSON with the device's timestamp. ``bare``: a bare number, as Shelly Gen1,
+    ESPHome and plain sensors send, stored at its receive time (and its delivery recorded).
+    """
+    value = round(1.0 + (i % 70) / 10, 1)
+    if fmt == "bare":
+        return f"brigade/bench-{i % sensors:03d}/temperature".encode(), str(value).encode()
     ts = base + dt.timedelta(milliseconds=i)
-    payload = json.dumps({"t": round(1.0 + (i % 70) / 10, 1), "ts": ts.isoformat()})
+    payload = json.dumps({"t": value, "ts": ts.isoformat()})
     return f"brigade/bench-{i % sensors:03d}/reading".encode(), payload.encode()
 
 
@@ -171,7 +178,7 @@ def write_packets(workdir: Path, args, base: dt.datetime) -> list[Path]:
     for k in range(args.publishers):
         packets = []
         for n, i in enumerate(range(k, args.messages, args.publishers)):
-            topic, payload = message(i, args.sensors, base)
+            topic, payload = message(i, args.sensors, base, args.format)
             packets.append(_publish_qos1(topic, (n % 65535) + 1, payload))
         path = workdir / f"packets-{k}.marshal"
         path.write_bytes(marshal.dumps(packets))
@@ -565,6 +572,9 @@ def main(argv=None) -> int:
     parser.add_argument("--protocol", choices=("5", "3.1.1"), default="5",
                         help="MQTT version of both subscribers (default 5, Brigade's default)")
     parser.add_argument("--sensors", type=int, default=50, help="distinct sensors (default 50)")
+    parser.add_argument("--format", choices=("json", "bare"), default="json",
+                        help="json: Brigade JSON with device timestamps (default); bare: bare "
+                             "numbers stored at their receive time")
     parser.add_argument("--window", type=int, default=20_000,
                         help="unacknowledged PUBLISH packets per publisher (default 20000)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per measurement")
@@ -607,7 +617,7 @@ def main(argv=None) -> int:
     if facts["loadavg_at_start"][0] > facts["nproc"] / 2:
         print(f"warning: load average {facts['loadavg_at_start'][0]:.1f} on {facts['nproc']} CPUs: "
               "other work is running; rates will be low and noisy", file=sys.stderr)
-    print(f"MQTT {args.protocol}, {args.messages} messages x {args.reps} reps, {args.publishers} publisher process(es), "
+    print(f"MQTT {args.protocol}, {args.format} payloads, {args.messages} messages x {args.reps} reps, {args.publishers} publisher process(es), "
           f"{args.sensors} sensors, batch size {args.batch_size or 'default'}, "
           f"flush {args.flush_ms or 'default'} ms; work dir {workdir}")
     started = time.monotonic()
@@ -665,7 +675,7 @@ def main(argv=None) -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         config = {k: getattr(args, k) for k in ("messages", "reps", "publishers", "batch_size",
                                                  "flush_ms", "protocol", "sensors", "window",
-                                                 "launcher")}
+                                                 "launcher", "format")}
         args.output.write_text(json.dumps({
             "benchmark": "bench/ingest.py", "when": dt.datetime.now(UTC).isoformat(timespec="seconds"),
             "config": config, "machine": facts, "targets": targets, "medians": medians, "reps": reps,
