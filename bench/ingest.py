@@ -20,7 +20,9 @@ One run starts its own Mosquitto (a fresh broker on a free port for every measur
    (VmRSS at the end, VmHWM peak) and CPU seconds per thread are read from /proc.
 
 Every message is a distinct reading: Brigade JSON ``{"t": ..., "ts": "<iso>"}`` on
-``brigade/bench-<k>/reading`` across ``--sensors`` sensors, each with its own timestamp.
+``brigade/bench-<k>/reading`` across ``--sensors`` sensors, each with its own timestamp
+(``--format bare``: a bare number on ``brigade/bench-<k>/temperature``, stored at its receive
+time with its delivery recorded, as Shelly Gen1, ESPHome and plain sensors are).
 Subscribers connect and subscribe first; then the publisher starts. The publisher's rate is
 printed for (a) and (b) as well: it should stay well above both.
 
