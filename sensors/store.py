@@ -14,6 +14,7 @@ import functools
 import hashlib
 import logging
 import math
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -173,11 +174,18 @@ def _parse_bare(parser, message: Message, fahrenheit: set[str]) -> list[formats.
     return readings
 
 
+def clean_text(text: str) -> str:
+    """Text safe for any database: no NUL or other control characters, no lone surrogates
+    (PostgreSQL refuses NUL in text; a bad topic must still become a dead letter)."""
+    return "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
+
+
 def _dead_letter(message: Message, reason: str) -> dict:
     payload = bytes(message.payload or b"")
     return {"received_at": message.received_at, "source": message.source,
-            "topic": (message.topic or "")[:500], "payload": payload[:DEAD_LETTER_KEEP_BYTES],
-            "payload_size": len(payload), "reason": reason[:500]}
+            "topic": clean_text((message.topic or "")[:500]),
+            "payload": payload[:DEAD_LETTER_KEEP_BYTES], "payload_size": len(payload),
+            "reason": clean_text(reason[:500])}
 
 
 class _Offsets:

@@ -220,3 +220,13 @@ def test_any_batch_is_stored_or_dead_lettered_and_never_raises(ctx, batch, fahre
     assert result.rejected == letters <= len(messages)
     assert all(-100 <= t <= 200 for t in db.session.execute(select(Reading.temperature_c)).scalars())
     db.session.rollback()
+
+
+def test_a_topic_with_nul_or_broken_unicode_is_still_dead_lettered(ctx):
+    # PostgreSQL refuses NUL in text: the dead letter must still be written, the batch stored.
+    result = store_batch(db.session, [msg("brigade/a\x00b/what", b"1"), msg("x/\udc80/y", b"1"),
+                                      msg("brigade/ok/temperature", b"4.0")])
+    db.session.commit()
+    assert (result.stored, result.rejected) == (1, 2)
+    topics = db.session.execute(select(DeadLetter.topic).order_by(DeadLetter.id)).scalars().all()
+    assert topics == ["brigade/a\ufffdb/what", "x/\ufffd/y"]

@@ -39,7 +39,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select, update
@@ -48,7 +47,8 @@ from sensors import formats
 from sensors.formats import PayloadError
 from sensors.formats.base import kind, loads, show
 from sensors.models import DeadLetter, IdempotencyKey, Sensor, Unit
-from sensors.store import BARE_NUMBER_FORMATS, DEAD_LETTER_KEEP_BYTES, Message, store_batch
+from sensors.store import (BARE_NUMBER_FORMATS, DEAD_LETTER_KEEP_BYTES, Message, clean_text,
+                           store_batch)
 
 #: Largest body accepted; 1,000 short-form readings take about 80 KB.
 MAX_BODY_BYTES = 512 * 1024
@@ -85,15 +85,10 @@ class Outcome:
         return body
 
 
-def _clean(text: str) -> str:
-    """Text safe for any database: no NUL or other control characters, no lone surrogates."""
-    return "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
-
-
 def dead_letter(session, site_id: int, received_at: dt.datetime, topic: str, payload: bytes,
                 size: int, reason: str) -> None:
     """Keep what will not become readings, as ``store_batch`` keeps unparsable messages."""
-    session.add(DeadLetter(received_at=received_at, source=SOURCE, topic=_clean(topic)[:500],
+    session.add(DeadLetter(received_at=received_at, source=SOURCE, topic=clean_text(topic)[:500],
                            payload=bytes(payload[:DEAD_LETTER_KEEP_BYTES]), payload_size=size,
                            reason=reason[:500], site_id=site_id))
 
@@ -135,7 +130,7 @@ def message_for(item: object, received_at: dt.datetime) -> Message:
         data = _dumps({k: v for k, v in item.items() if k != "sensor"})
     else:
         raise PayloadError('expected "topic" and "payload", or "sensor" and "t"')
-    if _clean(topic) != topic:
+    if clean_text(topic) != topic:
         raise PayloadError(f"topic has control characters: {show(topic, 80)}")
     return Message(topic=topic, payload=data, received_at=received_at, source=SOURCE)
 
