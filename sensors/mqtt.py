@@ -20,12 +20,17 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from sqlalchemy import insert
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from sensors.formats import SUBSCRIPTIONS
+from sensors.models import DeadLetter
 from sensors.mqtt_client import BatchingClient
-from sensors.store import Message, store_batch
+from sensors.store import BatchResult, Message, dead_letter_row, store_batch
 
 logger = logging.getLogger(__name__)
+#: The database cannot take anything now (down, locked, connection lost): retry the batch.
+UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
 #: No new message for this long: store what has arrived without waiting for flush_ms.
 IDLE_GAP_S = 0.02
 UTC = dt.timezone.utc
@@ -202,15 +207,25 @@ class Ingestor:
                         result = store_batch(db.session, [r.message for r in batch])
                         db.session.commit()
                     break
-                except Exception:  # noqa: BLE001 - the database is down or locked: keep the batch
+                except UNAVAILABLE:  # the database is down or locked: keep the batch, retry
                     self.stats["db_errors"] += 1
                     logger.exception("storing a batch of %s failed; retrying in %.1fs", len(batch), delay)
-                    with self.app.app_context():
-                        db.session.rollback()
-                        db.session.remove()
+                    self._rollback()
                     if self.stopping.wait(delay):
                         return  # not acknowledged: the broker redelivers after restart
                     delay = min(delay * 2, 30)
+                except Exception:  # noqa: BLE001 - the database refused something in the batch
+                    self.stats["db_errors"] += 1
+                    logger.exception("a batch of %s was refused; storing it one by one", len(batch))
+                    self._rollback()
+                    try:
+                        result = self._one_by_one(batch)
+                        break
+                    except UNAVAILABLE:
+                        self._rollback()
+                        if self.stopping.wait(delay):
+                            return
+                        delay = min(delay * 2, 30)
             # A message from an earlier connection is redelivered by the broker on the new
             # one; acking its old id now would acknowledge some other message (ack_many drops
             # the acks if the connection changes meanwhile, too).
@@ -227,6 +242,43 @@ class Ingestor:
                     self.on_batch(result)
                 except Exception:  # noqa: BLE001 - a follower's failure never stops ingest
                     logger.exception("after-batch hook failed")
+
+    def _rollback(self) -> None:
+        from app.models import db
+        with self.app.app_context():
+            db.session.rollback()
+            db.session.remove()
+
+    def _one_by_one(self, batch: list[Received]) -> BatchResult:
+        """Store each message alone; one the database refuses becomes a dead letter.
+
+        A batch the database refuses (not one it cannot take: that is retried) would be
+        redelivered and refused forever, stopping ingest for one bad message.
+        """
+        from app.models import db
+        total = BatchResult()
+        for received in batch:
+            try:
+                with self.app.app_context():
+                    result = store_batch(db.session, [received.message])
+                    db.session.commit()
+            except UNAVAILABLE:
+                raise
+            except Exception as exc:  # noqa: BLE001 - this message is the poison
+                self._rollback()
+                logger.error("message on %s refused by the database: %s", received.message.topic,
+                             type(exc).__name__)
+                with self.app.app_context():
+                    db.session.execute(insert(DeadLetter), [dead_letter_row(
+                        received.message, f"refused by the database: {type(exc).__name__}")])
+                    db.session.commit()
+                result = BatchResult(rejected=1, reasons=["refused by the database"])
+            total.stored += result.stored
+            total.duplicates += result.duplicates
+            total.rejected += result.rejected
+            total.sensors_seen |= result.sensors_seen
+            total.reasons += result.reasons
+        return total
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -111,10 +111,10 @@ def store_batch(session, messages: list[Message]) -> BatchResult:
                 readings = parser.parse(message.topic, message.payload)
             parsed.extend((message, reading) for reading in readings)
         except PayloadError as exc:
-            dead.append(_dead_letter(message, str(exc)))
+            dead.append(dead_letter_row(message, str(exc)))
         except Exception as exc:  # noqa: BLE001 - a parser bug must not stop ingest
             logger.exception("parser failed on %s", message.topic)
-            dead.append(_dead_letter(message, f"internal parser error: {type(exc).__name__}"))
+            dead.append(dead_letter_row(message, f"internal parser error: {type(exc).__name__}"))
 
     sensors = _sensors_for(session, {r.sensor for _, r in parsed if r.temperature_c is not None})
     offsets = _Offsets(session)
@@ -180,7 +180,8 @@ def clean_text(text: str) -> str:
     return "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
 
 
-def _dead_letter(message: Message, reason: str) -> dict:
+def dead_letter_row(message: Message, reason: str) -> dict:
+    """The dead-letter table's row for a message that will not become readings."""
     payload = bytes(message.payload or b"")
     return {"received_at": message.received_at, "source": message.source,
             "topic": clean_text((message.topic or "")[:500]),

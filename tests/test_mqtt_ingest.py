@@ -308,3 +308,36 @@ def test_a_database_outage_holds_the_batch_unacknowledged_and_retries(app, mosqu
     finally:
         pub.loop_stop()
         worker.stop()
+
+
+def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_land(app, mosquitto_port, monkeypatch):
+    """Bad input never stops ingest, even input the parsers let through and the database
+    refuses: the batch is stored one by one and the refused message kept as a dead letter."""
+    import sensors.mqtt
+    from sqlalchemy.exc import DataError
+    real = sensors.mqtt.store_batch
+
+    def refuse_poison(session, messages):
+        if any(m.payload == b"5.5" for m in messages):
+            raise DataError("INSERT …", {}, Exception("value refused"))
+        return real(session, messages)
+    monkeypatch.setattr(sensors.mqtt, "store_batch", refuse_poison)
+    worker = Ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=200,
+                                        client_id=f"brigade-poison-{time.time_ns()}"))
+    worker.start()
+    pub = publisher(mosquitto_port)
+    try:
+        assert worker.connected.wait(10)
+        time.sleep(0.3)
+        for i in range(50):
+            pub.publish(f"brigade/poison-{i % 5}/temperature", "5.5" if i == 25 else "4.0", qos=1)
+        assert wait_until(lambda: stored(app) == 49 and stored(app, DeadLetter) == 1, 20), \
+            (stored(app), stored(app, DeadLetter))
+        pub.publish("brigade/after/temperature", "3.0", qos=1).wait_for_publish(5)
+        assert wait_until(lambda: stored(app) == 50, 10)  # and ingest goes on
+        with app.app_context():
+            letter = db.session.execute(select(DeadLetter)).scalar_one()
+        assert letter.payload == b"5.5" and "refused by the database: DataError" in letter.reason
+    finally:
+        pub.loop_stop()
+        worker.stop()
