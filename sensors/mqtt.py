@@ -221,7 +221,9 @@ class Ingestor:
                     try:
                         result = self._one_by_one(batch)
                         break
-                    except UNAVAILABLE:
+                    except Exception:  # noqa: BLE001 - not even a dead letter: hold, retry
+                        logger.exception("storing a refused batch one by one failed; retrying "
+                                         "in %.1fs", delay)
                         self._rollback()
                         if self.stopping.wait(delay):
                             return

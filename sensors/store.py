@@ -91,8 +91,11 @@ def choose_time(measured_at: dt.datetime | None, received_at: dt.datetime) -> tu
     return received_at, "received"
 
 
-def store_batch(session, messages: list[Message]) -> BatchResult:
-    """Parse and store a batch; the caller commits, then acknowledges."""
+def store_batch(session, messages: list[Message], site_id: int | None = None) -> BatchResult:
+    """Parse and store a batch; the caller commits, then acknowledges.
+
+    ``site_id``: whose dead letters these are (HTTP ingest knows its token's site; MQTT not).
+    """
     result = BatchResult()
     parsed: list[tuple[Message, formats.Reading]] = []
     dead: list[dict] = []
@@ -111,10 +114,11 @@ def store_batch(session, messages: list[Message]) -> BatchResult:
                 readings = parser.parse(message.topic, message.payload)
             parsed.extend((message, reading) for reading in readings)
         except PayloadError as exc:
-            dead.append(dead_letter_row(message, str(exc)))
+            dead.append(dead_letter_row(message, str(exc), site_id))
         except Exception as exc:  # noqa: BLE001 - a parser bug must not stop ingest
             logger.exception("parser failed on %s", message.topic)
-            dead.append(dead_letter_row(message, f"internal parser error: {type(exc).__name__}"))
+            dead.append(dead_letter_row(message, f"internal parser error: {type(exc).__name__}",
+                                        site_id))
 
     sensors = _sensors_for(session, {r.sensor for _, r in parsed if r.temperature_c is not None})
     offsets = _Offsets(session)
@@ -130,12 +134,12 @@ def store_batch(session, messages: list[Message]) -> BatchResult:
         raw = reading.temperature_c
         measured_at, source = choose_time(reading.measured_at, message.received_at)
         if source == "received" and message.session and message.qos:
-            key = (message.session, message.mid)
-            if message.dup and committed.get(key) == _digest(message):
+            key, digest = (message.session, message.mid), _digest(message)
+            if message.dup and committed.get(key) == digest:
                 result.duplicates += 1  # committed before a crash, redelivered since
                 continue
             delivered[key] = {"session_key": message.session, "mid": message.mid,
-                              "digest": _digest(message), "committed_at": message.received_at}
+                              "digest": digest, "committed_at": message.received_at}
         offset = offsets.at(sensor, measured_at)  # the calibration correction, if any
         rows.append({"sensor_id": sensor.id, "measured_at": measured_at,
                      "temperature_c": round(raw + offset, 3) if offset else raw,
@@ -180,10 +184,10 @@ def clean_text(text: str) -> str:
     return "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
 
 
-def dead_letter_row(message: Message, reason: str) -> dict:
+def dead_letter_row(message: Message, reason: str, site_id: int | None = None) -> dict:
     """The dead-letter table's row for a message that will not become readings."""
     payload = bytes(message.payload or b"")
-    return {"received_at": message.received_at, "source": message.source,
+    return {"received_at": message.received_at, "source": message.source, "site_id": site_id,
             "topic": clean_text((message.topic or "")[:500]),
             "payload": payload[:DEAD_LETTER_KEEP_BYTES], "payload_size": len(payload),
             "reason": clean_text(reason[:500])}

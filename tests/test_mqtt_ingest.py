@@ -341,3 +341,38 @@ def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_land(app, 
     finally:
         pub.loop_stop()
         worker.stop()
+
+
+def test_ingest_survives_failing_to_write_even_the_dead_letter(app, mosquitto_port, monkeypatch):
+    import sensors.mqtt
+    from sqlalchemy.exc import DataError
+    real_store, real_row, broken = sensors.mqtt.store_batch, sensors.mqtt.dead_letter_row, []
+
+    def refuse_poison(session, messages, site_id=None):
+        if any(m.payload == b"5.5" for m in messages):
+            raise DataError("INSERT …", {}, Exception("value refused"))
+        return real_store(session, messages, site_id)
+
+    def fail_once(*args, **kwargs):
+        if not broken:
+            broken.append(True)
+            raise RuntimeError("the dead-letter table is not there either")
+        return real_row(*args, **kwargs)
+    monkeypatch.setattr(sensors.mqtt, "store_batch", refuse_poison)
+    monkeypatch.setattr(sensors.mqtt, "dead_letter_row", fail_once)
+    worker = Ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=100,
+                                        client_id=f"brigade-poison2-{time.time_ns()}"))
+    worker.start()
+    pub = publisher(mosquitto_port)
+    try:
+        assert worker.connected.wait(10)
+        time.sleep(0.3)
+        for payload in ("4.0", "5.5", "4.1"):
+            pub.publish("brigade/poison2/temperature", payload, qos=1)
+        # The first try at the dead letter fails: the batch is held and tried again, and the
+        # consumer thread lives on.
+        assert wait_until(lambda: stored(app) == 2 and stored(app, DeadLetter) == 1, 20)
+        assert broken and worker._consumer.is_alive()
+    finally:
+        pub.loop_stop()
+        worker.stop()

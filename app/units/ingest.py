@@ -41,7 +41,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select
 
 from sensors import formats
 from sensors.formats import PayloadError
@@ -176,10 +176,14 @@ def sensors_touched(message: Message) -> tuple[set[str], set[str]]:
     return exact, below
 
 
-def _other_sites_sensors(session, site_id: int) -> tuple[set[str], dict[str, str]]:
-    """Keys of the sensors on other sites' units, and each parent key with one sensor under it."""
+def _other_sites_sensors(session, site_id: int, exact: set[str],
+                         below: set[str]) -> tuple[set[str], dict[str, str]]:
+    """Of the keys a post touches, those on other sites' units, and each parent key (of the
+    ones reaching below) with one such sensor under it."""
+    touched = or_(Sensor.key.in_(exact),
+                  *(Sensor.key.startswith(key + "/", autoescape=True) for key in below))
     keys = set(session.execute(select(Sensor.key).join(Unit, Sensor.unit_id == Unit.id)
-                               .where(Unit.site_id != site_id)).scalars())
+                               .where(Unit.site_id != site_id, touched)).scalars())
     under: dict[str, str] = {}
     for key in sorted(keys):
         parts = key.split("/")
@@ -205,7 +209,9 @@ def refuse_other_sites(session, site_id: int, items: list[tuple[int, Message]],
     touched = [(index, message, *sensors_touched(message)) for index, message in items]
     if not any(exact for _index, _message, exact, _below in touched):
         return [message for _index, message, _exact, _below in touched]
-    theirs, under = _other_sites_sensors(session, site_id)
+    theirs, under = _other_sites_sensors(
+        session, site_id, set().union(*(exact for _i, _m, exact, _b in touched)),
+        set().union(*(below for _i, _m, _e, below in touched)))
     kept = []
     for index, message, exact, below in touched:
         foreign = _belonging_elsewhere(exact, below, theirs, under)
@@ -218,19 +224,6 @@ def refuse_other_sites(session, site_id: int, items: list[tuple[int, Message]],
         outcome.rejected += 1
         outcome.reasons.append(reason)
     return kept
-
-
-def _claim_dead_letters(session, site_id: int, received_at: dt.datetime) -> None:
-    """Give the dead letters ``store_batch`` just wrote for this request the token's site.
-
-    ``store_batch`` serves MQTT too and writes them without a site. They are the HTTP ones
-    received at this instant that have no site yet: every other request claims its own before
-    it commits, and a concurrent request's uncommitted rows are not visible to this statement.
-    """
-    session.execute(update(DeadLetter).where(
-        DeadLetter.source == SOURCE, DeadLetter.site_id.is_(None),
-        DeadLetter.received_at == received_at).values(site_id=site_id)
-        .execution_options(synchronize_session=False))
 
 
 def ingest_body(session, site_id: int, raw: bytes, received_at: dt.datetime) -> Outcome:
@@ -275,13 +268,11 @@ def ingest_body(session, site_id: int, raw: bytes, received_at: dt.datetime) -> 
             outcome.reasons.append(reason)
     messages = refuse_other_sites(session, site_id, messages, outcome) if messages else []
     if messages:
-        result = store_batch(session, messages)
+        result = store_batch(session, messages, site_id)
         outcome.stored, outcome.duplicates = result.stored, result.duplicates
         outcome.sensors_seen = result.sensors_seen
         outcome.rejected += result.rejected
         outcome.reasons.extend(result.reasons)
-        if result.rejected:
-            _claim_dead_letters(session, site_id, received_at)
     return outcome
 
 
