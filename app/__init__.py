@@ -55,7 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # First, so the time covers the login, idle-lock and device hooks too.
     _add_server_timing(app)
     _add_health_check(app)
-    import sensors.models  # noqa: F401  (units live beside the sensors)
+    from app import models  # noqa: F401  (every table, the device path's included)
     from app import auth, checklists, devices, records, timers
     devices.init_app(app)
     auth.init_app(app)

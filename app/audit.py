@@ -177,7 +177,8 @@ def verify(session, key: bytes | None = None) -> tuple[int, list[Problem]]:
 def _sensor_offsets(session) -> list[Problem]:
     """A sensor's correction changes every later reading: it must be the one its last
     calibration (a chained record) left it with, or 0 if it was never calibrated."""
-    from sensors.models import Calibration, Sensor
+    from app.models.calibration import Calibration
+    from sensors.models import Sensor
     latest = select(func.max(Calibration.id)).where(Calibration.sensor_id.is_not(None)) \
         .group_by(Calibration.sensor_id)
     expected = dict(session.execute(select(Calibration.sensor_id, Calibration.offset_after_c)

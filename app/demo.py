@@ -6,7 +6,8 @@ import secrets
 from sqlalchemy import select
 
 from app.models import Role, Site, Staff
-from sensors.models import PRESETS, Sensor, Unit
+from app.models.units import PRESETS, Unit
+from sensors.models import Sensor
 from sensors.simulator import demo_devices
 
 PEOPLE = [

@@ -61,7 +61,8 @@ def setup_database(env: dict, units: int) -> int:
 import datetime as dt
 from app import create_app
 from app.models import Role, Site, Staff, db
-from sensors.models import Sensor, Unit
+from app.models.units import Unit
+from sensors.models import Sensor
 from sensors.store import Message, store_batch
 app = create_app()
 with app.app_context():

@@ -23,7 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from sensors import formats
 from sensors.formats import PayloadError
-from sensors.models import (Calibration, DeadLetter, Delivery, DeviceState, Reading, Rollup,
+from app.models.calibration import Calibration  # TODO(layers): the store branch removes this
+from sensors.models import (DeadLetter, Delivery, DeviceState, Reading, Rollup,
                             Sensor)
 
 logger = logging.getLogger(__name__)

@@ -183,7 +183,8 @@ def salad_fridge(site_id: int, at: dt.datetime = SALAD_T0):
 
     Needs an app context; the sensor appears through ingest, as a real one would.
     """
-    from sensors.models import Sensor, Unit
+    from app.models.units import Unit
+    from sensors.models import Sensor
     from sensors.store import Message, store_batch
     unit = Unit(site_id=site_id, name="Salad fridge", kind="fridge", target_max_c=5.0,
                 critical_max_c=8.0, alert_delay_s=600, critical_delay_s=120, hysteresis_c=0.5,

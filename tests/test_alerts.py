@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app.alerts.engine import evaluate_units, sweep_checklists, sweep_timers, sweep_units
 from app.alerts.operations import acknowledge, escalation_level, notify_due, resolve
 from app.alerts.engine import unit_state
-from app.checklists.operations import OperationError
+from app.errors import OperationError
 from app.models import Alert, Notification, Site, Staff, db
 from app.timers.operations import record_outcome, start_timer
 
@@ -182,7 +182,8 @@ def test_unacknowledged_alerts_renotify_and_escalate_until_acknowledged(app, fri
 
 
 def test_a_new_unit_is_not_offline_before_it_has_had_time_to_report(ctx, kitchen):
-    from sensors.models import Sensor, Unit
+    from app.models.units import Unit
+    from sensors.models import Sensor
     unit = Unit(site_id=kitchen["site"], name="New fridge", kind="fridge", target_max_c=5.0,
                 critical_max_c=8.0, expected_interval_s=60, offline_after=5, created_at=T0)
     db.session.add(unit)

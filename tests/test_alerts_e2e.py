@@ -11,10 +11,11 @@ from sqlalchemy import select
 from app.alerts.dispatch import dispatch_due
 from app.alerts.engine import after_ingest, sweep_units, unit_state
 from app.alerts.operations import acknowledge, notify_due, resolve
-from app.checklists.operations import OperationError
+from app.errors import OperationError
 from app.models import Alert, Notification, Site, Staff, db, utcnow
 from sensors.mqtt import Ingestor, MqttSettings
-from sensors.models import Sensor, Unit
+from app.models.units import Unit
+from sensors.models import Sensor
 from sensors.simulator import Failure, fridge
 from tests.services import wait_until
 from tests.test_channels import alert_topic, configure, mqtt_inbox, smtp_inbox, webhook  # noqa: F401

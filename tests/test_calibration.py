@@ -10,7 +10,9 @@ from sqlalchemy import select
 from app import audit
 from app.calibration.operations import CalibrationRefused, NotAllowed, record_check, subjects
 from app.models import Site, Staff, db, set_clock
-from sensors.models import Calibration, Reading, Sensor, Unit
+from app.models.calibration import Calibration
+from app.models.units import Unit
+from sensors.models import Reading, Sensor
 from sensors.store import Message, store_batch
 from tests.conftest import Kitchen, login_pin
 

@@ -4,7 +4,7 @@ import shutil
 
 from app.checklists.definitions import DEFINITIONS_DIR
 from app.models import Role, Site, Staff, db
-from sensors.models import Unit
+from app.models.units import Unit
 
 
 def test_seed_demo_creates_the_kitchen_once(app, runner):

@@ -11,7 +11,8 @@ import app.units.routes as routes
 from app.models import Site, db, set_clock
 from app.scheduler import _jobs, run_job
 from app.units.operations import create_token
-from sensors.models import DeadLetter, IdempotencyKey, Reading
+from app.models.ingest import IdempotencyKey
+from sensors.models import DeadLetter, Reading
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -6,7 +6,8 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, select, text
 
 from app.models import Site, db
-from sensors.models import DeadLetter, IdempotencyKey, IngestToken
+from app.models.ingest import IdempotencyKey, IngestToken
+from sensors.models import DeadLetter
 from tests.conftest import make_app
 
 UTC = dt.timezone.utc

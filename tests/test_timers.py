@@ -4,7 +4,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from app.checklists.operations import OperationError
+from app.errors import OperationError
 from app.models import HoldTimer, Site, Staff, TimerOutcome, db
 from app.timers.operations import presets, record_outcome, start_timer, timer_state
 from tests.conftest import Kitchen, login_pin

@@ -8,7 +8,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Role, Site, Staff, db
-from sensors.models import DeadLetter, IngestToken, Reading, Sensor, Unit
+from app.models.ingest import IngestToken
+from app.models.units import Unit
+from sensors.models import DeadLetter, Reading, Sensor
 from sensors.store import Message, store_batch
 from tests.conftest import Kitchen, login_pin, make_app
 

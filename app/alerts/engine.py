@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from app.alerts import breach
 from app.alerts.operations import mark_recovered, open_state, raise_alert
 from app.models import HoldTimer, Site, TimerOutcome, utcnow
-from sensors.models import Reading, Sensor, Unit
+from app.models.units import Unit
+from sensors.models import Reading, Sensor
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
-from app.checklists.operations import OperationError
+from app.errors import OperationError
 from app.models import (FOOD_OUTCOMES, Alert, AlertEvent, AlertState, Notification, Role, Staff,
                         utcnow)
 

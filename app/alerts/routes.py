@@ -19,13 +19,14 @@ from app.alerts import bp
 from app.alerts.breach import OFFLINE
 from app.alerts.engine import unit_state
 from app.alerts.operations import acknowledge, resolve
-from app.checklists.operations import OperationError
+from app.errors import OperationError
 from app.devices import current_device_id
 from app.formatting import bilingual, label, local_time, show_temp
 from app.models import (FOOD_OUTCOMES, Alert, AlertState, ChecklistDefinition, Notification, Role,
                         Site, db, utcnow)
 from app.security import chef_only
-from sensors.models import Reading, Sensor, Unit
+from app.models.units import Unit
+from sensors.models import Reading, Sensor
 
 #: People's-language labels for the codes alerts store (kind, tier, status, event, outcome...).
 ALERT_LABELS = {

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.orm import object_session
 
-from app.checklists.operations import OperationError
+from app.errors import OperationError
 from app.models import Staff
 
 PIN_PATTERN = re.compile(r"^\d{4,8}$")

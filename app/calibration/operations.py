@@ -14,9 +14,11 @@ from flask_babel import lazy_gettext
 from sqlalchemy import func, select
 
 from app import audit
-from app.checklists.operations import OperationError
+from app.errors import OperationError
 from app.models import Role, Site, Staff, utcnow
-from sensors.models import Calibration, Sensor, Unit
+from app.models.calibration import Calibration
+from app.models.units import Unit
+from sensors.models import Sensor
 
 METHODS = {
     "ice_point": lazy_gettext("Ice point (ice and water)"),

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from app import audit
 from app.checklists.definitions import latest_definition
 from app.checklists.schedules import Slot, local_date, local_to_utc, slots_for_day
+from app.errors import OperationError
 from app.models import (Answer, ChecklistDefinition, ChecklistItem, Photo, Role, Run, Site,
                         Staff, Submission, Verification, utcnow)
 
@@ -30,10 +31,6 @@ CHEFS = (Role.HEAD_CHEF, Role.ADMIN)
 PROBE_RANGE_C = (-60.0, 120.0)
 PHOTO_TYPES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png",
                b"GIF87a": "image/gif", b"GIF89a": "image/gif"}
-
-
-class OperationError(ValueError):
-    """An action the rules do not allow; the message is shown to the person as is."""
 
 
 class SubmissionRefused(OperationError):

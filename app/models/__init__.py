@@ -4,16 +4,21 @@ from app.models.alerts import (FOOD_OUTCOMES, Alert, AlertEvent, AlertState, Job
 from app.models.audit import AuditHead, AuditRecord
 from app.models.base import (UTC, Base, Immutable, ImmutableRecordError, UTCDateTime, db, set_clock,
                              utcnow)
+from app.models.calibration import Calibration
 from app.models.checklists import (Answer, ChecklistDefinition, ChecklistItem, Photo, Rule, Run,
                                    Submission, Verification)
+from app.models.ingest import IdempotencyKey, IngestToken
 from app.models.people import Device, Role, Site, Staff
 from app.models.timers import HoldTimer, TimerOutcome
+from app.models.units import PRESETS, Unit
+# The device path's tables, on the same base: one metadata for Alembic.
+from sensors.models import DeadLetter, Delivery, DeviceState, Reading, Rollup, Sensor
 
 __all__ = [
-    "FOOD_OUTCOMES", "Alert", "AlertEvent", "AlertState", "JobRun", "Notification", "SchedulerLease",
-    "Answer", "AuditHead", "AuditRecord", "Base", "ChecklistDefinition", "ChecklistItem",
-    "Device", "HoldTimer", "Immutable", "ImmutableRecordError", "Photo", "Role", "Rule", "Run",
-    "Site", "Staff", "Submission", "TimerOutcome", "UTC", "UTCDateTime", "Verification", "db",
-    "set_clock",
-    "utcnow",
+    "FOOD_OUTCOMES", "PRESETS", "Alert", "AlertEvent", "AlertState", "Answer", "AuditHead",
+    "AuditRecord", "Base", "Calibration", "ChecklistDefinition", "ChecklistItem", "DeadLetter",
+    "Delivery", "Device", "DeviceState", "HoldTimer", "IdempotencyKey", "Immutable",
+    "ImmutableRecordError", "IngestToken", "JobRun", "Notification", "Photo", "Reading", "Role",
+    "Rollup", "Rule", "Run", "SchedulerLease", "Sensor", "Site", "Staff", "Submission",
+    "TimerOutcome", "UTC", "UTCDateTime", "Unit", "Verification", "db", "set_clock", "utcnow",
 ]

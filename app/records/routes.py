@@ -9,8 +9,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.checklists.operations import (OperationError, current_answers, record_answer,
-                                       verify_run)
+from app.checklists.operations import current_answers, record_answer, verify_run
+from app.errors import OperationError
 from app.devices import current_device_id
 from app.models import AuditRecord, ChecklistItem, Run, Site, Submission, Verification, db, utcnow
 from app.records import bp

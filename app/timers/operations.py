@@ -10,7 +10,7 @@ import yaml
 from flask_babel import gettext as _
 
 from app import audit
-from app.checklists.operations import OperationError
+from app.errors import OperationError
 from app.formatting import label
 from app.models import HoldTimer, Site, Staff, TimerOutcome, utcnow
 

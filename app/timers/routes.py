@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import or_, select
 
-from app.checklists.operations import OperationError
+from app.errors import OperationError
 from app.devices import current_device_id
 from app.formatting import label
 from app.models import HoldTimer, Site, TimerOutcome, db, utcnow

@@ -46,7 +46,9 @@ from sqlalchemy import delete, or_, select
 from sensors import formats
 from sensors.formats import PayloadError
 from sensors.formats.base import kind, loads, show
-from sensors.models import DeadLetter, IdempotencyKey, Sensor, Unit
+from app.models.ingest import IdempotencyKey
+from app.models.units import Unit
+from sensors.models import DeadLetter, Sensor
 from sensors.store import (BARE_NUMBER_FORMATS, DEAD_LETTER_KEEP_BYTES, Message, clean_text,
                            store_batch)
 

@@ -14,10 +14,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from sqlalchemy import func, or_, select
 
-from app.checklists.operations import OperationError
+from app.errors import OperationError
 from app.formatting import show_temp
 from app.models import Site
-from sensors.models import PRESETS, DeadLetter, IngestToken, Sensor, Unit
+from app.models.ingest import IngestToken
+from app.models.units import PRESETS, Unit
+from sensors.models import DeadLetter, Sensor
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.alerts.engine import evaluate_after_ingest
 from app.auth import public
-from app.checklists.operations import OperationError
+from app.errors import OperationError
 from app.extensions import csrf
 from app.models import Role, Site, db, utcnow
 from app.security import chef_only, roles_required
@@ -26,7 +26,9 @@ from app.units.operations import (KINDS, PRESET_LABELS, FormInvalid, attach_sens
                                   form_values, latest_dead_letters, new_unit_values,
                                   parse_unit_form, preset_summary, preview, revoke_token,
                                   sensor_visible, show_delta, token_from_header, update_unit)
-from sensors.models import IngestToken, Sensor, Unit
+from app.models.ingest import IngestToken
+from app.models.units import Unit
+from sensors.models import Sensor
 from sensors.store import DEAD_LETTER_KEEP_BYTES
 
 admin_only = roles_required(Role.ADMIN)

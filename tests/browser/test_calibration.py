@@ -9,7 +9,9 @@ from sqlalchemy import select
 
 from app.audit import verify
 from app.models import db
-from sensors.models import Calibration, Sensor, Unit
+from app.models.calibration import Calibration
+from app.models.units import Unit
+from sensors.models import Sensor
 from sensors.store import Message, store_batch
 from tests.browser.conftest import TABLET
 from tests.browser.test_tablet import (MIN_TARGET_PX, assert_layout, assert_only_local_requests,
