@@ -99,7 +99,7 @@ def _add_server_timing(app: Flask) -> None:
 
 
 def _add_health_check(app: Flask) -> None:
-    from app.auth import public
+    from app.security import public
 
     # Public and database-free: a load balancer's probe, and the benchmark's floor.
     @app.get("/healthz")

@@ -9,6 +9,12 @@ from flask_login import current_user
 from app.models import Role
 
 
+def public(view):
+    """Mark a view as reachable without a login (every other view needs one)."""
+    view.is_public = True
+    return view
+
+
 def roles_required(*roles: Role):
     """Refuse (403) anyone whose role is not one of ``roles``."""
     def decorator(view):

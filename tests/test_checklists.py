@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from app.checklists.definitions import (DEFINITIONS_DIR, DefinitionError, current_definitions,
                                         load_all)
-from app.checklists.operations import (SubmissionRefused, current_answers, due_today, open_run, record_answer, submit_run, verify_run)
+from app.checklists.operations import (SubmissionRefused, current_answers, due_today, open_run,
+                                       record_answer, submit_run, verify_run)
 from app.errors import OperationError
 from app.checklists.schedules import slots_for_day
 from app.models import (Answer, AuditRecord, ChecklistDefinition, ImmutableRecordError, Rule,

@@ -12,12 +12,6 @@ from app.models import Staff, db
 bp = Blueprint("auth", __name__)
 
 
-def public(view):
-    """Mark a view as reachable without a login (every other view needs one)."""
-    view.is_public = True
-    return view
-
-
 def init_app(app: Flask) -> None:
     from app.auth import routes  # noqa: F401  (registers the views on bp)
     app.register_blueprint(bp)

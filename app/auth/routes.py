@@ -8,7 +8,8 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
-from app.auth import bp, public
+from app.auth import bp
+from app.security import public
 from app.auth.operations import PinLocked, check_password, check_pin
 from app.models import Alert, AlertState, Role, Site, Staff, db, utcnow
 

@@ -11,7 +11,9 @@ from sqlalchemy import select
 
 from app.checklists import bp
 from app.checklists.definitions import current_definitions
-from app.checklists.operations import (KEEP, SubmissionRefused, current_answers, due_today, find_slot, latest_answer, open_run, record_answer, store_photo, submit_run)
+from app.checklists.operations import (KEEP, SubmissionRefused, current_answers, due_today,
+                                       find_slot, latest_answer, open_run, record_answer,
+                                       store_photo, submit_run)
 from app.errors import OperationError
 from app.devices import current_device_id
 from app.models import Answer, ChecklistItem, Photo, Run, Site, db, utcnow

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.alerts.engine import evaluate_after_ingest
-from app.auth import public
+from app.security import public
 from app.errors import OperationError
 from app.extensions import csrf
 from app.models import Role, Site, db, utcnow
