@@ -448,9 +448,16 @@ def test_the_daily_summary_reaches_the_head_chef_once_after_six(app, kitchen, sm
                 record_answer(db.session, run, item, cook, None, value=value)
         submit_run(db.session, run, cook, None, now=at_local(day, "11:20"))
         db.session.commit()
-        assert daily_summary(db.session, at_local(day + dt.timedelta(days=1), "05:59")) == "0 summaries sent"
-        assert daily_summary(db.session, at_local(day + dt.timedelta(days=1), "06:01")) == "1 summaries sent"
-        assert daily_summary(db.session, at_local(day + dt.timedelta(days=1), "07:01")) == "0 summaries sent"
+        assert daily_summary(db.session, at_local(day + dt.timedelta(days=1), "05:59")) == "0 summaries queued"
+        assert daily_summary(db.session, at_local(day + dt.timedelta(days=1), "06:01")) == "1 summaries queued"
+        assert daily_summary(db.session, at_local(day + dt.timedelta(days=1), "07:01")) == "0 summaries queued"
+        # Through the outbox, like every other send: queued once, sent by the dispatcher.
+        assert smtp_inbox.messages == []
+        [queued] = db.session.execute(db.select(Notification)).scalars().all()
+        assert queued.alert_id is None and queued.status == "pending"
+        assert dispatch_due(db.session, at_local(day + dt.timedelta(days=1), "07:02"))["sent"] == 1
+        db.session.commit()
+        assert dispatch_due(db.session, at_local(day + dt.timedelta(days=1), "07:03"))["sent"] == 0
     [(rcpt, message)] = smtp_inbox.messages
     assert rcpt == ["chef@test.kitchen"] and "summary of 2026-11-26" in message["Subject"]
     body = message.get_content()

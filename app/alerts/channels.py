@@ -95,7 +95,9 @@ def _detail_lines(kind: str, detail: dict) -> list[str]:
 
 
 def email_text(body: dict) -> tuple[str, str]:
-    """Subject and plain-text body of an alert email, in English."""
+    """Subject and plain-text body of an outbox email: a message written whole, or an alert's."""
+    if body.get("subject") and body.get("text"):
+        return body["subject"], body["text"]
     detail = body.get("detail") or {}
     tier = str(body.get("tier") or "alarm").upper()
     title = detail.get("title") or body.get("kind") or "Alert"

@@ -2,19 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.alerts.channels import ChannelError, deliver_email
 from app.checklists.definitions import current_definitions
 from app.checklists.operations import due_today
-from app.models import Alert, AlertState, Answer, JobRun, Role, Run, Site, Staff
+from app.models import Alert, AlertState, Answer, JobRun, Notification, Role, Run, Site, Staff
 
-logger = logging.getLogger(__name__)
 SEND_AT = dt.time(6, 0)
 
 
@@ -57,11 +54,14 @@ def summary_text(site: Site, figures: dict) -> tuple[str, str]:
 
 
 def daily_summary(session, now: dt.datetime) -> str:
-    """Job (hourly): once a site's local time is past 06:00, send yesterday's summary once."""
-    config = current_app.config
-    if not config.get("BRIGADE_SMTP_HOST"):
+    """Job (hourly): once a site's local time is past 06:00, queue yesterday's summary once.
+
+    The emails go into the outbox in the transaction that claims the day, so a summary is
+    queued exactly once and the dispatcher sends and retries it like any alert's.
+    """
+    if not current_app.config.get("BRIGADE_SMTP_HOST"):
         return "no SMTP server configured"
-    sent = 0
+    queued = 0
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     for site in session.execute(select(Site)).scalars().all():
         local = now.astimezone(ZoneInfo(site.timezone))
@@ -73,20 +73,17 @@ def daily_summary(session, now: dt.datetime) -> str:
         claimed = session.execute(insert(JobRun).values(job_id=key[0], due_at=key[1],
                                                         holder="daily-summary", started_at=now)
                                   .on_conflict_do_nothing().returning(JobRun.job_id)).first()
-        session.commit()
         if not claimed:
+            session.rollback()
             continue
         subject, text = summary_text(site, summarise(session, site, day))
         chefs = session.execute(select(Staff.email).where(
             Staff.site_id == site.id, Staff.role == Role.HEAD_CHEF, Staff.active.is_(True),
             Staff.email.is_not(None))).scalars().all()
-        try:
-            for email in chefs:
-                deliver_email(config, email, subject, text)
-            sent += len(chefs)
-        except ChannelError as exc:
-            logger.warning("daily summary for site %s not sent: %s", site.id, exc)
-            # Unclaim, so the next hourly run tries again.
-            session.execute(delete(JobRun).where(JobRun.job_id == key[0], JobRun.due_at == key[1]))
-            session.commit()
-    return f"{sent} summaries sent"
+        for email in chefs:
+            session.add(Notification(channel="email", target=email, next_attempt_at=now,
+                                     body={"kind": "daily_summary", "site_id": site.id,
+                                           "subject": subject, "text": text}))
+        session.commit()
+        queued += len(chefs)
+    return f"{queued} summaries queued"

@@ -88,12 +88,16 @@ class AlertState(db.Model):
 
 
 class Notification(db.Model):
-    """One send of one alert to one recipient over one channel: an outbox row with its outcome."""
+    """One send to one recipient over one channel: an outbox row with its outcome.
+
+    Mostly an alert's; the daily summary's email goes through the same outbox.
+    """
 
     __tablename__ = "notifications"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    #: None for a message that is not about one alert (the head chef's daily summary).
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
     #: email | webhook | mqtt
     channel: Mapped[str] = mapped_column(String(20))
     #: An email address, a URL, an MQTT topic.
@@ -109,7 +113,7 @@ class Notification(db.Model):
     #: The message as sent (subject/body or JSON), so "who was told what" is on record.
     body: Mapped[dict] = mapped_column(JSON, default=dict)
 
-    alert: Mapped[Alert] = relationship()
+    alert: Mapped[Alert | None] = relationship()
 
 
 class SchedulerLease(db.Model):
