@@ -1,6 +1,6 @@
 """The scheduled work, and the lock that makes exactly one scheduler act per deployment.
 
-Jobs are declared once, in ``JOBS``, with stable ids. Any number of processes may run
+Jobs are declared once, in ``_jobs()``, with stable ids. Any number of processes may run
 ``flask scheduler run`` (and ``flask serve`` runs one beside the web server); only the
 holder of the database lock runs jobs — a PostgreSQL advisory lock held on its own
 connection, or on SQLite a lease row renewed every few seconds. When the holder dies,
@@ -73,16 +73,10 @@ def _jobs() -> list[Job]:
         Job("retention", _retention, 3600, grace=1800),
         Job("review-reminder", _review_reminder, 86400, grace=43200),
     ]
-    try:
-        from app.alerts.dispatch import dispatch_due
-        jobs.append(Job("dispatch", dispatch_due, 10))
-    except ImportError:  # pragma: no cover - channels not installed
-        pass
-    try:
-        from app.alerts.summary import daily_summary
-        jobs.append(Job("daily-summary", daily_summary, 3600, grace=1800))
-    except ImportError:  # pragma: no cover
-        pass
+    from app.alerts.dispatch import dispatch_due
+    from app.alerts.summary import daily_summary
+    jobs.append(Job("dispatch", dispatch_due, 10))
+    jobs.append(Job("daily-summary", daily_summary, 3600, grace=1800))
     return jobs
 
 
@@ -200,10 +194,6 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._campaign, name="brigade-scheduler-lock",
                                         daemon=True)
-
-    @property
-    def is_leader(self) -> bool:
-        return self.scheduler is not None
 
     def start(self) -> None:
         self._thread.start()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from flask_babel import gettext as _
 from sqlalchemy import select, update
@@ -11,7 +10,6 @@ from sqlalchemy.orm import object_session
 from app.errors import OperationError
 from app.models import Staff
 
-PIN_PATTERN = re.compile(r"^\d{4,8}$")
 
 
 class PinLocked(OperationError):
@@ -21,12 +19,6 @@ class PinLocked(OperationError):
         self.seconds = seconds
         super().__init__(_("Too many wrong PINs. Try again in %(seconds)s seconds.",
                            seconds=seconds))
-
-
-def validate_pin(pin: str) -> str:
-    if not PIN_PATTERN.match(pin or ""):
-        raise OperationError(_("A PIN is 4 to 8 digits."))
-    return pin
 
 
 def ensure_not_locked(staff: Staff, now: dt.datetime) -> None:

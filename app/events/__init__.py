@@ -1,4 +1,4 @@
-"""Server-sent events: alerts as they open and change, for tablets and the wall display."""
+"""Server-sent events: alerts as they open and change (the live feed a screen can listen to)."""
 from flask import Blueprint
 
 bp = Blueprint("events", __name__, url_prefix="/events")
