@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from app.alerts.engine import evaluate_units
 from app.alerts.operations import mark_recovered, raise_alert
 from app.models import Alert, AlertEvent, Notification, Role, Site, Staff, db
-from tests.conftest import Kitchen, feed_salad, login_pin, salad_fridge
+from tests.factories import Kitchen, feed_salad, login_pin, salad_fridge
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)

@@ -11,7 +11,7 @@ from app.errors import OperationError
 from app.models import Alert, Notification, Site, Staff, db
 from app.timers.operations import record_outcome, start_timer
 
-from tests.conftest import feed_salad, salad_fridge
+from tests.factories import feed_salad, salad_fridge
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
@@ -119,7 +119,7 @@ def test_a_silent_sensor_raises_offline_and_recovers(fridge):
 
 
 def test_overdue_checklists_and_expired_timers_raise_alerts(ctx, kitchen):
-    from tests.conftest import at_local
+    from tests.factories import at_local
     day = dt.date(2026, 11, 27)
     sweep_checklists(db.session, at_local(day, "11:44"))
     db.session.commit()

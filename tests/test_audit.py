@@ -10,7 +10,7 @@ from app.checklists.operations import open_run, record_answer, submit_run
 from app.checklists.schedules import slots_for_day
 from app.models import Site, Staff, db
 from app.timers.operations import record_outcome, start_timer
-from tests.conftest import at_local
+from tests.factories import at_local
 
 DAY = dt.date(2026, 11, 27)
 

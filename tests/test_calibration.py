@@ -14,7 +14,7 @@ from app.models.calibration import Calibration
 from app.models.units import Unit
 from sensors.models import Reading, Sensor
 from sensors.store import Message, store_batch
-from tests.conftest import Kitchen, login_pin
+from tests.factories import Kitchen, login_pin
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from app.alerts.engine import evaluate_units
 from app.alerts.operations import notify_due
 from app.models import Alert, Notification, db
 from sensors.store import Message, store_batch
-from tests.conftest import salad_fridge
+from tests.factories import salad_fridge
 from tests.services import free_port
 
 UTC = dt.timezone.utc
@@ -433,7 +433,7 @@ def test_the_daily_summary_reaches_the_head_chef_once_after_six(app, kitchen, sm
     from app.checklists.operations import open_run, record_answer, submit_run
     from app.checklists.schedules import slots_for_day
     from app.models import Site, Staff, db
-    from tests.conftest import at_local
+    from tests.factories import at_local
     configure(app, BRIGADE_SMTP_HOST="127.0.0.1", BRIGADE_SMTP_PORT=smtp_inbox.port)
     day = dt.date(2026, 11, 26)
     with app.app_context():

@@ -14,7 +14,7 @@ from app.errors import OperationError
 from app.checklists.schedules import slots_for_day
 from app.models import (Answer, AuditRecord, ChecklistDefinition, ImmutableRecordError, Rule,
                         Site, Staff, db)
-from tests.conftest import at_local
+from tests.factories import at_local
 
 DAY = dt.date(2026, 11, 27)
 

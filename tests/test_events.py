@@ -8,7 +8,7 @@ import waitress
 
 from app.alerts.operations import raise_alert
 from app.models import Site, db
-from tests.conftest import Kitchen
+from tests.factories import Kitchen
 
 
 def test_the_stream_pushes_a_new_alert_of_the_site_only(app, kitchen):

@@ -8,7 +8,7 @@ from sqlalchemy import inspect, select, text
 from app.models import Site, db
 from app.models.ingest import IdempotencyKey, IngestToken
 from sensors.models import DeadLetter
-from tests.conftest import make_app
+from tests.factories import make_app
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)

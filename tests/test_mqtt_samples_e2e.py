@@ -14,7 +14,7 @@ from app.models import db
 from sensors.models import DeadLetter, DeviceState, Reading, Sensor
 from sensors.mqtt import Ingestor, MqttSettings
 from sensors.store import MAX_DEVICE_AGE
-from tests.conftest import make_app
+from tests.factories import make_app
 from tests.formats.test_samples import CASES, sample
 from tests.services import wait_until
 from tests.test_mqtt_ingest import publisher

@@ -12,7 +12,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sensors.mqtt import Ingestor, MqttSettings
-from tests.conftest import unavailable
+from tests.factories import unavailable
 from tests.services import Mosquitto, ServiceUnavailable, wait_until
 from tests.test_mqtt_ingest import stored
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Answer, Photo, Run, Site, Staff, db
-from tests.conftest import Kitchen, at_local, login_pin, make_app
+from tests.factories import Kitchen, at_local, login_pin, make_app
 
 DAY = dt.date(2026, 11, 27)
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from app.errors import OperationError
 from app.models import HoldTimer, Site, Staff, TimerOutcome, db
 from app.timers.operations import presets, record_outcome, start_timer, timer_state
-from tests.conftest import Kitchen, login_pin
+from tests.factories import Kitchen, login_pin
 
 T0 = dt.datetime(2026, 11, 27, 12, tzinfo=dt.timezone.utc)
 

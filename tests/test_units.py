@@ -12,7 +12,7 @@ from app.models.ingest import IngestToken
 from app.models.units import Unit
 from sensors.models import DeadLetter, Reading, Sensor
 from sensors.store import Message, store_batch
-from tests.conftest import Kitchen, login_pin, make_app
+from tests.factories import Kitchen, login_pin, make_app
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -440,7 +440,7 @@ def test_ingest_needs_no_csrf_token_but_the_token_pages_do(database_url, tmp_pat
 
 def test_a_breach_posted_over_http_raises_its_alert_at_once(app, admin, client, kitchen, freeze):
     from app.models import Alert
-    from tests.conftest import feed_salad, salad_fridge
+    from tests.factories import feed_salad, salad_fridge
     with app.app_context():
         salad_fridge(kitchen["site"], T0)
         last = feed_salad([4.0, 9.0, 9.0], T0 + dt.timedelta(minutes=1))  # critical above 8 °C

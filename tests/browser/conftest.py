@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.models import db, set_clock
-from tests.conftest import Kitchen, at_local, make_app, reset_schema, unavailable
+from tests.factories import Kitchen, at_local, make_app, reset_schema, unavailable
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
