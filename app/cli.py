@@ -22,7 +22,9 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(scheduler_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(serve)
+    from app.ingest import ingest_command
     from sensors.cli import sensors_cli
+    sensors_cli.add_command(ingest_command)
     app.cli.add_command(sensors_cli)
 
 

@@ -52,7 +52,6 @@ def start_background(app: Flask, *, broker: bool = True, ingest: bool = True,
       process running one is harmless).
     """
     from sensors.broker import EmbeddedBroker, ingest_settings, port_is_free
-    from sensors.mqtt import Ingestor
     cfg = app.config
     simulate = cfg["BRIGADE_SIMULATE"] if simulate is None else simulate
     handle = Background()
@@ -72,8 +71,8 @@ def start_background(app: Flask, *, broker: bool = True, ingest: bool = True,
             embedded_port = handle.broker.port
         mqtt = ingest_settings(cfg, embedded_port)
         if ingest:
-            from app.alerts.engine import after_ingest
-            handle.ingestor = Ingestor(app, mqtt, on_batch=after_ingest(app))
+            from app.ingest import make_ingestor
+            handle.ingestor = make_ingestor(app, mqtt)
             handle.ingestor.start()
             if not handle.ingestor.connected.wait(10):
                 logger.warning("ingest is not connected to %s:%s yet; it keeps trying",

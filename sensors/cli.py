@@ -1,4 +1,8 @@
-"""``flask sensors ...``: ingest, the embedded broker and the simulator, each its own entry point."""
+"""``flask sensors ...``: the embedded broker and the simulator, each its own entry point.
+
+``flask sensors ingest`` joins this group from the web app (:mod:`app.ingest`), which owns
+the database that ingest writes to.
+"""
 from __future__ import annotations
 
 import logging
@@ -10,25 +14,9 @@ from flask.cli import AppGroup
 sensors_cli = AppGroup("sensors", help="MQTT ingest, the embedded broker and the simulator.")
 
 
-def _log_to_console() -> None:
+def log_to_console() -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-@sensors_cli.command("ingest")
-def ingest():
-    """Run one MQTT ingest worker until SIGTERM/SIGINT (QoS 1, ack after commit)."""
-    from sensors.broker import ingest_settings
-    from sensors.mqtt import Ingestor
-    _log_to_console()
-    # No BRIGADE_MQTT_HOST: the embedded broker (`flask sensors broker`), which speaks 3.1.1.
-    settings = ingest_settings(current_app.config)
-    click.echo(f"ingest: {settings.client_id} on {settings.host}:{settings.port} "
-               f"(MQTT {settings.protocol})")
-    from app.alerts.engine import after_ingest
-    app = current_app._get_current_object()
-    # Right after each committed batch, the units it touched are evaluated for alerts.
-    Ingestor(app, settings, on_batch=after_ingest(app)).run_forever()
 
 
 @sensors_cli.command("broker")
@@ -37,7 +25,7 @@ def ingest():
 def broker(port):
     """Run the embedded MQTT broker (amqtt, MQTT 3.1.1, 127.0.0.1 only) until SIGTERM/SIGINT."""
     from sensors.broker import BrokerError, EmbeddedBroker
-    _log_to_console()
+    log_to_console()
     if current_app.config["BRIGADE_MQTT_HOST"]:
         click.echo(f"note: BRIGADE_MQTT_HOST={current_app.config['BRIGADE_MQTT_HOST']} is set, so "
                    "Brigade's ingest uses that broker, not this one", err=True)
@@ -72,7 +60,7 @@ def simulate(host, port, speed, seconds, seed, protocol, interval, fail_after, s
     import signal
 
     from sensors.simulator import Simulator, SimulatorSettings
-    _log_to_console()
+    log_to_console()
     cfg = current_app.config
     configured = cfg["BRIGADE_MQTT_HOST"]
     default_port = cfg["BRIGADE_MQTT_PORT"] if configured else cfg["BRIGADE_EMBEDDED_BROKER_PORT"]

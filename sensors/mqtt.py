@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable, ContextManager
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -73,8 +74,14 @@ class Received:
 class Ingestor:
     """One MQTT ingest worker: a paho network thread and a consumer thread."""
 
-    def __init__(self, app, settings: MqttSettings, on_batch=None):
-        self.app = app
+    def __init__(self, settings: MqttSettings, sessions: Callable[[], ContextManager],
+                 store: Callable[..., BatchResult] = store_batch, on_batch=None):
+        #: ``sessions()`` opens a database session for one transaction (closed, and rolled
+        #: back if not committed, on leaving); the caller owns the database.
+        self.sessions = sessions
+        #: ``store(session, messages) -> BatchResult``; the caller binds what it needs
+        #: (``offset_history``) to :func:`sensors.store.store_batch`.
+        self.store = store
         self.settings = settings
         #: Packet ids are per broker session: redeliveries are recognised by (this, packet id).
         self.session_key = f"{settings.host}:{settings.port}/{settings.client_id}"
@@ -195,7 +202,6 @@ class Ingestor:
         return [popleft() for _ in range(min(size, len(inbox)))]
 
     def _consume(self) -> None:
-        from app.models import db
         while not (self.stopping.is_set() and not self.queue):
             batch = self._next_batch()
             if not batch:
@@ -203,28 +209,25 @@ class Ingestor:
             delay = 0.5
             while True:
                 try:
-                    with self.app.app_context():
-                        result = store_batch(db.session, [r.message for r in batch])
-                        db.session.commit()
+                    with self.sessions() as session:
+                        result = self.store(session, [r.message for r in batch])
+                        session.commit()
                     break
                 except UNAVAILABLE:  # the database is down or locked: keep the batch, retry
                     self.stats["db_errors"] += 1
                     logger.exception("storing a batch of %s failed; retrying in %.1fs", len(batch), delay)
-                    self._rollback()
                     if self.stopping.wait(delay):
                         return  # not acknowledged: the broker redelivers after restart
                     delay = min(delay * 2, 30)
                 except Exception:  # noqa: BLE001 - the database refused something in the batch
                     self.stats["db_errors"] += 1
                     logger.exception("a batch of %s was refused; storing it one by one", len(batch))
-                    self._rollback()
                     try:
                         result = self._one_by_one(batch)
                         break
                     except Exception:  # noqa: BLE001 - not even a dead letter: hold, retry
                         logger.exception("storing a refused batch one by one failed; retrying "
                                          "in %.1fs", delay)
-                        self._rollback()
                         if self.stopping.wait(delay):
                             return
                         delay = min(delay * 2, 30)
@@ -245,35 +248,27 @@ class Ingestor:
                 except Exception:  # noqa: BLE001 - a follower's failure never stops ingest
                     logger.exception("after-batch hook failed")
 
-    def _rollback(self) -> None:
-        from app.models import db
-        with self.app.app_context():
-            db.session.rollback()
-            db.session.remove()
-
     def _one_by_one(self, batch: list[Received]) -> BatchResult:
         """Store each message alone; one the database refuses becomes a dead letter.
 
         A batch the database refuses (not one it cannot take: that is retried) would be
         redelivered and refused forever, stopping ingest for one bad message.
         """
-        from app.models import db
         total = BatchResult()
         for received in batch:
             try:
-                with self.app.app_context():
-                    result = store_batch(db.session, [received.message])
-                    db.session.commit()
+                with self.sessions() as session:
+                    result = self.store(session, [received.message])
+                    session.commit()
             except UNAVAILABLE:
                 raise
             except Exception as exc:  # noqa: BLE001 - this message is the poison
-                self._rollback()
                 logger.error("message on %s refused by the database: %s", received.message.topic,
                              type(exc).__name__)
-                with self.app.app_context():
-                    db.session.execute(insert(DeadLetter), [dead_letter_row(
+                with self.sessions() as session:
+                    session.execute(insert(DeadLetter), [dead_letter_row(
                         received.message, f"refused by the database: {type(exc).__name__}")])
-                    db.session.commit()
+                    session.commit()
                 result = BatchResult(rejected=1, reasons=["refused by the database"])
             total.stored += result.stored
             total.duplicates += result.duplicates

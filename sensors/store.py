@@ -17,15 +17,14 @@ import math
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Callable
 
 from sqlalchemy import Row, bindparam, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sensors import formats
 from sensors.formats import PayloadError
-from app.models.calibration import Calibration  # TODO(layers): the store branch removes this
-from sensors.models import (DeadLetter, Delivery, DeviceState, Reading, Rollup,
-                            Sensor)
+from sensors.models import DeadLetter, Delivery, DeviceState, Reading, Rollup, Sensor
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +37,8 @@ MAX_DEVICE_AGE = dt.timedelta(days=7)
 DEAD_LETTER_KEEP_BYTES = 4096
 #: Formats whose payload is a bare number in the device's own unit (its Sensor.temp_unit).
 BARE_NUMBER_FORMATS = (formats.shelly_gen1, formats.esphome)
+#: (session, sensor id) -> the sensor's offsets as ordered (since, offset °C) pairs.
+OffsetHistory = Callable[[object, int], list[tuple[dt.datetime, float]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,11 @@ def bucket_of(moment: dt.datetime) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch - epoch % ROLLUP_SECONDS, UTC)
 
 
+#: Topics longer than this are routed afresh each time: the cache holds at most
+#: 4,096 × 256 characters (~1 MB), whatever a client publishes on.
+ROUTE_CACHE_MAX_TOPIC = 256
+
+
 @functools.lru_cache(maxsize=4096)
 def _cached_route(topic: str):
     return formats.route(topic)
@@ -81,7 +87,9 @@ def _cached_route(topic: str):
 
 def _route(topic):
     """formats.route, remembered per topic: a sensor publishes on the same topic all its life."""
-    return _cached_route(topic) if isinstance(topic, str) else formats.route(topic)
+    if isinstance(topic, str) and len(topic) <= ROUTE_CACHE_MAX_TOPIC:
+        return _cached_route(topic)
+    return formats.route(topic)
 
 
 def choose_time(measured_at: dt.datetime | None, received_at: dt.datetime) -> tuple[dt.datetime, str]:
@@ -92,24 +100,33 @@ def choose_time(measured_at: dt.datetime | None, received_at: dt.datetime) -> tu
     return received_at, "received"
 
 
-def store_batch(session, messages: list[Message], site_id: int | None = None) -> BatchResult:
+def store_batch(session, messages: list[Message], site_id: int | None = None, *,
+                offset_history: OffsetHistory | None = None) -> BatchResult:
     """Parse and store a batch; the caller commits, then acknowledges.
 
     ``site_id``: whose dead letters these are (HTTP ingest knows its token's site; MQTT not).
+    ``offset_history(session, sensor_id)``: the sensor's calibration offsets as ordered
+    (since, offset °C) pairs, asked only for a reading measured before the sensor's current
+    offset was set. The web app keeps that history (its calibration log) and passes it in.
+
+    A database error — also one while looking something up to parse a message — fails the
+    whole batch, so the caller keeps it and retries; only a bad message becomes a dead letter.
     """
     result = BatchResult()
     parsed: list[tuple[Message, formats.Reading]] = []
     dead: list[dict] = []
     fahrenheit = None
     for message in messages:
+        parser = _route(message.topic)
+        if parser in BARE_NUMBER_FORMATS and fahrenheit is None:
+            # Once per batch, only when needed — and outside the try below: a database that
+            # cannot answer now is not the message's fault.
+            fahrenheit = set(session.execute(
+                select(Sensor.key).where(Sensor.temp_unit == "F")).scalars())
         try:
-            parser = _route(message.topic)
             if parser is None:
                 raise formats.base.unknown_topic(message.topic)
             if parser in BARE_NUMBER_FORMATS:
-                if fahrenheit is None:  # looked up once per batch, only when needed
-                    fahrenheit = set(session.execute(
-                        select(Sensor.key).where(Sensor.temp_unit == "F")).scalars())
                 readings = _parse_bare(parser, message, fahrenheit)
             else:
                 readings = parser.parse(message.topic, message.payload)
@@ -122,7 +139,7 @@ def store_batch(session, messages: list[Message], site_id: int | None = None) ->
                                         site_id))
 
     sensors = _sensors_for(session, {r.sensor for _, r in parsed if r.temperature_c is not None})
-    offsets = _Offsets(session)
+    offsets = _Offsets(session, offset_history)
     committed = _committed_deliveries(session, [m for m, _ in parsed if m.dup and m.session])
     delivered: dict[tuple[str, int], dict] = {}
     rows = []
@@ -198,26 +215,27 @@ class _Offsets:
     """The calibration correction in force for a sensor at a moment.
 
     Usually the sensor's current offset. A reading measured before that offset was set (a
-    device's buffer, a broker's backlog) gets the one in force then, from the calibration
-    log — looked up once per sensor and batch, and only then.
+    device's buffer, a broker's backlog) gets the one in force then, from the caller's
+    ``offset_history`` — looked up once per sensor and batch, and only then.
     """
 
-    def __init__(self, session):
+    def __init__(self, session, history: OffsetHistory | None):
         self.session = session
+        self.lookup = history
         self.history: dict[int, list[tuple[dt.datetime, float]]] = {}
 
     def at(self, sensor: Row, moment: dt.datetime) -> float:
         if sensor.offset_since is None or moment >= sensor.offset_since:
             return sensor.offset_c
         if sensor.id not in self.history:
-            self.history[sensor.id] = self.session.execute(
-                select(Calibration.performed_at, Calibration.offset_after_c)
-                .where(Calibration.sensor_id == sensor.id,
-                       Calibration.offset_after_c.is_not(None))
-                .order_by(Calibration.performed_at, Calibration.id)).all()
+            if self.lookup is None:
+                # Guessing would store a wrong temperature in a record: refuse, loudly.
+                raise RuntimeError(f"sensor {sensor.id} has a calibration history; store_batch "
+                                   "needs offset_history= to store a reading from before it")
+            self.history[sensor.id] = list(self.lookup(self.session, sensor.id))
         offset = 0.0
-        for performed_at, after in self.history[sensor.id]:
-            if performed_at > moment:
+        for since, after in self.history[sensor.id]:
+            if since > moment:
                 break
             offset = after
         return offset

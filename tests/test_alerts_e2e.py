@@ -9,11 +9,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select
 
 from app.alerts.dispatch import dispatch_due
-from app.alerts.engine import after_ingest, sweep_units, unit_state
+from app.alerts.engine import sweep_units, unit_state
 from app.alerts.operations import acknowledge, notify_due, resolve
 from app.errors import OperationError
 from app.models import Alert, Notification, Site, Staff, db, utcnow
-from sensors.mqtt import Ingestor, MqttSettings
+from app.ingest import make_ingestor
+from sensors.mqtt import MqttSettings
 from app.models.units import Unit
 from sensors.models import Sensor
 from sensors.simulator import Failure, fridge
@@ -40,8 +41,8 @@ def test_a_failing_fridge_alerts_once_notifies_every_channel_and_escalates(
         db.session.add(Sensor(key="z2m/cold-dish-fridge", unit_id=unit.id))
         db.session.commit()
         unit_id = unit.id
-    worker = Ingestor(app, MqttSettings(port=mosquitto_port, client_id=f"e2e-{time.time_ns()}",
-                                        flush_ms=50), on_batch=after_ingest(app))
+    worker = make_ingestor(app, MqttSettings(port=mosquitto_port, client_id=f"e2e-{time.time_ns()}",
+                                             flush_ms=50))
     worker.start()
     assert worker.connected.wait(10)
     time.sleep(0.3)

@@ -14,7 +14,8 @@ from app.runner import start_background
 from sensors import formats
 from sensors.broker import BrokerError, EmbeddedBroker, ingest_settings
 from sensors.models import DeviceState, Reading, Sensor
-from sensors.mqtt import Ingestor, MqttSettings
+from app.ingest import make_ingestor
+from sensors.mqtt import MqttSettings
 from sensors.simulator import (HOUR, MINUTE, BrigadeDevice, Cycle, Doors, Failure, Simulator,
                                SimulatorSettings, Trace, demo_devices)
 from tests.services import free_port, wait_until
@@ -47,8 +48,8 @@ def broker():
 
 
 def test_embedded_broker_stores_a_reading_end_to_end(app, broker):
-    worker = Ingestor(app, MqttSettings(port=broker.port, protocol="3.1.1", flush_ms=50,
-                                        client_id=f"brigade-test-{time.time_ns()}"))
+    worker = make_ingestor(app, MqttSettings(port=broker.port, protocol="3.1.1", flush_ms=50,
+                                             client_id=f"brigade-test-{time.time_ns()}"))
     worker.start()
     measured = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=5)
     try:
@@ -239,8 +240,8 @@ def test_every_simulated_message_parses_to_its_stable_sensor():
 
 
 def test_a_short_simulator_run_stores_sensors_from_several_formats(app, mosquitto_port):
-    worker = Ingestor(app, MqttSettings(port=mosquitto_port, protocol="3.1.1", flush_ms=50,
-                                        client_id=f"brigade-sim-{time.time_ns()}"))
+    worker = make_ingestor(app, MqttSettings(port=mosquitto_port, protocol="3.1.1", flush_ms=50,
+                                             client_id=f"brigade-sim-{time.time_ns()}"))
     worker.start()
     assert worker.connected.wait(10)
     time.sleep(0.2)

@@ -8,13 +8,20 @@ import pytest
 from sqlalchemy import select
 
 from app import audit
-from app.calibration.operations import CalibrationRefused, NotAllowed, record_check, subjects
+from app.calibration.operations import (CalibrationRefused, NotAllowed, offset_history,
+                                        record_check, subjects)
 from app.models import Site, Staff, db, set_clock
 from app.models.calibration import Calibration
 from app.models.units import Unit
 from sensors.models import Reading, Sensor
 from sensors.store import Message, store_batch
 from tests.factories import Kitchen, login_pin
+
+
+def ingest(messages, **kwargs):
+    """Store as ingest does: with the calibration log for readings from before an offset."""
+    return store_batch(db.session, messages, offset_history=offset_history, **kwargs)
+
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -31,7 +38,7 @@ def _fridge_sensor(site_id, key_topic="brigade/pass/temperature", name="Pass fri
     unit = Unit(site_id=site_id, name=name, kind="fridge", target_max_c=5.0, critical_max_c=8.0,
                 min_c=None)
     db.session.add(unit)
-    store_batch(db.session, [Message(key_topic, b"3.0", T0)])
+    ingest([Message(key_topic, b"3.0", T0)])
     sensor = db.session.execute(select(Sensor).where(Sensor.unit_id.is_(None))).scalar_one()
     sensor.unit_id = unit.id
     db.session.commit()
@@ -39,7 +46,7 @@ def _fridge_sensor(site_id, key_topic="brigade/pass/temperature", name="Pass fri
 
 
 def _reading_at(sensor_key_topic, value, at):
-    store_batch(db.session, [Message(sensor_key_topic, str(value).encode(), at)])
+    ingest([Message(sensor_key_topic, str(value).encode(), at)])
     db.session.commit()
     return db.session.execute(select(Reading.temperature_c).where(Reading.received_at == at)).scalar_one()
 
@@ -212,7 +219,7 @@ def test_a_late_reading_gets_the_correction_in_force_when_it_was_measured(ctx, k
     assert db.session.get(Sensor, sensor.id).offset_c == -2.0
     # A device's buffer arrives after both corrections, measured before, between and after.
     late = T0 + dt.timedelta(minutes=40)
-    store_batch(db.session, [_brigade("brigade/pass", 4.0, T0 + dt.timedelta(minutes=m), late)
+    ingest([_brigade("brigade/pass", 4.0, T0 + dt.timedelta(minutes=m), late)
                              for m in (5, 20, 35)])
     db.session.commit()
     rows = db.session.execute(select(Reading.temperature_c, Reading.offset_c)
@@ -225,7 +232,7 @@ def test_a_redelivery_after_a_correction_is_still_a_duplicate(ctx, kitchen):
     sensor = _fridge_sensor(site.id)
     first_at = T0 + dt.timedelta(minutes=1)
     session_key = "127.0.0.1:1883/brigade-ingest"
-    store_batch(db.session, [Message("brigade/pass/temperature", b"4.0", first_at, mid=42, qos=1,
+    ingest([Message("brigade/pass/temperature", b"4.0", first_at, mid=42, qos=1,
                                      session=session_key)])
     db.session.commit()
     record_check(db.session, site, chef, "dev1", sensor=sensor, method="ice_point",
@@ -233,7 +240,7 @@ def test_a_redelivery_after_a_correction_is_still_a_duplicate(ctx, kitchen):
                  now=first_at + dt.timedelta(minutes=1))
     db.session.commit()
     # The same message again (no device time; committed before a crash, never acknowledged).
-    again = store_batch(db.session, [Message("brigade/pass/temperature", b"4.0",
+    again = ingest([Message("brigade/pass/temperature", b"4.0",
                                              first_at + dt.timedelta(minutes=3), dup=True, mid=42,
                                              qos=1, session=session_key)])
     db.session.commit()

@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 
 from app.models import db
 from sensors.models import DeadLetter, Reading, Sensor
-from sensors.mqtt import Ingestor, MqttSettings
+from app.ingest import make_ingestor
+from sensors.mqtt import MqttSettings
+from sensors.store import store_batch
 from tests.services import wait_until
 
 UTC = dt.timezone.utc
@@ -34,8 +36,8 @@ def stored(app, model=Reading):
 @pytest.fixture
 def ingestor(app, mosquitto_port, request):
     protocol = getattr(request, "param", "5")
-    worker = Ingestor(app, MqttSettings(port=mosquitto_port, client_id=f"brigade-test-{time.time_ns()}",
-                                        protocol=protocol, flush_ms=50))
+    worker = make_ingestor(app, MqttSettings(port=mosquitto_port, client_id=f"brigade-test-{time.time_ns()}",
+                                             protocol=protocol, flush_ms=50))
     worker.start()
     assert worker.connected.wait(10)
     time.sleep(0.2)  # subscriptions acknowledged
@@ -157,8 +159,8 @@ def test_killed_and_restarted_ingest_stores_every_reading_exactly_once(app, mosq
 
 def test_workers_on_a_shared_subscription_split_the_stream_and_store_each_reading_once(app, mosquitto_port):
     group, ns = f"brigade{time.time_ns()}", time.time_ns()
-    workers = [Ingestor(app, MqttSettings(port=mosquitto_port, client_id=f"brigade-shared-{i}-{ns}",
-                                          shared_group=group, flush_ms=50)) for i in range(2)]
+    workers = [make_ingestor(app, MqttSettings(port=mosquitto_port, client_id=f"brigade-shared-{i}-{ns}",
+                                               shared_group=group, flush_ms=50)) for i in range(2)]
     for worker in workers:
         worker.start()
     pub = publisher(mosquitto_port)
@@ -183,7 +185,7 @@ def test_workers_on_a_shared_subscription_split_the_stream_and_store_each_readin
 def test_a_clean_stop_acknowledges_everything_it_stored(app, mosquitto_port):
     settings = MqttSettings(port=mosquitto_port, client_id=f"brigade-clean-{time.time_ns()}",
                             flush_ms=50)
-    worker = Ingestor(app, settings)
+    worker = make_ingestor(app, settings)
     worker.start()
     pub = publisher(mosquitto_port)
     try:
@@ -197,7 +199,7 @@ def test_a_clean_stop_acknowledges_everything_it_stored(app, mosquitto_port):
     finally:
         pub.loop_stop()
         worker.stop()  # right after the last commit: its acks must still reach the broker
-    again = Ingestor(app, settings)
+    again = make_ingestor(app, settings)
     again.start()
     try:
         assert again.connected.wait(10)
@@ -214,7 +216,7 @@ def test_readings_committed_but_never_acknowledged_are_not_stored_again(app, mos
     recognised by their packet ids, not by their values."""
     settings = MqttSettings(port=mosquitto_port, client_id=f"brigade-noack-{time.time_ns()}",
                             flush_ms=50, protocol=protocol)
-    first = Ingestor(app, settings)
+    first = make_ingestor(app, settings)
     first.client.ack_many = lambda *args, **kwargs: 0  # never acknowledges
     first.start()
     pub = publisher(mosquitto_port)
@@ -227,7 +229,7 @@ def test_readings_committed_but_never_acknowledged_are_not_stored_again(app, mos
     finally:
         pub.loop_stop()
         first.stop()
-    second = Ingestor(app, settings)
+    second = make_ingestor(app, settings)
     second.start()
     try:
         assert wait_until(lambda: second.stats["received"] == 300, 30), second.stats
@@ -245,8 +247,8 @@ def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(app, tmp_path)
     from tests.services import Mosquitto
     broker = Mosquitto(tmp_path / "mosquitto", persistent=True)
     port = broker.start()
-    worker = Ingestor(app, MqttSettings(port=port, client_id=f"brigade-restart-{time.time_ns()}",
-                                        flush_ms=50))
+    worker = make_ingestor(app, MqttSettings(port=port, client_id=f"brigade-restart-{time.time_ns()}",
+                                             flush_ms=50))
     sensor = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sensor-{time.time_ns()}",
                          protocol=paho.MQTTv311, clean_session=False)
     sensor.reconnect_delay_set(min_delay=1, max_delay=2)
@@ -277,19 +279,18 @@ def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(app, tmp_path)
 
 
 def test_a_database_outage_holds_the_batch_unacknowledged_and_retries(app, mosquitto_port, monkeypatch):
-    import sensors.mqtt
     from sqlalchemy.exc import OperationalError
-    real, failures = sensors.mqtt.store_batch, []
+    real, failures = store_batch, []
 
     def down_twice(session, messages):
         if len(failures) < 2:
             failures.append(len(messages))
             raise OperationalError("INSERT …", {}, Exception("the database is down"))
         return real(session, messages)
-    monkeypatch.setattr(sensors.mqtt, "store_batch", down_twice)
     acks = []
-    worker = Ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=50,
-                                        client_id=f"brigade-dbdown-{time.time_ns()}"))
+    worker = make_ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=50,
+                                             client_id=f"brigade-dbdown-{time.time_ns()}"))
+    worker.store = down_twice
     real_ack = worker.client.ack_many
     worker.client.ack_many = lambda mids, epoch=None: (acks.append((len(failures), len(mids))),
                                                        real_ack(mids, epoch))[1]
@@ -313,17 +314,16 @@ def test_a_database_outage_holds_the_batch_unacknowledged_and_retries(app, mosqu
 def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_land(app, mosquitto_port, monkeypatch):
     """Bad input never stops ingest, even input the parsers let through and the database
     refuses: the batch is stored one by one and the refused message kept as a dead letter."""
-    import sensors.mqtt
     from sqlalchemy.exc import DataError
-    real = sensors.mqtt.store_batch
+    real = store_batch
 
     def refuse_poison(session, messages):
         if any(m.payload == b"5.5" for m in messages):
             raise DataError("INSERT …", {}, Exception("value refused"))
         return real(session, messages)
-    monkeypatch.setattr(sensors.mqtt, "store_batch", refuse_poison)
-    worker = Ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=200,
-                                        client_id=f"brigade-poison-{time.time_ns()}"))
+    worker = make_ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=200,
+                                             client_id=f"brigade-poison-{time.time_ns()}"))
+    worker.store = refuse_poison
     worker.start()
     pub = publisher(mosquitto_port)
     try:
@@ -346,7 +346,7 @@ def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_land(app, 
 def test_ingest_survives_failing_to_write_even_the_dead_letter(app, mosquitto_port, monkeypatch):
     import sensors.mqtt
     from sqlalchemy.exc import DataError
-    real_store, real_row, broken = sensors.mqtt.store_batch, sensors.mqtt.dead_letter_row, []
+    real_store, real_row, broken = store_batch, sensors.mqtt.dead_letter_row, []
 
     def refuse_poison(session, messages, site_id=None):
         if any(m.payload == b"5.5" for m in messages):
@@ -358,10 +358,10 @@ def test_ingest_survives_failing_to_write_even_the_dead_letter(app, mosquitto_po
             broken.append(True)
             raise RuntimeError("the dead-letter table is not there either")
         return real_row(*args, **kwargs)
-    monkeypatch.setattr(sensors.mqtt, "store_batch", refuse_poison)
     monkeypatch.setattr(sensors.mqtt, "dead_letter_row", fail_once)
-    worker = Ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=100,
-                                        client_id=f"brigade-poison2-{time.time_ns()}"))
+    worker = make_ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=100,
+                                             client_id=f"brigade-poison2-{time.time_ns()}"))
+    worker.store = refuse_poison
     worker.start()
     pub = publisher(mosquitto_port)
     try:

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from app.models import db
 from sensors.models import DeadLetter, DeviceState, Reading, Sensor
-from sensors.mqtt import Ingestor, MqttSettings
+from app.ingest import make_ingestor
+from sensors.mqtt import MqttSettings
 from sensors.store import MAX_DEVICE_AGE
 from tests.factories import make_app
 from tests.formats.test_samples import CASES, sample
@@ -27,8 +28,8 @@ def pipeline(tmp_path_factory, mosquitto_port):
     app = make_app(f"sqlite:///{workdir / 'brigade.db'}", workdir / "instance")
     with app.app_context():
         db.create_all()
-    worker = Ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=20,
-                                        client_id=f"brigade-samples-{time.time_ns()}"))
+    worker = make_ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=20,
+                                             client_id=f"brigade-samples-{time.time_ns()}"))
     worker.start()
     assert worker.connected.wait(10)
     time.sleep(0.3)  # subscribed

@@ -11,7 +11,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from sensors.mqtt import Ingestor, MqttSettings
+from app.ingest import make_ingestor
+from sensors.mqtt import MqttSettings
 from tests.factories import unavailable
 from tests.services import Mosquitto, ServiceUnavailable, wait_until
 from tests.test_mqtt_ingest import stored
@@ -60,9 +61,9 @@ def tls_publisher(port, ca_file):
 
 
 def worker(app, port, ca_file, password="s3cret-pass", protocol="5"):
-    return Ingestor(app, MqttSettings(port=port, username="ingest", password=password, tls=True,
-                                      ca_file=ca_file, client_id=f"brigade-tls-{time.time_ns()}",
-                                      protocol=protocol, flush_ms=50))
+    return make_ingestor(app, MqttSettings(port=port, username="ingest", password=password, tls=True,
+                                           ca_file=ca_file, client_id=f"brigade-tls-{time.time_ns()}",
+                                           protocol=protocol, flush_ms=50))
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])

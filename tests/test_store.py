@@ -230,3 +230,61 @@ def test_a_topic_with_nul_or_broken_unicode_is_still_dead_lettered(ctx):
     assert (result.stored, result.rejected) == (1, 2)
     topics = db.session.execute(select(DeadLetter.topic).order_by(DeadLetter.id)).scalars().all()
     assert topics == ["brigade/a\ufffdb/what", "x/\ufffd/y"]
+
+
+def test_a_database_error_while_parsing_fails_the_batch_and_dead_letters_nothing(ctx):
+    """Shelly Gen1 / ESPHome need the sensor's unit: a database that cannot say (a lock
+    timeout, an outage) must fail the batch for a retry, not turn readings into dead letters."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+    engine = db.engine
+
+    def lock_timeout(conn, cursor, statement, *args):
+        if "temp_unit" in statement:
+            raise OperationalError(statement, {}, Exception("canceling statement due to lock timeout"))
+    event.listen(engine, "before_cursor_execute", lock_timeout)
+    try:
+        with pytest.raises(OperationalError):
+            store_batch(db.session, [Message("shellies/fridge/sensor/temperature", b"4.5", T0),
+                                     Message("brigade/pass/temperature", b"3.0", T0)])
+    finally:
+        event.remove(engine, "before_cursor_execute", lock_timeout)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(DeadLetter)) == 0
+    # Once the database answers, the same batch is stored whole.
+    result = store_batch(db.session, [Message("shellies/fridge/sensor/temperature", b"4.5", T0),
+                                      Message("brigade/pass/temperature", b"3.0", T0)])
+    db.session.commit()
+    assert result.stored == 2 and result.rejected == 0
+
+
+def test_the_route_cache_stays_small_whatever_the_topics(ctx):
+    """5,000 distinct 60 KB topics once took 300 MB of cache; long topics are not remembered."""
+    from sensors import store
+    store._cached_route.cache_clear()
+    for i in range(5000):
+        store._route(f"brigade/{i}/" + "x" * 60_000)
+    assert store._cached_route.cache_info().currsize == 0
+    store._route("brigade/pass/temperature")
+    store._route("brigade/pass/temperature")
+    assert store._cached_route.cache_info().hits == 1
+
+
+def test_a_reading_from_before_a_correction_needs_the_calibration_log(ctx):
+    """Without the history the store cannot know the offset in force then: it refuses, never guesses."""
+    store_batch(db.session, [Message("brigade/pass/temperature", b"3.0", T0)])
+    sensor = db.session.execute(select(Sensor)).scalar_one()
+    sensor.offset_c, sensor.offset_since = 0.5, T0 + dt.timedelta(hours=1)
+    db.session.commit()
+    late = Message("brigade/pass/reading",
+                   json.dumps({"t": 3.0, "ts": (T0 + dt.timedelta(minutes=30)).isoformat()}).encode(),
+                   T0 + dt.timedelta(hours=2))
+    with pytest.raises(RuntimeError, match="offset_history"):
+        store_batch(db.session, [late])
+    db.session.rollback()
+    result = store_batch(db.session, [late],
+                         offset_history=lambda session, sensor_id: [(T0 + dt.timedelta(hours=1), 0.5)])
+    db.session.commit()
+    assert result.stored == 1
+    stored = db.session.execute(select(Reading).order_by(Reading.measured_at.desc())).scalars().first()
+    assert stored.offset_c == 0.0 and stored.temperature_c == 3.0

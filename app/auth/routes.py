@@ -45,11 +45,11 @@ def pin_pad():
 
 def _needs_attention(site: Site) -> dict:
     """What a locked tablet must keep showing: unacknowledged alerts and dishes out of time."""
-    from app.timers.routes import timers_context
+    from app.timers.operations import timers_context
     alerts = db.session.execute(
         select(Alert).join(AlertState).where(Alert.site_id == site.id, AlertState.status == "open")
         .order_by(Alert.opened_at.desc()).limit(10)).scalars().all()
-    timers = timers_context(site, utcnow())
+    timers = timers_context(db.session, site, utcnow())
     expired = [t for t in timers["timers"] if timers["timer_states"][t.id] == "expired"]
     return {"alerts": alerts, "timers": expired}
 

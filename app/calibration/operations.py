@@ -71,6 +71,14 @@ class Subject:
         return self.probe or ""
 
 
+def offset_history(session, sensor_id: int) -> list[tuple[dt.datetime, float]]:
+    """A sensor's calibration offsets as (since, offset °C), oldest first: what ingest adds."""
+    return [tuple(row) for row in session.execute(
+        select(Calibration.performed_at, Calibration.offset_after_c)
+        .where(Calibration.sensor_id == sensor_id, Calibration.offset_after_c.is_not(None))
+        .order_by(Calibration.performed_at, Calibration.id))]
+
+
 def signed_delta(celsius: float, temp_unit: str) -> str:
     """A temperature difference with its sign, in the site's unit: "+2.7 °F"."""
     value = celsius * 9 / 5 if temp_unit == "F" else celsius

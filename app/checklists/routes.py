@@ -17,7 +17,7 @@ from app.checklists.operations import (KEEP, SubmissionRefused, current_answers,
 from app.errors import OperationError
 from app.devices import current_device_id
 from app.models import Answer, ChecklistItem, Photo, Run, Site, db, utcnow
-from app.timers.routes import timers_context
+from app.timers.operations import timers_context
 
 
 def _site() -> Site:
@@ -41,7 +41,7 @@ def home():
     entries = due_today(db.session, site, now, current_definitions(db.session))
     groups = {status: [e for e in entries if e.status == status]
               for status in ("overdue", "due", "in_progress", "upcoming", "submitted", "verified")}
-    context = dict(site=site, groups=groups, **timers_context(site, now))
+    context = dict(site=site, groups=groups, **timers_context(db.session, site, now))
     if _is_htmx() and request.args.get("part") == "due":
         return render_template("checklists/_due.html", **context)
     return render_template("checklists/home.html", **context)

@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
+from sqlalchemy import or_, select
 from flask_babel import gettext as _
 
 from app import audit
@@ -90,3 +91,18 @@ def timer_state(timer: HoldTimer, now: dt.datetime) -> str:
     if outcome is not None:
         return outcome.outcome
     return "expired" if now >= timer.expires_at else "running"
+
+
+def timers_context(session, site: Site, now: dt.datetime) -> dict:
+    """Timers still needing an outcome, plus those settled in the last hour."""
+    unsettled = HoldTimer.id.not_in(select(TimerOutcome.timer_id))
+    timers = session.execute(
+        select(HoldTimer).where(HoldTimer.site_id == site.id,
+                                or_(HoldTimer.started_at >= now - dt.timedelta(days=1), unsettled))
+        .order_by(HoldTimer.expires_at)).scalars().all()
+    states = {t.id: timer_state(t, now) for t in timers}
+    open_timers = [t for t in timers if states[t.id] in ("running", "expired")]
+    recent = now - dt.timedelta(hours=1)
+    done = [t for t in timers if t not in open_timers and current_outcome(t).recorded_at >= recent]
+    return dict(timers=open_timers, done_timers=done, timer_states=states,
+                timer_presets=presets(), now=now)

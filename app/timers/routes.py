@@ -1,48 +1,30 @@
 """Timer views: start one, record served or discarded, and the live panel."""
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import or_, select
 
 from app.errors import OperationError
 from app.devices import current_device_id
 from app.formatting import label
-from app.models import HoldTimer, Site, TimerOutcome, db, utcnow
+from app.models import HoldTimer, Site, db, utcnow
 from app.timers import bp
-from app.timers.operations import current_outcome, presets, record_outcome, start_timer, timer_state
-
-
-def timers_context(site: Site, now: dt.datetime) -> dict:
-    """Timers still needing an outcome, plus those settled in the last hour."""
-    unsettled = HoldTimer.id.not_in(select(TimerOutcome.timer_id))
-    timers = db.session.execute(
-        select(HoldTimer).where(HoldTimer.site_id == site.id,
-                                or_(HoldTimer.started_at >= now - dt.timedelta(days=1), unsettled))
-        .order_by(HoldTimer.expires_at)).scalars().all()
-    states = {t.id: timer_state(t, now) for t in timers}
-    open_timers = [t for t in timers if states[t.id] in ("running", "expired")]
-    recent = now - dt.timedelta(hours=1)
-    done = [t for t in timers if t not in open_timers and current_outcome(t).recorded_at >= recent]
-    return dict(timers=open_timers, done_timers=done, timer_states=states,
-                timer_presets=presets(), now=now)
+from app.timers.operations import record_outcome, start_timer, timer_state, timers_context
 
 
 def _back():
     if request.headers.get("HX-Request"):
         site = db.session.get(Site, current_user.site_id)
         return render_template("timers/_panel.html", site=site,
-                               **timers_context(site, utcnow()))
+                               **timers_context(db.session, site, utcnow()))
     return redirect(url_for("checklists.home"))
 
 
 @bp.get("/panel")
 def panel():
     site = db.session.get(Site, current_user.site_id)
-    return render_template("timers/_panel.html", site=site, **timers_context(site, utcnow()))
+    return render_template("timers/_panel.html", site=site, **timers_context(db.session, site, utcnow()))
 
 
 @bp.post("")

@@ -46,6 +46,7 @@ from sqlalchemy import delete, or_, select
 from sensors import formats
 from sensors.formats import PayloadError
 from sensors.formats.base import kind, loads, show
+from app.calibration.operations import offset_history
 from app.models.ingest import IdempotencyKey
 from app.models.units import Unit
 from sensors.models import DeadLetter, Sensor
@@ -270,7 +271,7 @@ def ingest_body(session, site_id: int, raw: bytes, received_at: dt.datetime) -> 
             outcome.reasons.append(reason)
     messages = refuse_other_sites(session, site_id, messages, outcome) if messages else []
     if messages:
-        result = store_batch(session, messages, site_id)
+        result = store_batch(session, messages, site_id, offset_history=offset_history)
         outcome.stored, outcome.duplicates = result.stored, result.duplicates
         outcome.sensors_seen = result.sensors_seen
         outcome.rejected += result.rejected
