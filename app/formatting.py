@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime, format_skeleton
 from flask_babel import get_locale, lazy_gettext
 
+from sensors import temperature
+
 
 def local_time(value: dt.datetime | None, timezone: str, fmt: str = "HH:mm") -> str:
     """A stored UTC time in the site's zone, as a CLDR pattern in the person's language."""
@@ -28,11 +30,8 @@ _SKELETONS = {"HH:mm": (None, "Hm"), "HH:mm:ss": (None, "Hms"), "d MMM HH:mm": (
 
 
 def show_temp(celsius: float | None, unit: str = "C") -> str:
-    if celsius is None:
-        return "—"
-    if unit == "F":
-        return f"{celsius * 9 / 5 + 32:.1f} °F"
-    return f"{celsius:.1f} °C"
+    """A stored °C value in the site's unit (see :func:`sensors.temperature.show`)."""
+    return temperature.show(celsius, unit)
 
 
 def bilingual(obj, field: str) -> str:

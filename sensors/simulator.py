@@ -25,6 +25,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from sensors.temperature import from_celsius
+
 logger = logging.getLogger(__name__)
 
 UTC = dt.timezone.utc
@@ -319,7 +321,7 @@ class ShellyGen2Device(Device):
         frame = {"src": self.name, "dst": f"{self.name}/events", "method": "NotifyStatus",
                  "params": {"ts": round(measured_at.timestamp(), 3),
                             "temperature:100": {"id": 100, "tC": round(celsius, 1),
-                                                "tF": round(celsius * 9 / 5 + 32, 1)}}}
+                                                "tF": round(from_celsius(celsius, "F"), 1)}}}
         return [Publish(f"{self.name}/events/rpc", json.dumps(frame).encode())]
 
 

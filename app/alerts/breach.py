@@ -16,6 +16,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from sensors.temperature import Limits
+
 OK, WARNING, ALARM, CRITICAL, OFFLINE, DEFROST = (
     "ok", "warning", "alarm", "critical", "offline", "defrost")
 #: Which state shows when several hold at once.
@@ -124,26 +126,15 @@ def evaluate(settings: Settings, readings: list[tuple[dt.datetime, float]],
     return state
 
 
-def _limits(settings: Settings) -> dict[str, tuple]:
-    """tier -> (is beyond, is recovered)."""
-    h = settings.hysteresis_c
-    limits = {
-        "critical": (lambda v: v > settings.critical_max_c, lambda v: v <= settings.critical_max_c - h),
-        "high": (lambda v: v > settings.target_max_c, lambda v: v <= settings.target_max_c - h),
-    }
-    if settings.min_c is not None:
-        limits["low"] = (lambda v: v < settings.min_c, lambda v: v >= settings.min_c + h)
-    return limits
-
-
 def _observe(settings: Settings, state: UnitState, at: dt.datetime, value: float) -> None:
     state.last_reading_at, state.last_value = at, value
-    for tier, (beyond, recovered) in _limits(settings).items():
+    limits = Limits.of(settings)  # the one set of rules every page colours readings by
+    for tier in limits.tiers:
         exc = state.excursions.get(tier)
-        if exc is None and beyond(value):
+        if exc is None and limits.beyond(tier, value):
             state.excursions[tier] = Excursion(tier, at, value)
         elif exc is not None:
-            if recovered(value):
+            if limits.recovered(tier, value):
                 del state.excursions[tier]
             else:
                 exc.peak = max(exc.peak, value) if tier != "low" else min(exc.peak, value)

@@ -26,6 +26,7 @@ from app.models import (FOOD_OUTCOMES, Alert, AlertState, ChecklistDefinition, N
                         Site, db, utcnow)
 from app.security import chef_only
 from app.models.units import Unit
+from sensors import temperature
 from sensors.models import Reading, Sensor
 
 #: People's-language labels for the codes alerts store (kind, tier, status, event, outcome...).
@@ -249,27 +250,24 @@ def readings(alert: Alert, unit: Unit, until: dt.datetime) -> dict:
         .where(Sensor.unit_id == unit.id, Reading.measured_at >= alert.opened_at - READINGS_BEFORE,
                Reading.measured_at <= until)
         .order_by(Reading.measured_at)).all()
+    # Coloured by the breach rules (hysteresis included), over every reading, before thinning:
+    # a reading back under the limit but not by the hysteresis is still out, as for the alarm.
+    bands = temperature.classify(temperature.Limits.of(unit), [r[1] for r in rows])
+    rows = [(*row, band) for row, band in zip(rows, bands)]
     step = max(1, math.ceil(len(rows) / MAX_READING_ROWS))
     if step > 1:  # keep the reading furthest out of range in each group
         low = (alert.detail or {}).get("direction") == "low"
         pick = min if low else max
         rows = [pick(rows[i:i + step], key=lambda r: r[1]) for i in range(0, len(rows), step)]
 
-    def state(value: float) -> str:
-        if value > unit.critical_max_c:
-            return "critical"
-        if value > unit.target_max_c or (unit.min_c is not None and value < unit.min_c):
-            return "out"
-        return "ok"
-
     marks = [(alert.opened_at, "opened")]
     if alert.state.resolved_at:
         marks.append((alert.state.resolved_at, "resolved"))
     items = []
-    for at, value, _sensor_id, name, key in rows:
+    for at, value, _sensor_id, name, key, band in rows:
         while marks and marks[0][0] <= at:
             items.append({"mark": marks.pop(0)})
-        items.append({"at": at, "value": value, "state": state(value), "sensor": name or key})
+        items.append({"at": at, "value": value, "state": band, "sensor": name or key})
     items += [{"mark": m} for m in marks]
     return {"items": items, "step": step, "count": len(rows),
             "sensors": len({r[2] for r in rows}) > 1}

@@ -19,6 +19,7 @@ from app.models import Role, Site, Staff, utcnow
 from app.models.calibration import Calibration
 from app.models.units import Unit
 from sensors.models import Sensor
+from sensors.temperature import delta_from_celsius, show_delta
 
 METHODS = {
     "ice_point": lazy_gettext("Ice point (ice and water)"),
@@ -81,12 +82,11 @@ def offset_history(session, sensor_id: int) -> list[tuple[dt.datetime, float]]:
 
 def signed_delta(celsius: float, temp_unit: str) -> str:
     """A temperature difference with its sign, in the site's unit: "+2.7 °F"."""
-    value = celsius * 9 / 5 if temp_unit == "F" else celsius
-    return f"{value:+.1f} °{temp_unit}"
+    return show_delta(celsius, temp_unit, signed=True)
 
 
 def _unsigned(celsius: float, temp_unit: str) -> str:
-    return f"{celsius * 9 / 5 if temp_unit == 'F' else celsius:g} °{temp_unit}"
+    return f"{delta_from_celsius(celsius, temp_unit):g} °{temp_unit}"
 
 
 def _probe_name(session, site: Site, typed: str) -> str:

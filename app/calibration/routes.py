@@ -21,8 +21,10 @@ from app.devices import current_device_id
 from app.formatting import show_temp
 from app.models import Role, Site, Staff, db, utcnow
 from app.security import chef_only
-from app.units.operations import from_celsius, parse_number, sensor_visible, show_delta, to_celsius
+from app.units.operations import sensor_visible
 from sensors.models import Sensor
+from sensors.temperature import (delta_from_celsius, delta_to_celsius, from_celsius, parse_number,
+                                 show_delta, to_celsius)
 
 #: The log shows this many days unless a range is asked for.
 DEFAULT_DAYS = 90
@@ -153,7 +155,7 @@ def _form(site: Site, values: dict, error: str | None = None, status: int = 200)
 
 
 def _delta(value: float, temp_unit: str) -> float:
-    return round(value * 5 / 9, 3) if temp_unit == "F" else value
+    return round(delta_to_celsius(value, temp_unit), 3)
 
 
 @bp.get("/new")
@@ -165,7 +167,7 @@ def new():
         last = _last_reading(_sensor_or_404(sensor_id, site))
         if last is not None:  # the check is of this value, as Brigade records it
             measured = f"{from_celsius(last.temperature_c, site.temp_unit):.1f}"
-    tolerance = DEFAULT_TOLERANCE_C * 9 / 5 if site.temp_unit == "F" else DEFAULT_TOLERANCE_C
+    tolerance = round(delta_from_celsius(DEFAULT_TOLERANCE_C, site.temp_unit), 3)
     return _form(site, {"subject": f"sensor:{sensor_id}" if sensor_id else "",
                         "probe": request.args.get("probe", ""), "method": "ice_point",
                         "tolerance": f"{tolerance:g}", "action": "none", "measured": measured})
@@ -200,8 +202,8 @@ def create():
         check = record_check(
             db.session, site, current_user, current_device_id(), sensor=sensor,
             probe=values["probe"] if sensor is None else None, method=values["method"],
-            reference_c=None if reference is None else to_celsius(reference, unit),
-            measured_c=to_celsius(measured, unit),
+            reference_c=None if reference is None else round(to_celsius(reference, unit), 2),
+            measured_c=round(to_celsius(measured, unit), 2),
             tolerance_c=None if tolerance is None else _delta(tolerance, unit),
             action=values["action"], note=values["note"])
         db.session.commit()

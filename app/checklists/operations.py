@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import math
 import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -23,6 +22,7 @@ from app.checklists.schedules import Slot, local_date, local_to_utc, slots_for_d
 from app.errors import OperationError
 from app.models import (Answer, ChecklistDefinition, ChecklistItem, Photo, Role, Run, Site,
                         Staff, Submission, Verification, utcnow)
+from sensors import temperature
 
 logger = logging.getLogger(__name__)
 
@@ -135,14 +135,10 @@ def current_answers(run: Run) -> dict[int, Answer]:
 
 
 def parse_temperature(raw: str, unit: str) -> float:
-    text = (raw or "").strip().replace(",", ".").replace("°", "").rstrip("CcFf").strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise OperationError(_("“%(value)s” is not a temperature.", value=raw)) from None
-    if not math.isfinite(value):
+    """A probe reading as typed ("4,5", "39.2 °F"), in °C; OperationError if it is not one."""
+    celsius = temperature.parse_temperature(raw, unit)
+    if celsius is None:
         raise OperationError(_("“%(value)s” is not a temperature.", value=raw))
-    celsius = (value - 32) * 5 / 9 if unit == "F" else value
     if not PROBE_RANGE_C[0] <= celsius <= PROBE_RANGE_C[1]:
         raise OperationError(_("%(value)s °%(unit)s is not a plausible reading; check the probe.",
                                value=raw, unit=unit))

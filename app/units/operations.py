@@ -20,6 +20,8 @@ from app.models import Site
 from app.models.ingest import IngestToken
 from app.models.units import PRESETS, Unit
 from sensors.models import DeadLetter, Sensor
+from sensors.temperature import (delta_from_celsius, delta_to_celsius, from_celsius, parse_number,
+                                 show_delta, show_number, to_celsius)
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +46,6 @@ MIN_INTERVAL_S = 5
 DEFAULTS = {"alert_delay_s": 1800, "hysteresis_c": 0.5, "expected_interval_s": 60}
 FIELDS = ("name", "kind", "target_max_c", "critical_max_c", "min_c", "alert_delay_s",
           "hysteresis_c", "expected_interval_s")
-# Digits with an optional sign and decimal point (or comma); no "nan", "inf", "1e9" or "1_0".
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)", re.ASCII)
 _INTEGER = re.compile(r"\+?\d+", re.ASCII)
 
 
@@ -71,31 +71,9 @@ class UnitValues:
     expected_interval_s: int
 
 
-def to_celsius(value: float, temp_unit: str) -> float:
-    return round((value - 32.0) * 5.0 / 9.0, 2) if temp_unit == "F" else value
-
-
-def from_celsius(celsius: float, temp_unit: str) -> float:
-    return celsius * 9.0 / 5.0 + 32.0 if temp_unit == "F" else celsius
-
-
-def show_number(value: float | None) -> str:
-    """A number as a person would type it: 41, 44.6, -18 (one decimal at most)."""
-    if value is None:
-        return ""
-    return f"{round(value, 1) + 0.0:g}"
-
-
-def show_delta(celsius: float | None, temp_unit: str = "C") -> str:
-    """A temperature difference (hysteresis) in the site's unit: no 32° offset."""
-    if celsius is None:
-        return "—"
-    return f"{celsius * 9 / 5:.1f} °F" if temp_unit == "F" else f"{celsius:.1f} °C"
-
-
 def form_values(unit: Unit, temp_unit: str) -> dict[str, str]:
     """A stored unit as the strings its edit form shows, temperatures in the site's unit."""
-    delta = unit.hysteresis_c * 9 / 5 if temp_unit == "F" else unit.hysteresis_c
+    delta = delta_from_celsius(unit.hysteresis_c, temp_unit)
     return {
         "name": unit.name, "kind": unit.kind,
         "target_max_c": show_number(from_celsius(unit.target_max_c, temp_unit)),
@@ -108,7 +86,7 @@ def form_values(unit: Unit, temp_unit: str) -> dict[str, str]:
 
 def new_unit_values(temp_unit: str, preset: str | None = None) -> dict[str, str]:
     """The new-unit form's starting values, with a jurisdiction preset's limits when chosen."""
-    delta = DEFAULTS["hysteresis_c"] * 9 / 5 if temp_unit == "F" else DEFAULTS["hysteresis_c"]
+    delta = delta_from_celsius(DEFAULTS["hysteresis_c"], temp_unit)
     values = {"name": "", "kind": "", "target_max_c": "", "critical_max_c": "", "min_c": "",
               "alert_delay_s": str(DEFAULTS["alert_delay_s"]), "hysteresis_c": show_number(delta),
               "expected_interval_s": str(DEFAULTS["expected_interval_s"])}
@@ -137,18 +115,6 @@ def preset_summary(preset: str, temp_unit: str) -> str:
              critical=show_temp(limits["critical_max_c"], temp_unit))
 
 
-def _parse_number(raw: str, pattern: re.Pattern) -> float | None:
-    raw = raw.strip().replace("\u2212", "-")  # a typographic minus, as the pages show it
-    if not pattern.fullmatch(raw):
-        return None
-    return float(raw.replace(",", "."))
-
-
-def parse_number(raw: str | None) -> float | None:
-    """A number as typed on a form (sign, decimal point or comma), or None if it is not one."""
-    return _parse_number(raw or "", _NUMBER)
-
-
 def parse_unit_form(form: Mapping[str, str], temp_unit: str) -> UnitValues:
     """Validate a unit form entered in the site's unit (°C or °F); raise FormInvalid."""
     values = apply_preset(form, form.get("preset") or None, temp_unit)
@@ -168,12 +134,12 @@ def parse_unit_form(form: Mapping[str, str], temp_unit: str) -> UnitValues:
             if required:
                 errors[field] = _("Required.")
             return None
-        number = _parse_number(raw, _NUMBER)
+        number = parse_number(raw)
         if number is None:
             errors[field] = _("Enter a number, e.g. %(example)s.",
                               example=show_number(from_celsius(5.0, temp_unit)))
             return None
-        celsius = to_celsius(number, temp_unit)
+        celsius = round(to_celsius(number, temp_unit), 2)
         if not low_c <= celsius <= high_c:
             errors[field] = _("Must be between %(low)s and %(high)s.",
                               low=show_temp(low_c, temp_unit), high=show_temp(high_c, temp_unit))
@@ -181,7 +147,8 @@ def parse_unit_form(form: Mapping[str, str], temp_unit: str) -> UnitValues:
         return celsius
 
     def seconds(field: str, low: int) -> int | None:
-        number = _parse_number(values[field], _INTEGER)
+        raw = values[field].strip()
+        number = int(raw) if _INTEGER.fullmatch(raw) else None
         if number is None or not low <= number <= MAX_SECONDS:
             errors[field] = _("Whole seconds, from %(low)s to %(high)s.", low=low, high=MAX_SECONDS)
             return None
@@ -196,8 +163,8 @@ def parse_unit_form(form: Mapping[str, str], temp_unit: str) -> UnitValues:
     if target is not None and minimum is not None and minimum >= target:
         errors["min_c"] = _("The lower limit must be below the target limit.")
     hysteresis = None
-    number = _parse_number(values["hysteresis_c"], _NUMBER)
-    delta_c = None if number is None else (number * 5 / 9 if temp_unit == "F" else number)
+    number = parse_number(values["hysteresis_c"])
+    delta_c = None if number is None else delta_to_celsius(number, temp_unit)
     if delta_c is None or not 0 <= delta_c <= MAX_HYSTERESIS_C:
         errors["hysteresis_c"] = _("A difference from %(low)s to %(high)s.",
                                    low=show_delta(0, temp_unit),

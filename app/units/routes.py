@@ -32,7 +32,6 @@ from sensors.models import Sensor
 from sensors.store import DEAD_LETTER_KEEP_BYTES
 
 admin_only = roles_required(Role.ADMIN)
-LOW_BATTERY_PCT = 20
 
 
 def _site() -> Site:
@@ -66,7 +65,8 @@ def _age(moment: dt.datetime | None, now: dt.datetime) -> str:
 
 @bp.context_processor
 def _helpers():
-    return dict(age=_age, kinds=KINDS, show_delta=show_delta, low_battery=LOW_BATTERY_PCT)
+    return dict(age=_age, kinds=KINDS, show_delta=show_delta,
+                low_battery=current_app.config["BRIGADE_LOW_BATTERY_PCT"])
 
 
 @bp.get("")

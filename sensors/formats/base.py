@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from sensors.temperature import to_celsius
+
 MAX_PAYLOAD_BYTES = 16 * 1024
 MIN_TEMPERATURE_C = -90.0  # colder than any freezer; below this a probe is broken or unplugged
 MAX_TEMPERATURE_C = 150.0  # hotter than any oven probe we expect; above this it is garbage
@@ -153,7 +155,7 @@ def temperature(value: object, unit: object = "C") -> float:
         raise PayloadError(f"unknown temperature unit: {show(unit)}")
     if unit.upper() == "F":
         # Devices report 0.1 °F; more than two decimals after conversion is noise.
-        celsius = round((measured - 32.0) * 5.0 / 9.0, 2)
+        celsius = round(to_celsius(measured, "F"), 2)
     else:
         celsius = measured
     if not MIN_TEMPERATURE_C <= celsius <= MAX_TEMPERATURE_C:
