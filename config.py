@@ -154,6 +154,8 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         "BRIGADE_MQTT_CLIENT_ID": env_str("BRIGADE_MQTT_CLIENT_ID", "brigade-ingest", environ),
         "BRIGADE_MQTT_PROTOCOL": env_choice("BRIGADE_MQTT_PROTOCOL", "5", ("5", "3.1.1"), environ),
         "BRIGADE_MQTT_SHARED_GROUP": env_str("BRIGADE_MQTT_SHARED_GROUP", None, environ),
+        "BRIGADE_MQTT_CLIENT": env_choice("BRIGADE_MQTT_CLIENT", "batching", ("batching", "stock"),
+                                          environ),
         "BRIGADE_MQTT_SESSION_EXPIRY": env_int("BRIGADE_MQTT_SESSION_EXPIRY", 7 * 86400, environ,
                                                minimum=60),
         "BRIGADE_INGEST_BATCH_SIZE": env_int("BRIGADE_INGEST_BATCH_SIZE", 1000, environ,

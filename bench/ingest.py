@@ -222,7 +222,7 @@ def role_bare(args) -> None:
     batching = args.client == "batching"
     if batching:
         sys.path.insert(0, str(ROOT))
-        from sensors.mqtt_client import BatchingClient as Client
+        from sensors.batching_client import BatchingClient as Client
     else:
         Client = mqtt.Client
     client = Client(CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{os.getpid()}",

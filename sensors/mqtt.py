@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import ssl
 import threading
 import time
 from collections import deque
@@ -18,16 +17,14 @@ from dataclasses import dataclass
 from typing import Callable, ContextManager
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from sqlalchemy import insert
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from sensors.formats import SUBSCRIPTIONS
 from sensors.models import DeadLetter
-from sensors.mqtt_client import BatchingClient
-from sensors.store import BatchResult, Message, dead_letter_row, store_batch
+from sensors.batching_client import BatchingClient, check_paho
+from sensors.mqtt_client import connect_properties, make_client
+from sensors.store import BatchResult, Message, dead_letter_row, received, store_batch
 
 logger = logging.getLogger(__name__)
 #: The database cannot take anything now (down, locked, connection lost): retry the batch.
@@ -35,6 +32,8 @@ UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
 #: No new message for this long: store what has arrived without waiting for flush_ms.
 IDLE_GAP_S = 0.02
 UTC = dt.timezone.utc
+#: Ingest's client, by BRIGADE_MQTT_CLIENT; bench/ingest.py measures both.
+CLIENTS = {"batching": BatchingClient, "stock": mqtt.Client}
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,12 @@ class MqttSettings:
     session_expiry: int = 7 * 86400     # seconds the broker keeps our session while we are away
     batch_size: int = 1000
     flush_ms: int = 200
+    keepalive: int = 30
+    #: MQTT 5: at most this many messages unacknowledged at once — the broker holds the rest,
+    #: which is ingest's back-pressure (on 3.1.1 the broker's own in-flight limit does it).
+    receive_maximum: int = 10_000
+    #: "batching": sensors.batching_client (what the ingest targets need); "stock": plain paho.
+    client: str = "batching"
 
     @classmethod
     def from_config(cls, cfg) -> MqttSettings:
@@ -60,6 +65,7 @@ class MqttSettings:
                    client_id=cfg["BRIGADE_MQTT_CLIENT_ID"], protocol=cfg["BRIGADE_MQTT_PROTOCOL"],
                    shared_group=cfg["BRIGADE_MQTT_SHARED_GROUP"],
                    session_expiry=cfg["BRIGADE_MQTT_SESSION_EXPIRY"],
+                   client=cfg["BRIGADE_MQTT_CLIENT"],
                    batch_size=cfg["BRIGADE_INGEST_BATCH_SIZE"], flush_ms=cfg["BRIGADE_INGEST_FLUSH_MS"])
 
 
@@ -89,8 +95,12 @@ class Ingestor:
         # The hand-off: paho appends, the consumer takes whole batches. A deque and an Event
         # instead of queue.Queue: no lock and notify per message on either side.
         self.queue: deque[Received] = deque()
-        self.max_queued = 200_000
         self._wake = threading.Event()
+        #: Which connection this is: moves on when one ends and before the next begins, so
+        #: an acknowledgement meant for an earlier connection is dropped, never sent on a new
+        #: one (where its packet id names another message, or it would precede CONNECT).
+        self.epoch = 0
+        self._ack_lock = threading.Lock()
         self.connected = threading.Event()
         self._disconnected = threading.Event()
         self._round_trips: dict[int, threading.Event] = {}
@@ -104,22 +114,34 @@ class Ingestor:
 
     # --- paho side: hand off only ----------------------------------------------------------
 
-    def _make_client(self) -> BatchingClient:
-        s = self.settings
-        v5 = s.protocol == "5"
-        client = BatchingClient(CallbackAPIVersion.VERSION2, client_id=s.client_id,
-                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-                             clean_session=None if v5 else False, manual_ack=True)
-        if s.username:
-            client.username_pw_set(s.username, s.password)
-        if s.tls:
-            client.tls_set(ca_certs=s.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+    def _make_client(self) -> mqtt.Client:
+        if self.settings.client == "batching":
+            check_paho()  # its paho internals, or a clear error naming the way out
+        client = make_client(self.settings, self.settings.client_id, persistent=True,
+                             manual_ack=True, client_class=CLIENTS[self.settings.client])
         client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_pre_connect = self._next_epoch
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_unsubscribe = self._on_unsubscribe
         return client
+
+    def _next_epoch(self, client=None, userdata=None) -> None:
+        with self._ack_lock:
+            self.epoch += 1
+
+    def _ack(self, mids: list[int], epoch: int) -> None:
+        """Acknowledge committed messages, unless their connection is gone (then it redelivers)."""
+        with self._ack_lock:
+            if epoch != self.epoch:
+                return
+            if isinstance(self.client, BatchingClient):
+                self.client.ack_many(mids)  # one write for the batch
+                return
+            ack = self.client.ack
+            for mid in mids:
+                ack(mid, 1)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -135,6 +157,7 @@ class Ingestor:
                     self.settings.port, flags.session_present)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self._next_epoch()
         self.connected.clear()
         self._disconnected.set()
         if not self.stopping.is_set():
@@ -162,16 +185,17 @@ class Ingestor:
         return answered.wait(timeout)
 
     def _on_message(self, client, userdata, msg):
+        # Hand off and return: no waiting here, or paho's thread would stop answering the
+        # broker (keepalive). The broker sends at most receive_maximum unacknowledged
+        # messages, which bounds this queue; a payload too large for any format is cut now.
         inbox = self.queue
-        inbox.append(Received(Message(msg.topic, msg.payload, dt.datetime.now(UTC), bool(msg.dup),
-                                      msg.mid, msg.qos, "mqtt", self.session_key), client.epoch))
+        inbox.append(Received(received(msg.topic, msg.payload, dt.datetime.now(UTC),
+                                       dup=bool(msg.dup), mid=msg.mid, qos=msg.qos,
+                                       session=self.session_key), self.epoch))
         queued = len(inbox)
         # Wake the consumer for the first message of a batch and when a full batch is waiting.
         if (queued == 1 or queued >= self.settings.batch_size) and not self._wake.is_set():
             self._wake.set()
-        while queued >= self.max_queued and not self.stopping.is_set():
-            time.sleep(0.01)  # back-pressure: the broker keeps the rest (unacknowledged)
-            queued = len(inbox)
 
     # --- consumer side -----------------------------------------------------------------------
 
@@ -234,9 +258,9 @@ class Ingestor:
             # A message from an earlier connection is redelivered by the broker on the new
             # one; acking its old id now would acknowledge some other message (ack_many drops
             # the acks if the connection changes meanwhile, too).
-            epoch = self.client.epoch
-            self.client.ack_many([r.message.mid for r in batch
-                                  if r.message.qos == 1 and r.connection == epoch], epoch)
+            epoch = self.epoch
+            self._ack([r.message.mid for r in batch
+                       if r.message.qos == 1 and r.connection == epoch], epoch)
             self.stats["received"] += len(batch)
             self.stats["stored"] += result.stored
             self.stats["duplicates"] += result.duplicates
@@ -255,19 +279,19 @@ class Ingestor:
         redelivered and refused forever, stopping ingest for one bad message.
         """
         total = BatchResult()
-        for received in batch:
+        for item in batch:
             try:
                 with self.sessions() as session:
-                    result = self.store(session, [received.message])
+                    result = self.store(session, [item.message])
                     session.commit()
             except UNAVAILABLE:
                 raise
             except Exception as exc:  # noqa: BLE001 - this message is the poison
-                logger.error("message on %s refused by the database: %s", received.message.topic,
+                logger.error("message on %s refused by the database: %s", item.message.topic,
                              type(exc).__name__)
                 with self.sessions() as session:
                     session.execute(insert(DeadLetter), [dead_letter_row(
-                        received.message, f"refused by the database: {type(exc).__name__}")])
+                        item.message, f"refused by the database: {type(exc).__name__}")])
                     session.commit()
                 result = BatchResult(rejected=1, reasons=["refused by the database"])
             total.stored += result.stored
@@ -281,16 +305,14 @@ class Ingestor:
 
     def start(self) -> None:
         s = self.settings
-        properties = None
         if s.protocol == "5":
-            properties = Properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = s.session_expiry
-            # Let the broker send us many unacknowledged messages: we ack per batch.
-            properties.ReceiveMaximum = 65535
-            self.client.connect_async(s.host, s.port, keepalive=30, clean_start=False,
+            # Room for several batches unacknowledged (we ack per batch), and no more.
+            properties = connect_properties(session_expiry=s.session_expiry,
+                                            receive_maximum=s.receive_maximum)
+            self.client.connect_async(s.host, s.port, keepalive=s.keepalive, clean_start=False,
                                       properties=properties)
         else:
-            self.client.connect_async(s.host, s.port, keepalive=30)
+            self.client.connect_async(s.host, s.port, keepalive=s.keepalive)
         self.client.loop_start()
         self._consumer.start()
 
@@ -308,6 +330,7 @@ class Ingestor:
             # on_disconnect; loop_stop() before that would drop the acks with the connection.
             self._disconnected.wait(timeout)
         self.client.loop_stop()
+        logger.info("ingest stopped: %s", ", ".join(f"{k} {v}" for k, v in self.stats.items()))
 
     def run_forever(self) -> None:
         import signal

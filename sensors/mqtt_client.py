@@ -1,163 +1,44 @@
-"""paho's Client, tuned for one subscriber that receives a stream and acknowledges in batches.
+"""The one place Brigade makes a paho client: ingest, the MQTT alert channel and the simulator.
 
-Stock paho reads a packet with three or more ``recv()`` calls (one byte for the packet type,
-one per byte of its length, then the rest), runs ``select()`` again before every packet, and
-sends every acknowledgement as its own ``send()``, after waking its network thread through a
-socket pair. At thousands of readings a second those system calls, not the parsing, are what
-the ingest process spends its time on. This subclass keeps everything else of paho (connect,
-session, keepalive, reconnect, TLS, callbacks) and changes these:
-
-* the socket is read in 64 KiB chunks and served to paho's packet reader from memory. The
-  wrapper reports buffered bytes through ``pending()``, which paho's loop already honours for
-  TLS sockets, so it never sleeps in ``select()`` while a packet is waiting in the buffer;
-* ``loop_read`` reads every complete packet available (up to ``READ_BURST``) instead of one;
-* ``ack_many`` acknowledges a whole batch of QoS 1 messages as one write;
-* a QoS 1 PUBLISH for a manual-ack client, without MQTT 5 properties (what sensors send), is
-  decoded in a few slices and handed straight to ``on_message`` when no per-topic callbacks
-  are registered. paho's general path builds a ``Properties`` object (clearing 27 attributes
-  by name) and walks its topic matcher for every message; anything else still takes it.
-
-The fast path leaves ``message.properties`` None (there are none) and skips paho's debug
-log line per message. Acknowledgements carry the connection ``epoch`` their messages came on:
-``reconnect()`` moves it on first, so an ack for an earlier connection is dropped instead of
-reaching the new one — where it could precede CONNECT (a protocol error) or name a message
-that id no longer means. The broker redelivers those messages; storage ignores repeats.
-
-It relies on paho internals (``_create_socket``, ``_packet_read``, ``_packet_queue``), so
-requirements.txt pins paho-mqtt to the 2.2 series it was written against, and
-``tests/test_mqtt_client.py`` checks it against a real Mosquitto.
+Each passes its own settings object; what the three share is read from it by name:
+``protocol`` ("5" or "3.1.1"), ``username``/``password`` and ``tls``/``ca_file``.
 """
 from __future__ import annotations
 
-import struct
-import threading
+import ssl
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.client import MQTTErrorCode, MQTTMessage, MQTTv5
-
-#: Packets read per loop iteration before paho gets to write (acks, pings) again.
-READ_BURST = 512
-RECV_CHUNK = 65536
-_PUBACK = struct.Struct("!BBH")
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 
-class BufferedSocket:
-    """A socket whose ``recv`` is served from a buffer filled a chunk at a time."""
+def make_client(settings, client_id: str, *, persistent: bool = False, manual_ack: bool = False,
+                client_class: type[mqtt.Client] = mqtt.Client) -> mqtt.Client:
+    """A paho 2 client for ``settings``: its protocol, credentials and TLS applied.
 
-    __slots__ = ("_sock", "_buf", "_pos")
-
-    def __init__(self, sock):
-        self._sock = sock
-        self._buf = b""
-        self._pos = 0
-
-    def recv(self, bufsize: int) -> bytes:
-        if self._pos >= len(self._buf):
-            # BlockingIOError / ssl.SSLWantReadError propagate to paho, as from a plain socket.
-            data = self._sock.recv(RECV_CHUNK)
-            if len(data) <= bufsize:
-                return data  # the common single-byte or whole-chunk case, without copying
-            self._buf, self._pos = data, 0
-        start = self._pos
-        self._pos = end = min(start + bufsize, len(self._buf))
-        if end >= len(self._buf):
-            chunk = self._buf[start:]
-            self._buf, self._pos = b"", 0
-            return chunk
-        return self._buf[start:end]
-
-    def pending(self) -> int:
-        """Bytes already read from the kernel (and, for TLS, decrypted) but not yet consumed."""
-        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
-        return len(self._buf) - self._pos + inner
-
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
-    def __getattr__(self, name):  # send, setblocking, close, getpeername …
-        return getattr(self._sock, name)
+    ``persistent``: the broker keeps the session (and what was not acknowledged) while the
+    client is away — MQTT 5 with ``clean_start=False`` at connect, or 3.1.1's clean session
+    off. ``manual_ack``: messages are acknowledged by the caller (``client.ack``), not paho.
+    ``client_class``: paho's Client or ingest's subclass of it.
+    """
+    v5 = settings.protocol == "5"
+    client = client_class(CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+                         clean_session=None if v5 else not persistent, manual_ack=manual_ack)
+    if settings.username:
+        client.username_pw_set(settings.username, settings.password)
+    if settings.tls:
+        client.tls_set(ca_certs=settings.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+    return client
 
 
-class BatchingClient(mqtt.Client):
-    """A paho Client that reads in bursts and acknowledges in batches (see the module doc)."""
-
-    _filtered_callbacks = False
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._ack_lock = threading.Lock()
-        #: Which connection this is; moves on as each (re)connection begins.
-        self.epoch = 0
-
-    def reconnect(self) -> MQTTErrorCode:
-        with self._ack_lock:  # no ack of the old connection gets queued from here on
-            self.epoch += 1
-        return super().reconnect()
-
-    def message_callback_add(self, sub, callback) -> None:
-        self._filtered_callbacks = True  # (stays set: paho's path then, which is only slower)
-        super().message_callback_add(sub, callback)
-
-    def _handle_publish(self) -> MQTTErrorCode:
-        header, packet = self._in_packet["command"], self._in_packet["packet"]
-        if (header & 0x06) != 0x02 or not self._manual_ack or self._filtered_callbacks:
-            return super()._handle_publish()  # QoS 0 or 2, auto-ack, or per-topic callbacks
-        size = len(packet)
-        topic_end = 2 + ((packet[0] << 8) | packet[1]) if size >= 2 else size + 1
-        start = topic_end + 2  # after the packet id
-        v5 = self._protocol == MQTTv5
-        if start + v5 > size or topic_end == 2 or (v5 and packet[start] != 0):
-            return super()._handle_publish()  # malformed, empty topic, or MQTT 5 properties
-        message = MQTTMessage(mid=(packet[topic_end] << 8) | packet[topic_end + 1],
-                              topic=bytes(packet[2:topic_end]))
-        message.dup = bool(header & 0x08)
-        message.qos = 1
-        message.retain = bool(header & 0x01)
-        message.payload = bytes(packet[start + v5:])
-        message.timestamp = mqtt.time_func()
-        on_message = self.on_message
-        if on_message is not None:
-            with self._in_callback_mutex:
-                try:
-                    on_message(self, self._userdata, message)
-                except Exception as err:
-                    self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
-                    if not self.suppress_exceptions:
-                        raise
-        return MQTTErrorCode.MQTT_ERR_SUCCESS  # acknowledged later, by ack_many
-
-    def _create_socket(self):
-        sock = super()._create_socket()
-        if self._transport == "websockets":
-            return sock  # paho's websocket wrapper buffers frames itself
-        return BufferedSocket(sock)
-
-    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        """Read every complete packet waiting (up to READ_BURST), not just one."""
-        for _ in range(max(max_packets, READ_BURST)):
-            if self._sock is None:
-                return MQTTErrorCode.MQTT_ERR_NO_CONN
-            rc = self._packet_read()
-            if rc > 0:
-                return self._loop_rc_handle(rc)
-            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
-                break
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
-
-    def ack_many(self, mids, epoch: int | None = None) -> MQTTErrorCode:
-        """Acknowledge these QoS 1 messages (by packet id) in one write.
-
-        Like ``ack()``, only for a client made with ``manual_ack=True``. ``epoch``: the
-        connection they came on (``self.epoch`` in ``on_message``); if that connection is
-        gone, nothing is sent.
-        """
-        if not self._manual_ack:
-            return MQTTErrorCode.MQTT_ERR_SUCCESS  # paho acknowledged them itself
-        pack = _PUBACK.pack
-        packet = b"".join([pack(mqtt.PUBACK, 2, mid) for mid in mids])
-        if not packet:
-            return MQTTErrorCode.MQTT_ERR_SUCCESS
-        with self._ack_lock:
-            if epoch is not None and epoch != self.epoch:
-                return MQTTErrorCode.MQTT_ERR_SUCCESS
-            return self._packet_queue(mqtt.PUBACK, packet, 0, 1)
+def connect_properties(*, session_expiry: int | None = None,
+                       receive_maximum: int | None = None) -> Properties:
+    """MQTT 5 CONNECT properties: how long the broker keeps our session, how many unacked at once."""
+    properties = Properties(PacketTypes.CONNECT)
+    if session_expiry is not None:
+        properties.SessionExpiryInterval = session_expiry
+    if receive_maximum is not None:
+        properties.ReceiveMaximum = receive_maximum
+    return properties

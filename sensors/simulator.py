@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import random
-import ssl
 import threading
 import time
 from collections import Counter
@@ -514,18 +513,10 @@ class Simulator:
     # --- MQTT --------------------------------------------------------------------------------
 
     def _connect(self, device: Device) -> _Connection:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
+        from sensors.mqtt_client import make_client
         s = self.settings
-        v5 = s.protocol == "5"
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device.client_id,
-                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-                             clean_session=None if v5 else True)
+        client = make_client(s, device.client_id)
         connection = _Connection(device, client)
-        if s.username:
-            client.username_pw_set(s.username, s.password)
-        if s.tls:
-            client.tls_set(ca_certs=s.ca_file, cert_reqs=ssl.CERT_REQUIRED)
         will = device.will()
         if will is not None:
             client.will_set(will.topic, will.payload, qos=1, retain=will.retain)

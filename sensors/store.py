@@ -54,6 +54,17 @@ class Message:
     source: str = "mqtt"
     #: The MQTT session (ingest's client id) whose packet ``mid`` this is; None over HTTP.
     session: str | None = None
+    #: The payload's size as it arrived, when it was too large and cut at receive time to
+    #: what a dead letter keeps (so a flood of huge payloads cannot fill ingest's memory).
+    size: int | None = None
+
+
+def received(topic: str, payload: bytes, received_at: dt.datetime, **fields) -> Message:
+    """A message as ingest keeps it: a payload over what any format accepts is cut now."""
+    if len(payload) > formats.MAX_PAYLOAD_BYTES:
+        return Message(topic, payload[:DEAD_LETTER_KEEP_BYTES], received_at, size=len(payload),
+                       **fields)
+    return Message(topic, payload, received_at, **fields)
 
 
 @dataclass
@@ -117,6 +128,10 @@ def store_batch(session, messages: list[Message], site_id: int | None = None, *,
     dead: list[dict] = []
     fahrenheit = None
     for message in messages:
+        if message.size is not None:
+            dead.append(dead_letter_row(message, f"payload too large: {message.size} bytes",
+                                        site_id))
+            continue
         parser = _route(message.topic)
         if parser in BARE_NUMBER_FORMATS and fahrenheit is None:
             # Once per batch, only when needed — and outside the try below: a database that
@@ -207,7 +222,8 @@ def dead_letter_row(message: Message, reason: str, site_id: int | None = None) -
     payload = bytes(message.payload or b"")
     return {"received_at": message.received_at, "source": message.source, "site_id": site_id,
             "topic": clean_text((message.topic or "")[:500]),
-            "payload": payload[:DEAD_LETTER_KEEP_BYTES], "payload_size": len(payload),
+            "payload": payload[:DEAD_LETTER_KEEP_BYTES],
+            "payload_size": message.size if message.size is not None else len(payload),
             "reason": clean_text(reason[:500])}
 
 

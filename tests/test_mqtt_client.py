@@ -9,7 +9,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from sensors.mqtt_client import RECV_CHUNK, BatchingClient, BufferedSocket
+from sensors.batching_client import RECV_CHUNK, BatchingClient, BufferedSocket
 from tests.services import wait_until
 
 
@@ -228,3 +228,28 @@ def test_acks_for_a_lost_connection_are_dropped_not_sent_on_the_next(mosquitto_p
         assert last.messages == [], (len(again.messages), sorted(int(m.payload) for m in again.messages), sorted(int(m.payload) for m in last.messages), [m.mid for m in again.messages][:60], [m.mid for m in last.messages])  # acknowledged on their own connection: gone for good
     finally:
         last.close()
+
+
+def test_the_batching_client_fits_the_installed_paho():
+    from sensors.batching_client import check_paho
+    check_paho()
+
+
+def test_the_batching_client_refuses_a_paho_whose_internals_differ(monkeypatch):
+    """It subclasses paho's private internals: another paho must fail loudly, not misbehave."""
+    import paho.mqtt
+    from sensors.batching_client import check_paho
+    monkeypatch.setattr(paho.mqtt, "__version__", "2.3.0")
+    with pytest.raises(RuntimeError, match="2.3.0 is not 2.2.x.*BRIGADE_MQTT_CLIENT=stock"):
+        check_paho()
+    monkeypatch.undo()
+    monkeypatch.delattr(mqtt.Client, "_packet_read")
+    with pytest.raises(RuntimeError, match="no _packet_read"):
+        check_paho()
+    monkeypatch.undo()
+
+    def _packet_queue(self, command, packet, mid, qos, info=None, retain=False):
+        pass
+    monkeypatch.setattr(mqtt.Client, "_packet_queue", _packet_queue)
+    with pytest.raises(RuntimeError, match="_packet_queue.*differs"):
+        check_paho()

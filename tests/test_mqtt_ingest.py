@@ -1,6 +1,7 @@
 """MQTT ingest end to end against a real Mosquitto the tests start on a free port."""
 import datetime as dt
 import json
+import threading
 import time
 
 import paho.mqtt.client as mqtt
@@ -217,7 +218,7 @@ def test_readings_committed_but_never_acknowledged_are_not_stored_again(app, mos
     settings = MqttSettings(port=mosquitto_port, client_id=f"brigade-noack-{time.time_ns()}",
                             flush_ms=50, protocol=protocol)
     first = make_ingestor(app, settings)
-    first.client.ack_many = lambda *args, **kwargs: 0  # never acknowledges
+    first._ack = lambda mids, epoch: None  # never acknowledges
     first.start()
     pub = publisher(mosquitto_port)
     try:
@@ -291,9 +292,9 @@ def test_a_database_outage_holds_the_batch_unacknowledged_and_retries(app, mosqu
     worker = make_ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=50,
                                              client_id=f"brigade-dbdown-{time.time_ns()}"))
     worker.store = down_twice
-    real_ack = worker.client.ack_many
-    worker.client.ack_many = lambda mids, epoch=None: (acks.append((len(failures), len(mids))),
-                                                       real_ack(mids, epoch))[1]
+    real_ack = worker._ack
+    worker._ack = lambda mids, epoch: (acks.append((len(failures), len(mids))),
+                                       real_ack(mids, epoch))[1]
     worker.start()
     pub = publisher(mosquitto_port)
     try:
@@ -374,5 +375,46 @@ def test_ingest_survives_failing_to_write_even_the_dead_letter(app, mosquitto_po
         assert wait_until(lambda: stored(app) == 2 and stored(app, DeadLetter) == 1, 20)
         assert broken and worker._consumer.is_alive()
     finally:
+        pub.loop_stop()
+        worker.stop()
+
+
+@pytest.mark.parametrize("client", ["batching", "stock"])
+def test_a_database_slower_than_the_keepalive_holds_the_stream_without_losing_the_connection(
+        app, mosquitto_port, client):
+    """Back-pressure is the broker's (MQTT 5 Receive Maximum), not a sleep in paho's thread:
+    with the database stalled for three keepalives, the connection stays up, no more than
+    receive_maximum messages wait in ingest, and everything lands once the database is back."""
+    stall, seen = threading.Event(), []
+    worker = make_ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=20, keepalive=2,
+                                             receive_maximum=20, batch_size=10, client=client,
+                                             client_id=f"brigade-stall-{time.time_ns()}"))
+    real = worker.store
+
+    def slow_database(session, messages):
+        stall.wait(7)  # three keepalives and more
+        return real(session, messages)
+    worker.store = slow_database
+    disconnects = []
+    on_disconnect = worker.client.on_disconnect
+    worker.client.on_disconnect = lambda *a: (disconnects.append(a), on_disconnect(*a))
+    on_message = worker.client.on_message
+    worker.client.on_message = lambda *a: (on_message(*a), seen.append(len(worker.queue)))
+    worker.start()
+    pub = publisher(mosquitto_port)
+    try:
+        assert worker.connected.wait(10)
+        time.sleep(0.3)
+        for i in range(200):
+            pub.publish("brigade/stall/reading",
+                        json.dumps({"t": 4.0, "ts": (T0 + dt.timedelta(seconds=i)).isoformat()}), qos=1)
+        time.sleep(6.5)  # the database is stalled all along
+        assert disconnects == [] and worker.connected.is_set()
+        assert 0 < max(seen) <= 20 and stored(app) == 0
+        stall.set()
+        assert wait_until(lambda: stored(app) == 200, 30), stored(app)
+        assert disconnects == []
+    finally:
+        stall.set()
         pub.loop_stop()
         worker.stop()

@@ -235,16 +235,9 @@ class MqttPublisher:
         if self._client is not None and self._key == key and self._connected.is_set():
             return self._client
         self.close()
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-        client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                             client_id=f"brigade-alerts-{uuid.uuid4().hex[:12]}",
-                             protocol=mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311)
+        from sensors.mqtt_client import make_client
+        client = make_client(settings, f"brigade-alerts-{uuid.uuid4().hex[:12]}")
         client.connect_timeout = timeout
-        if settings.username:
-            client.username_pw_set(settings.username, settings.password)
-        if settings.tls:
-            client.tls_set(ca_certs=settings.ca_file, cert_reqs=ssl.CERT_REQUIRED)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         self._connected.clear()
