@@ -456,7 +456,7 @@ def count_readings(db: sqlite3.Connection) -> int:
 
 
 def measure_ingest(args, workdir: Path, mosquitto: str, packets: list[Path], base: dt.datetime,
-                   template: Path, env: dict, rep: int) -> dict:
+                   template: Path, env: dict, rep: int, client: str = "batching") -> dict:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -466,7 +466,7 @@ def measure_ingest(args, workdir: Path, mosquitto: str, packets: list[Path], bas
     run_env = dict(env, BRIGADE_DATABASE_URL=f"sqlite:///{database}",
                    BRIGADE_MQTT_HOST="127.0.0.1", BRIGADE_MQTT_PORT=str(broker.port),
                    BRIGADE_MQTT_CLIENT_ID=f"bench-ingest-{rep}-{os.getpid()}",
-                   BRIGADE_MQTT_PROTOCOL=args.protocol)
+                   BRIGADE_MQTT_PROTOCOL=args.protocol, BRIGADE_MQTT_CLIENT=client)
     if args.batch_size:
         run_env["BRIGADE_INGEST_BATCH_SIZE"] = str(args.batch_size)
     if args.flush_ms:
@@ -571,8 +571,9 @@ def main(argv=None) -> int:
                         help="BRIGADE_INGEST_BATCH_SIZE for ingest (default: Brigade's own default)")
     parser.add_argument("--flush-ms", type=int, default=None,
                         help="BRIGADE_INGEST_FLUSH_MS for ingest (default: Brigade's own default)")
-    parser.add_argument("--protocol", choices=("5", "3.1.1"), default="5",
-                        help="MQTT version of both subscribers (default 5, Brigade's default)")
+    parser.add_argument("--protocol", choices=("both", "5", "3.1.1"), default="both",
+                        help="MQTT version of the subscribers and ingest (default both: the "
+                             "whole run on 3.1.1, then on 5, in one results file)")
     parser.add_argument("--sensors", type=int, default=50, help="distinct sensors (default 50)")
     parser.add_argument("--format", choices=("json", "bare"), default="json",
                         help="json: Brigade JSON with device timestamps (default); bare: bare "
@@ -580,7 +581,8 @@ def main(argv=None) -> int:
     parser.add_argument("--window", type=int, default=20_000,
                         help="unacknowledged PUBLISH packets per publisher (default 20000)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per measurement")
-    parser.add_argument("--only", choices=("publisher", "bare", "tuned", "ingest"), action="append",
+    parser.add_argument("--only", choices=("publisher", "bare", "tuned", "ingest", "stock"),
+                        action="append",
                         help="run only these measurements (repeatable; default all)")
     parser.add_argument("--profile", metavar="FILE",
                         help="run ingest under py-spy (pip install py-spy): FILE.svg flamegraph, "
@@ -603,11 +605,13 @@ def main(argv=None) -> int:
         {"publisher": role_publisher, "drain": role_drain, "bare": role_bare}[args.role](args)
         return 0
 
+    if args.protocol == "both":
+        return _both_protocols(argv if argv is not None else sys.argv[1:], args)
     if args.window >= 65535:
         parser.error("--window must stay below 65535 (MQTT packet ids)")
     if not os.path.exists(args.mosquitto):
         parser.error(f"mosquitto not found at {args.mosquitto}")
-    only = set(args.only or ("publisher", "bare", "tuned", "ingest"))
+    only = set(args.only or ("publisher", "bare", "tuned", "ingest", "stock"))
     workdir = Path(tempfile.mkdtemp(prefix="brigade-bench-ingest-"))
     env = dict(os.environ, BRIGADE_SECRET_KEY="bench", BRIGADE_AUDIT_KEY="bench",
                BRIGADE_INSTANCE_PATH=str(workdir / "instance"), BRIGADE_ENV="production")
@@ -623,7 +627,7 @@ def main(argv=None) -> int:
           f"{args.sensors} sensors, batch size {args.batch_size or 'default'}, "
           f"flush {args.flush_ms or 'default'} ms; work dir {workdir}")
     started = time.monotonic()
-    template = prepare_database(workdir, env) if "ingest" in only else None
+    template = prepare_database(workdir, env) if {"ingest", "stock"} & only else None
     # Timestamps from an hour ago, 1 ms apart: sane device times, a distinct reading each.
     base = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(hours=1)
     packets = write_packets(workdir, args, base)
@@ -642,6 +646,13 @@ def main(argv=None) -> int:
                                                template, env, rep)
                 if row["ingest"]["stored"] != args.messages:
                     raise RuntimeError(f"stored {row['ingest']['stored']} of {args.messages}")
+            if "stock" in only:
+                row["stock"] = measure_ingest(args, workdir, args.mosquitto, packets, base,
+                                              template, env, 1000 + rep, client="stock")
+                if row["stock"]["stored"] != args.messages:
+                    raise RuntimeError(f"stored {row['stock']['stored']} of {args.messages}")
+            if "bare" in row and "stock" in row:
+                row["ratio_stock"] = row["stock"]["rate"] / row["bare"]["rate"]
             if "bare" in row and "ingest" in row:
                 row["ratio"] = row["ingest"]["rate"] / row["bare"]["rate"]
             if "tuned" in row and "ingest" in row:
@@ -657,6 +668,8 @@ def main(argv=None) -> int:
         "bare_rate": med([r.get("bare", {}).get("rate") for r in reps]),
         "tuned_rate": med([r.get("tuned", {}).get("rate") for r in reps]),
         "ingest_rate": med([r.get("ingest", {}).get("rate") for r in reps]),
+        "stock_ingest_rate": med([r.get("stock", {}).get("rate") for r in reps]),
+        "ratio_stock": med([r.get("ratio_stock") for r in reps]),
         "ratio": med([r.get("ratio") for r in reps]),
         "ratio_tuned": med([r.get("ratio_tuned") for r in reps]),
         "ingest_rss_mib": med([r.get("ingest", {}).get("rss_mib") for r in reps]),
@@ -691,6 +704,8 @@ def main(argv=None) -> int:
                          "with manual acks sent 1,000 at a time",
                 "ingest": "flask --app app sensors ingest on a fresh SQLite db; N / (publisher's "
                           "first send .. COUNT(readings) = N committed)",
+                "stock": "the same ingest with BRIGADE_MQTT_CLIENT=stock: plain paho, one "
+                         "ack() per message",
                 "memory": "ingest process /proc status at the end: VmRSS, VmHWM (peak), MiB",
                 "cpu": "CPU seconds while measuring; ingest thread_cpu_seconds in thread-id order "
                        "(main, paho network thread, consumer)"},
@@ -721,6 +736,8 @@ def _rep_line(row: dict) -> str:
         parts.append(f"ingest {_fmt(i['rate'])}/s (publisher {_fmt(i['publisher_rate'])}/s, "
                      f"cpu {i['cpu_seconds']:.1f} s = {threads} by thread, rss {i['rss_mib']:.0f} MiB, "
                      f"peak {i['hwm_mib']:.0f} MiB)")
+    if "stock" in row:
+        parts.append(f"on stock paho {_fmt(row['stock']['rate'])}/s")
     if "ratio" in row:
         parts.append(f"ratio {row['ratio']:.0%}")
     if "ratio_tuned" in row:
@@ -737,15 +754,53 @@ def _print_table(m: dict, targets: dict, args) -> None:
          f">= {TARGET_RATE:,} {ok[targets['ingest_rate_met']]}"),
         ("ratio (b)/(a)", _fmt(m["ratio"], ".0%"), "", f">= {TARGET_RATIO:.0%} "
          f"{ok[targets['ratio_met']]}"),
+        ("(c) ingest on stock paho, committed", _fmt(m.get("stock_ingest_rate")), "readings/s",
+         ""),
+        ("ratio (c)/(a)", _fmt(m.get("ratio_stock"), ".0%"), "", ""),
         ("(a') bare, on the ingest's paho subclass", _fmt(m["tuned_rate"]), "msg/s", ""),
         ("ratio (b)/(a') (cost of storing)", _fmt(m["ratio_tuned"], ".0%"), "", ""),
         ("ingest RSS at end", _fmt(m["ingest_rss_mib"], ".0f"), "MiB", ""),
         ("ingest peak RSS (VmHWM)", _fmt(m["ingest_hwm_mib"], ".0f"), "MiB", ""),
         ("ingest CPU per 10k readings", _fmt(m["ingest_cpu_per_10k_readings_s"], ".2f"), "s", ""),
     ]
-    print(f"\nmedians of {args.reps} ({args.messages:,} messages each)")
+    print(f"\nMQTT {args.protocol}: medians of {args.reps} ({args.messages:,} messages each)")
     for name, value, unit, target in rows:
         print(f"  {name:<38} {value:>10} {unit:<11} {target}")
+
+
+def _both_protocols(argv: list[str], args) -> int:
+    """The whole benchmark on MQTT 3.1.1, then on 5; one results file with both."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--protocol", "-o", "--output"):
+            skip = True
+            continue
+        if arg.startswith(("--protocol=", "--output=")):
+            continue
+        rest.append(arg)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for protocol in ("3.1.1", "5"):
+            out = Path(tmp) / f"{protocol}.json"
+            main(rest + ["--protocol", protocol, "-o", str(out)])
+            results[protocol] = json.loads(out.read_text())
+    print("\nsummary (medians)               MQTT 3.1.1        MQTT 5")
+    for key, name in (("bare_rate", "(a) bare stock paho, msg/s"),
+                      ("ingest_rate", "(b) ingest, batching client"),
+                      ("stock_ingest_rate", "(c) ingest on stock paho"),
+                      ("ratio", "(b)/(a)"), ("ratio_stock", "(c)/(a)")):
+        spec = ".0%" if key.startswith("ratio") else ",.0f"
+        print(f"  {name:<30} " + "".join(f"{_fmt(results[p]['medians'].get(key), spec):>13}"
+                                         for p in ("3.1.1", "5")))
+    if str(args.output) != "-":
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"benchmark": "bench/ingest.py", "protocols": results},
+                                          indent=2) + "\n")
+        print(f"wrote {args.output}")
+    return 0
 
 
 if __name__ == "__main__":
