@@ -84,8 +84,6 @@ class UnitState:
     last_reading_at: dt.datetime | None
     last_value: float | None
     excursions: dict[str, Excursion] = field(default_factory=dict)
-    #: (at, state) each time the shown state changed, oldest first.
-    transitions: list[tuple[dt.datetime, str]] = field(default_factory=list)
     #: For a unit that never reported: since when it has been watched (its sensors appeared
     #: or it was created). Silence counts from then, not from the beginning of time.
     watched_since: dt.datetime | None = None
@@ -113,7 +111,7 @@ def evaluate(settings: Settings, readings: list[tuple[dt.datetime, float]],
     if previous is not None:
         state = UnitState(previous.state, previous.at, previous.last_reading_at,
                           previous.last_value, {k: Excursion(**vars(v)) for k, v in
-                                                previous.excursions.items()}, [],
+                                                previous.excursions.items()},
                           previous.watched_since)
     for at, value in readings:
         if state.last_reading_at is not None and at <= state.last_reading_at:
@@ -166,13 +164,7 @@ def _due(settings: Settings, exc: Excursion, until: dt.datetime) -> dt.datetime 
 
 
 def _settle(settings: Settings, state: UnitState, at: dt.datetime) -> None:
-    shown = _shown(settings, state, at)
-    if shown != state.state:
-        breach = state.breach
-        # An alarm happens when its delay ran out, which may be before this evaluation.
-        when = breach.alarmed_at if shown in (ALARM, CRITICAL) and breach is not None else at
-        state.transitions.append((when, shown))
-        state.state = shown
+    state.state = _shown(settings, state, at)
     state.at = at
 
 
