@@ -5,6 +5,7 @@ from flask import abort
 from flask_login import current_user
 
 from app.models import Site, db
+from sensors.models import Sensor
 
 #: Ids are 64-bit at most in every table: a larger number in a URL names nothing.
 _MAX_ID = 2**63 - 1
@@ -24,3 +25,15 @@ def site_row_or_404(model, row_id: int, site: Site | None = None):
     if row is None or row.site_id != site_id:
         abort(404)
     return row
+
+
+def sensor_or_404(sensor_id: int, site: Site, *, attached: bool = False) -> Sensor:
+    """A sensor this site may see (its units' and the unassigned); ``attached``: on a unit."""
+    from app.units.operations import sensor_visible  # (units' views import this module)
+    if not 0 < sensor_id <= _MAX_ID:
+        abort(404)
+    sensor = db.session.get(Sensor, sensor_id)
+    if sensor is None or (attached and sensor.unit_id is None) \
+            or not sensor_visible(db.session, sensor, site):
+        abort(404)
+    return sensor

@@ -304,3 +304,11 @@ def test_a_locked_tablet_still_shows_what_needs_attention(app, client, kitchen, 
     page = client.get("/pin").get_data(as_text=True)
     box = page.split('data-testid="locked-attention"')[1].split("</div>")[0]
     assert "Prawn salad: served or discarded?" in box and "Prep fridge: no readings" in box
+
+
+def test_an_id_too_large_for_any_table_is_not_found(client, kitchen):
+    """A 20-digit id names nothing: 404, not a database overflow (500)."""
+    client.post("/login", data={"email": "chef@test.kitchen", "password": "chef-password"})
+    for url in ("/alerts/99999999999999999999", "/records/99999999999999999999",
+                "/calibration?sensor=99999999999999999999"):
+        assert client.get(url).status_code == 404, url

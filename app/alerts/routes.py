@@ -26,6 +26,7 @@ from app.models import (FOOD_OUTCOMES, Alert, AlertState, ChecklistDefinition, N
                         Site, db, utcnow)
 from app.security import chef_only
 from app.models.units import Unit
+from app.web import current_site, site_row_or_404
 from sensors import temperature
 from sensors.models import Reading, Sensor
 
@@ -143,23 +144,12 @@ def alert_banner() -> dict:
         .options(selectinload(Alert.state), selectinload(Alert.events))
         .order_by(Alert.opened_at.desc())).scalars().all()
     rows.sort(key=lambda a: a.state.status != "open")  # stable: keeps newest first
-    return {"alerts": rows, "site": _site(), "now": utcnow()}
-
-
-def _site() -> Site:
-    return db.session.get(Site, current_user.site_id)
+    return {"alerts": rows, "site": current_site(), "now": utcnow()}
 
 
 def _unit_name(unit_id: int) -> str:
     unit = db.session.get(Unit, unit_id)
     return unit.name if unit else ""
-
-
-def _alert_or_404(alert_id: int) -> Alert:
-    alert = db.session.get(Alert, alert_id)
-    if alert is None or alert.site_id != current_user.site_id:
-        abort(404)
-    return alert
 
 
 def _is_chef() -> bool:
@@ -274,7 +264,7 @@ def readings(alert: Alert, unit: Unit, until: dt.datetime) -> dict:
 
 
 def _page_context(alert: Alert, **extra) -> dict:
-    site, now = _site(), utcnow()
+    site, now = current_site(), utcnow()
     unit = db.session.get(Unit, alert.unit_id) if alert.unit_id else None
     context = dict(alert=alert, site=site, now=now, unit=unit, facts=facts(alert, site),
                    timeline=timeline(alert), form={}, ack_error=None, resolve_error=None,
@@ -287,7 +277,7 @@ def _page_context(alert: Alert, **extra) -> dict:
 
 
 def _ack_context(alert: Alert, **extra) -> dict:
-    site = _site()
+    site = current_site()
     context = dict(alert=alert, site=site, now=utcnow(), facts=facts(alert, site), form={},
                    ack_error=None, suggestions=SUGGESTED_ACTIONS.get(alert.kind, ()),
                    outcomes=FOOD_OUTCOMES)
@@ -300,7 +290,7 @@ def _ack_context(alert: Alert, **extra) -> dict:
 @bp.get("")
 @chef_only
 def index():
-    site, now = _site(), utcnow()
+    site, now = current_site(), utcnow()
     status = request.args.get("status", "active")
     if status not in STATUS_FILTERS:
         abort(400, "Unknown status filter.")
@@ -329,7 +319,7 @@ def index():
 @bp.get("/<int:alert_id>")
 @chef_only
 def page(alert_id: int):
-    return render_template("alerts/page.html", **_page_context(_alert_or_404(alert_id)))
+    return render_template("alerts/page.html", **_page_context(site_row_or_404(Alert, alert_id)))
 
 
 @bp.get("/banner")
@@ -341,7 +331,7 @@ def banner():
 @bp.route("/<int:alert_id>/ack", methods=["GET", "POST"])
 def ack(alert_id: int):
     """Acknowledge: anyone of the site, from the tablet or the alert page."""
-    alert = _alert_or_404(alert_id)
+    alert = site_row_or_404(Alert, alert_id)
     from_page = request.form.get("return_to") == "page" and _is_chef()
     if request.method == "GET":
         return render_template("alerts/ack.html", **_ack_context(alert))
@@ -369,8 +359,8 @@ def ack(alert_id: int):
 @chef_only
 def resolve_alert(alert_id: int):
     """Resolve: head chef or admin, refused while the condition still holds."""
-    alert = _alert_or_404(alert_id)
-    site, now = _site(), utcnow()
+    alert = site_row_or_404(Alert, alert_id)
+    site, now = current_site(), utcnow()
     try:
         resolve(db.session, alert, current_user, current_device_id(),
                 still_out=still_out(alert, site, now), note=request.form.get("note"), now=now)

@@ -21,7 +21,7 @@ from app.devices import current_device_id
 from app.formatting import show_temp
 from app.models import Role, Site, Staff, db, utcnow
 from app.security import chef_only
-from app.units.operations import sensor_visible
+from app.web import current_site, sensor_or_404
 from sensors.models import Sensor
 from sensors.temperature import (delta_from_celsius, delta_to_celsius, from_celsius, parse_number,
                                  show_delta, to_celsius)
@@ -29,17 +29,6 @@ from sensors.temperature import (delta_from_celsius, delta_to_celsius, from_cels
 #: The log shows this many days unless a range is asked for.
 DEFAULT_DAYS = 90
 MAX_RANGE_DAYS = 3 * 366
-
-
-def _site() -> Site:
-    return db.session.get(Site, current_user.site_id)
-
-
-def _sensor_or_404(sensor_id: int, site: Site) -> Sensor:
-    sensor = db.session.get(Sensor, sensor_id)
-    if sensor is None or sensor.unit_id is None or not sensor_visible(db.session, sensor, site):
-        abort(404)
-    return sensor
 
 
 def _range(site: Site) -> tuple[dt.date, dt.date, dt.datetime, dt.datetime]:
@@ -81,10 +70,10 @@ def _cell(text: str) -> str:
 
 @bp.get("")
 def index():
-    site, now = _site(), utcnow()
+    site, now = current_site(), utcnow()
     first, last, start, end = _range(site)
     sensor_id = request.args.get("sensor", type=int)
-    sensor = _sensor_or_404(sensor_id, site) if sensor_id else None
+    sensor = sensor_or_404(sensor_id, site, attached=True) if sensor_id else None
     every = current_app.config["BRIGADE_CALIBRATION_DAYS"]
     checks = log(db.session, site, start, end, sensor.id if sensor else None)
     staff = _staff_of(checks)
@@ -97,7 +86,7 @@ def index():
 @bp.get("/export.csv")
 @chef_only
 def export():
-    site = _site()
+    site = current_site()
     first, last, start, end = _range(site)
     tz = ZoneInfo(site.timezone)
     checks = log(db.session, site, start, end)
@@ -160,11 +149,11 @@ def _delta(value: float, temp_unit: str) -> float:
 
 @bp.get("/new")
 def new():
-    site = _site()
+    site = current_site()
     sensor_id = request.args.get("sensor", type=int)
     measured = ""
     if sensor_id:
-        last = _last_reading(_sensor_or_404(sensor_id, site))
+        last = _last_reading(sensor_or_404(sensor_id, site, attached=True))
         if last is not None:  # the check is of this value, as Brigade records it
             measured = f"{from_celsius(last.temperature_c, site.temp_unit):.1f}"
     tolerance = round(delta_from_celsius(DEFAULT_TOLERANCE_C, site.temp_unit), 3)
@@ -175,7 +164,7 @@ def new():
 
 @bp.post("")
 def create():
-    site = _site()
+    site = current_site()
     form = request.form
     values = {k: form.get(k, "") for k in ("subject", "probe", "method", "reference", "measured",
                                             "tolerance", "action", "note")}
@@ -183,7 +172,7 @@ def create():
     subject = values["subject"]
     if subject.startswith("sensor:"):
         try:
-            sensor = _sensor_or_404(int(subject.removeprefix("sensor:")), site)
+            sensor = sensor_or_404(int(subject.removeprefix("sensor:")), site, attached=True)
         except ValueError:
             abort(400, "subject must be sensor:<id> or probe")
     elif subject != "probe":

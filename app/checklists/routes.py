@@ -18,17 +18,7 @@ from app.errors import OperationError
 from app.devices import current_device_id
 from app.models import Answer, ChecklistItem, Photo, Run, Site, db, utcnow
 from app.timers.operations import timers_context
-
-
-def _site() -> Site:
-    return db.session.get(Site, current_user.site_id)
-
-
-def _run_or_404(run_id: int) -> Run:
-    run = db.session.get(Run, run_id)
-    if run is None or run.site_id != current_user.site_id:
-        abort(404)
-    return run
+from app.web import current_site, site_row_or_404
 
 
 def _is_htmx() -> bool:
@@ -37,7 +27,7 @@ def _is_htmx() -> bool:
 
 @bp.get("/")
 def home():
-    site, now = _site(), utcnow()
+    site, now = current_site(), utcnow()
     entries = due_today(db.session, site, now, current_definitions(db.session))
     groups = {status: [e for e in entries if e.status == status]
               for status in ("overdue", "due", "in_progress", "upcoming", "submitted", "verified")}
@@ -49,7 +39,7 @@ def home():
 
 @bp.post("/runs/open")
 def open_slot():
-    site = _site()
+    site = current_site()
     definition = next((d for d in current_definitions(db.session)
                        if d.key == request.form.get("checklist")), None)
     try:
@@ -78,7 +68,7 @@ def _run_context(run: Run, problems=None) -> dict:
 
 @bp.get("/runs/<int:run_id>")
 def run(run_id: int):
-    return render_template("checklists/run.html", **_run_context(_run_or_404(run_id)))
+    return render_template("checklists/run.html", **_run_context(site_row_or_404(Run, run_id)))
 
 
 def _commit_keeping_loaded() -> None:
@@ -97,7 +87,7 @@ def _commit_keeping_loaded() -> None:
 
 @bp.post("/runs/<int:run_id>/items/<int:item_id>")
 def answer(run_id: int, item_id: int):
-    run = _run_or_404(run_id)
+    run = site_row_or_404(Run, run_id)
     item = db.session.get(ChecklistItem, item_id)
     if item is None or item.definition_id != run.definition_id:
         abort(404)
@@ -137,7 +127,7 @@ def answer(run_id: int, item_id: int):
 
 @bp.post("/runs/<int:run_id>/submit")
 def submit(run_id: int):
-    run = _run_or_404(run_id)
+    run = site_row_or_404(Run, run_id)
     try:
         submit_run(db.session, run, current_user, current_device_id())
     except SubmissionRefused as exc:

@@ -12,19 +12,16 @@ from sqlalchemy import select
 from app.checklists.operations import current_answers, record_answer, verify_run
 from app.errors import OperationError
 from app.devices import current_device_id
-from app.models import AuditRecord, ChecklistItem, Run, Site, Submission, Verification, db, utcnow
+from app.models import AuditRecord, ChecklistItem, Run, Submission, Verification, db, utcnow
 from app.records import bp
 from app.security import chef_only
-
-
-def _site() -> Site:
-    return db.session.get(Site, current_user.site_id)
+from app.web import current_site, site_row_or_404
 
 
 @bp.get("")
 @chef_only
 def index():
-    site = _site()
+    site = current_site()
     tz = ZoneInfo(site.timezone)
     try:
         day = dt.date.fromisoformat(request.args["day"]) if request.args.get("day") else \
@@ -48,29 +45,22 @@ def index():
                            next_day=day + dt.timedelta(days=1))
 
 
-def _run_or_404(run_id: int) -> Run:
-    run = db.session.get(Run, run_id)
-    if run is None or run.site_id != current_user.site_id:
-        abort(404)
-    return run
-
-
 @bp.get("/runs/<int:run_id>")
 @chef_only
 def run(run_id: int):
-    run = _run_or_404(run_id)
+    run = site_row_or_404(Run, run_id)
     links = {(a.entity, a.entity_id): a for a in db.session.execute(
         select(AuditRecord).where(AuditRecord.entity == "answers",
                                   AuditRecord.entity_id.in_([a.id for a in run.answers])))
         .scalars()}
-    return render_template("records/run.html", run=run, site=_site(),
+    return render_template("records/run.html", run=run, site=current_site(),
                            answers=current_answers(run), links=links)
 
 
 @bp.post("/runs/<int:run_id>/verify")
 @chef_only
 def verify(run_id: int):
-    run = _run_or_404(run_id)
+    run = site_row_or_404(Run, run_id)
     try:
         verify_run(db.session, run, current_user, current_device_id(), request.form.get("note"))
         db.session.commit()
@@ -84,7 +74,7 @@ def verify(run_id: int):
 @bp.post("/runs/<int:run_id>/items/<int:item_id>/correct")
 @chef_only
 def correct(run_id: int, item_id: int):
-    run = _run_or_404(run_id)
+    run = site_row_or_404(Run, run_id)
     item = db.session.get(ChecklistItem, item_id)
     if item is None or item.definition_id != run.definition_id:
         abort(404)

@@ -21,40 +21,23 @@ from app.units import api, bp
 from app.units.ingest import (IDEMPOTENCY_HEADER, MAX_BODY_BYTES, REPLAYED_HEADER, KeyRefused,
                               Reply, fingerprint, idempotency_key, ingest_body, remember,
                               remembered, replay, too_large)
-from app.units.operations import (KINDS, PRESET_LABELS, FormInvalid, attach_sensor,
-                                  create_token, create_unit, dead_letter_summary, detach_sensor,
-                                  form_values, latest_dead_letters, new_unit_values,
-                                  parse_unit_form, preset_summary, preview, revoke_token,
-                                  sensor_visible, show_delta, token_from_header, update_unit)
+from app.units.operations import (KINDS, PRESET_LABELS, FormInvalid, attach_sensor, create_token,
+                                  create_unit, dead_letter_summary, detach_sensor, form_values,
+                                  latest_dead_letters, new_unit_values, parse_unit_form,
+                                  preset_summary, preview, revoke_token, show_delta,
+                                  token_from_header, update_unit)
 from app.models.ingest import IngestToken
 from app.models.units import Unit
+from app.web import current_site, sensor_or_404, site_row_or_404
 from sensors.models import Sensor
 from sensors.store import DEAD_LETTER_KEEP_BYTES
 
 admin_only = roles_required(Role.ADMIN)
 
 
-def _site() -> Site:
-    return db.session.get(Site, current_user.site_id)
-
-
 def _units(site: Site) -> list[Unit]:
     return db.session.execute(select(Unit).where(Unit.site_id == site.id)
                               .order_by(Unit.name)).scalars().all()
-
-
-def _unit_or_404(unit_id: int, site: Site) -> Unit:
-    unit = db.session.get(Unit, unit_id)
-    if unit is None or unit.site_id != site.id:
-        abort(404)
-    return unit
-
-
-def _sensor_or_404(sensor_id: int, site: Site) -> Sensor:
-    sensor = db.session.get(Sensor, sensor_id)
-    if sensor is None or not sensor_visible(db.session, sensor, site):
-        abort(404)
-    return sensor
 
 
 def _age(moment: dt.datetime | None, now: dt.datetime) -> str:
@@ -72,7 +55,7 @@ def _helpers():
 @bp.get("")
 @chef_only
 def index():
-    site = _site()
+    site = current_site()
     units = _units(site)
     sensors: dict[int, list[Sensor]] = {unit.id: [] for unit in units}
     for sensor in db.session.execute(select(Sensor).where(Sensor.unit_id.in_(list(sensors)))
@@ -92,7 +75,7 @@ def _form_page(site: Site, values: dict, errors: dict, unit: Unit | None = None,
 @bp.route("/new", methods=["GET", "POST"])
 @admin_only
 def new():
-    site = _site()
+    site = current_site()
     if request.method == "POST":
         try:
             unit = create_unit(db.session, site, parse_unit_form(request.form, site.temp_unit))
@@ -112,8 +95,8 @@ def new():
 @bp.route("/<int:unit_id>/edit", methods=["GET", "POST"])
 @admin_only
 def edit(unit_id: int):
-    site = _site()
-    unit = _unit_or_404(unit_id, site)
+    site = current_site()
+    unit = site_row_or_404(Unit, unit_id, site)
     if request.method == "POST":
         form = {k: v for k, v in request.form.items() if k != "preset"}
         try:
@@ -130,7 +113,7 @@ def edit(unit_id: int):
 @bp.get("/sensors")
 @admin_only
 def sensors():
-    site = _site()
+    site = current_site()
     units = _units(site)
     unassigned = db.session.execute(select(Sensor).where(Sensor.unit_id.is_(None))
                                     .order_by(Sensor.first_seen.desc(), Sensor.key)).scalars().all()
@@ -145,9 +128,9 @@ def sensors():
 @bp.post("/sensors/<int:sensor_id>/attach")
 @admin_only
 def attach(sensor_id: int):
-    site = _site()
-    sensor = _sensor_or_404(sensor_id, site)
-    unit = _unit_or_404(request.form.get("unit_id", type=int) or 0, site)
+    site = current_site()
+    sensor = sensor_or_404(sensor_id, site)
+    unit = site_row_or_404(Unit, request.form.get("unit_id", type=int) or 0, site)
     try:
         attach_sensor(db.session, sensor, unit, site, request.form.get("name"),
                       request.form.get("temp_unit", sensor.temp_unit))
@@ -164,8 +147,8 @@ def attach(sensor_id: int):
 @bp.post("/sensors/<int:sensor_id>/detach")
 @admin_only
 def detach(sensor_id: int):
-    site = _site()
-    sensor = _sensor_or_404(sensor_id, site)
+    site = current_site()
+    sensor = sensor_or_404(sensor_id, site)
     try:
         detach_sensor(db.session, sensor, site)
     except OperationError as exc:
@@ -181,14 +164,14 @@ def detach(sensor_id: int):
 @admin_only
 def dead_letters():
     now = utcnow()
-    site = _site()
+    site = current_site()
     return render_template("units/dead_letters.html", site=site, now=now,
                            summary=dead_letter_summary(db.session, site, now),
                            rows=latest_dead_letters(db.session, site), preview=preview)
 
 
 def _tokens_page(new_token: str | None = None, status: int = 200):
-    site = _site()
+    site = current_site()
     tokens = db.session.execute(select(IngestToken).where(IngestToken.site_id == site.id)
                                 .order_by(IngestToken.revoked_at.is_not(None),
                                           IngestToken.created_at.desc())).scalars().all()
@@ -208,7 +191,7 @@ def tokens():
 @admin_only
 def create_ingest_token():
     try:
-        _token, plain = create_token(db.session, _site(), request.form.get("name", ""))
+        _token, plain = create_token(db.session, current_site(), request.form.get("name", ""))
     except OperationError as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -221,7 +204,7 @@ def create_ingest_token():
 @admin_only
 def revoke(token_id: int):
     token = db.session.get(IngestToken, token_id)
-    if token is None or token.site_id != _site().id:
+    if token is None or token.site_id != current_site().id:
         abort(404)  # another site's token is not this admin's to see
     revoke_token(db.session, token, utcnow())
     db.session.commit()
