@@ -7,10 +7,10 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-import app.units.routes as routes
+import app.units.device_api as routes
 from app.models import Site, db, set_clock
 from app.scheduler import _jobs, run_job
-from app.units.operations import create_token
+from app.units.tokens import create_token
 from app.models.ingest import IdempotencyKey
 from sensors.models import DeadLetter, Reading
 

@@ -1,11 +1,8 @@
 """Cold-holding units, the sensors attached to them, rejected messages and HTTP ingest."""
-from flask import Blueprint, Flask
+from flask import Flask
 
-bp = Blueprint("units", __name__, url_prefix="/units")
-#: The sensor-facing endpoint lives outside /units: devices post to /api/readings.
-api = Blueprint("ingest", __name__, url_prefix="/api")
-
-from app.units import routes  # noqa: E402,F401
+from app.units.device_api import api
+from app.units.routes import bp
 
 
 def init_app(app: Flask) -> None:

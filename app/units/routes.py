@@ -1,37 +1,31 @@
-"""Views: units (head chef reads, admin edits), sensors, rejected messages, tokens, HTTP ingest."""
+"""Views: units (head chef reads, admin edits), sensors, rejected messages, ingest tokens."""
 from __future__ import annotations
 
 import datetime as dt
 
-from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   url_for)
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.alerts.engine import evaluate_after_ingest
-from app.security import public
 from app.errors import OperationError
-from app.extensions import csrf
 from app.models import Role, Site, db, utcnow
-from app.security import chef_only, roles_required
-from app.units import api, bp
-from app.units.ingest import (IDEMPOTENCY_HEADER, MAX_BODY_BYTES, REPLAYED_HEADER, KeyRefused,
-                              Reply, fingerprint, idempotency_key, ingest_body, remember,
-                              remembered, replay, too_large)
-from app.units.operations import (KINDS, PRESET_LABELS, FormInvalid, attach_sensor, create_token,
-                                  create_unit, dead_letter_summary, detach_sensor, form_values,
-                                  latest_dead_letters, new_unit_values, parse_unit_form,
-                                  preset_summary, preview, revoke_token, show_delta,
-                                  token_from_header, update_unit)
 from app.models.ingest import IngestToken
 from app.models.units import Unit
+from app.security import chef_only, roles_required
+from app.units.dead_letters import dead_letter_summary, latest_dead_letters, preview
+from app.units.forms import (KINDS, PRESET_LABELS, FormInvalid, form_values, new_unit_values,
+                             parse_unit_form, preset_summary)
+from app.units.ingest import MAX_BODY_BYTES
+from app.units.operations import attach_sensor, create_unit, detach_sensor, update_unit
+from app.units.tokens import create_token, revoke_token
 from app.web import current_site, sensor_or_404, site_row_or_404
 from sensors.models import Sensor
-from sensors.store import DEAD_LETTER_KEEP_BYTES
+from sensors.temperature import show_delta
 
+bp = Blueprint("units", __name__, url_prefix="/units")
 admin_only = roles_required(Role.ADMIN)
 
 
@@ -210,78 +204,3 @@ def revoke(token_id: int):
     db.session.commit()
     flash(_("Token %(name)s revoked: it no longer works.", name=token.name), "ok")
     return redirect(url_for("units.tokens"))
-
-
-@api.post("/readings")
-@public
-@csrf.exempt
-def readings():
-    """Readings from devices that cannot speak MQTT, through the MQTT path's parsing and storage."""
-    token = token_from_header(db.session, request.headers.get("Authorization"))
-    if token is None:
-        response = jsonify(error="missing, unknown or revoked token")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="brigade"'
-        return response, 401
-    try:
-        key = idempotency_key(request.headers.get(IDEMPOTENCY_HEADER))
-    except KeyRefused as exc:
-        return jsonify(error=str(exc)), 400
-    now = utcnow()
-    size = request.content_length
-    if size is not None and size > MAX_BODY_BYTES:
-        try:
-            head = request.stream.read(DEAD_LETTER_KEEP_BYTES)
-        except RequestEntityTooLarge:
-            head = b""
-        outcome = too_large(db.session, token.site_id, now, head, size)
-    else:
-        raw = request.stream.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:  # a chunked body that did not say its size
-            outcome = too_large(db.session, token.site_id, now, raw, len(raw))
-        elif key is not None:
-            return _reply(_ingest_once(token, key, raw, now))
-        else:
-            outcome = ingest_body(db.session, token.site_id, raw, now)
-    db.session.commit()
-    _evaluate_alerts(outcome.sensors_seen)
-    return jsonify(outcome.body()), outcome.status
-
-
-def _evaluate_alerts(sensor_ids: set[int]) -> None:
-    """A breach posted over HTTP alerts at once, as one over MQTT does (not at the next sweep).
-
-    The readings are committed already: a failure here is logged, and the sweep retries.
-    """
-    try:
-        evaluate_after_ingest(db.session, sensor_ids)
-    except Exception:  # noqa: BLE001 - the post succeeded; alerting catches up in the sweep
-        db.session.rollback()
-        current_app.logger.exception("evaluating alerts after an HTTP ingest failed")
-
-
-def _ingest_once(token: IngestToken, key: str, raw: bytes, now: dt.datetime) -> Reply:
-    """Ingest under an Idempotency-Key: store and remember, or replay (see app.units.ingest)."""
-    token_id, site_id = token.id, token.site_id
-    digest = fingerprint(raw)
-    prior = remembered(db.session, token_id, key, now)
-    if prior is None:
-        outcome = ingest_body(db.session, site_id, raw, now)
-        try:
-            remember(db.session, token_id, key, digest, outcome, now)
-            db.session.commit()
-            _evaluate_alerts(outcome.sensors_seen)
-            return Reply(outcome.status, outcome.body())
-        except IntegrityError:
-            # A racer with the same key committed first: drop ours, answer with its response.
-            db.session.rollback()
-            prior = remembered(db.session, token_id, key, now)
-    reply = replay(prior, digest)
-    db.session.rollback()
-    return reply
-
-
-def _reply(reply: Reply):
-    response = jsonify(reply.body)
-    if reply.replayed:
-        response.headers[REPLAYED_HEADER] = "true"
-    return response, reply.status
