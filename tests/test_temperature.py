@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.alerts import breach
 from app.alerts.engine import evaluate_units
-from app.alerts.routes import readings as alert_readings
+from app.alerts.page import readings as alert_readings
 from app.models import Alert, Site, db
 from app.models.units import Unit
 from sensors import temperature

@@ -1,0 +1,138 @@
+"""What the alert pages show: the facts recorded, the timeline, the readings around it."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from flask_babel import lazy_gettext
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.alerts.breach import OFFLINE
+from app.alerts.engine import unit_state
+from app.formatting import local_time, show_temp
+from app.models import Alert, AlertState, Notification, Site, db
+from app.models.units import Unit
+from sensors import temperature
+from sensors.models import Reading, Sensor
+
+#: More readings than this around an alert are thinned, keeping the worst of each group.
+MAX_READING_ROWS = 120
+#: Readings shown from this long before the alert opened.
+READINGS_BEFORE = dt.timedelta(hours=1)
+
+
+def banner_alerts(session, site_id: int) -> list[Alert]:
+    """The site's unresolved alerts for the tablet banner: unacknowledged first, newest first."""
+    rows = session.execute(
+        select(Alert).join(AlertState).where(Alert.site_id == site_id,
+                                             AlertState.status.in_(("open", "acknowledged")))
+        .options(selectinload(Alert.state), selectinload(Alert.events))
+        .order_by(Alert.opened_at.desc())).scalars().all()
+    rows.sort(key=lambda a: a.state.status != "open")  # stable: keeps newest first
+    return rows
+
+
+def still_out(alert: Alert, site: Site, now: dt.datetime) -> bool:
+    """Whether the alert's condition still holds, so that it may not be resolved yet."""
+    unit = db.session.get(Unit, alert.unit_id) if alert.unit_id else None
+    if unit is not None and alert.kind == "temperature":
+        return bool(unit_state(db.session, unit, site, now).excursions)
+    if unit is not None and alert.kind == "offline":
+        return unit_state(db.session, unit, site, now).state == OFFLINE
+    return alert.state.recovered_at is None
+
+
+def _time(value: str | None, site: Site) -> str:
+    try:
+        return local_time(dt.datetime.fromisoformat(value), site.timezone, "d MMM HH:mm")
+    except (TypeError, ValueError):
+        return value or ""
+
+
+FACTS = (  # detail key, label, how to show it
+    ("value_c", lazy_gettext("Reading at the alarm"), "temp"),
+    ("peak_c", lazy_gettext("Peak"), "temp"),
+    ("limit_c", lazy_gettext("Limit"), "temp"),
+    ("excursion_started", lazy_gettext("Out of range since"), "time"),
+    ("alarmed_at", lazy_gettext("Alarmed at"), "time"),
+    ("last_reading_at", lazy_gettext("Last reading"), "time"),
+    ("sensor", lazy_gettext("Sensor"), "text"),
+    ("battery_pct", lazy_gettext("Battery"), "pct"),
+    ("schedule", lazy_gettext("Slot"), "text"),
+    ("deadline", lazy_gettext("Deadline"), "time"),
+    ("dish", lazy_gettext("Dish"), "text"),
+    ("timer_kind", lazy_gettext("Timer"), "text"),
+    ("expired_at", lazy_gettext("Expired at"), "time"),
+    ("due", lazy_gettext("Due"), "time"),
+    ("last_review", lazy_gettext("Last review"), "time"),
+)
+#: Shown by the headline instead.
+_IN_HEADLINE = {"title", "unit", "direction", "checklist"}
+
+
+def facts(alert: Alert, site: Site) -> list[tuple[str, str]]:
+    """The facts recorded at opening, formatted for people; unknown keys are shown as they are."""
+    detail = alert.detail or {}
+    shown = []
+    for key, name, how in FACTS:
+        value = detail.get(key)
+        if value is None:
+            continue
+        if how == "temp":
+            text = show_temp(value, site.temp_unit)
+        elif how == "time":
+            text = _time(value, site)
+        elif how == "pct":
+            text = f"{value:.0f} %"
+        else:
+            text = str(value)
+        shown.append((str(name), text))
+    known = {key for key, _name, _how in FACTS} | _IN_HEADLINE
+    shown += [(key, str(value)) for key, value in detail.items() if key not in known]
+    return shown
+
+
+def timeline(alert: Alert) -> list[dict]:
+    """Opening, lifecycle events and notifications of an alert, oldest first."""
+    entries = [{"at": alert.opened_at, "type": "event", "kind": "opened", "who": None,
+                "data": {"tier": alert.tier}}]
+    for event in alert.events:
+        entries.append({"at": event.at, "type": "event", "kind": event.kind,
+                        "who": event.actor.name if event.actor else None,
+                        "device": event.device_id, "data": event.data or {}})
+    for note in db.session.execute(select(Notification).where(Notification.alert_id == alert.id)
+                                   .order_by(Notification.created_at, Notification.id)).scalars():
+        entries.append({"at": note.created_at, "type": "notification", "n": note})
+    return sorted(entries, key=lambda e: (e["at"], e["type"] == "notification"))
+
+
+def readings(alert: Alert, unit: Unit, until: dt.datetime) -> dict:
+    """The unit's readings from an hour before the alert to ``until``, thinned if there are many."""
+    rows = db.session.execute(
+        select(Reading.measured_at, Reading.temperature_c, Sensor.id, Sensor.name, Sensor.key)
+        .join(Sensor, Sensor.id == Reading.sensor_id)
+        .where(Sensor.unit_id == unit.id, Reading.measured_at >= alert.opened_at - READINGS_BEFORE,
+               Reading.measured_at <= until)
+        .order_by(Reading.measured_at)).all()
+    # Coloured by the breach rules (hysteresis included), over every reading, before thinning:
+    # a reading back under the limit but not by the hysteresis is still out, as for the alarm.
+    bands = temperature.classify(temperature.Limits.of(unit), [r[1] for r in rows])
+    rows = [(*row, band) for row, band in zip(rows, bands)]
+    step = max(1, math.ceil(len(rows) / MAX_READING_ROWS))
+    if step > 1:  # keep the reading furthest out of range in each group
+        low = (alert.detail or {}).get("direction") == "low"
+        pick = min if low else max
+        rows = [pick(rows[i:i + step], key=lambda r: r[1]) for i in range(0, len(rows), step)]
+
+    marks = [(alert.opened_at, "opened")]
+    if alert.state.resolved_at:
+        marks.append((alert.state.resolved_at, "resolved"))
+    items = []
+    for at, value, _sensor_id, name, key, band in rows:
+        while marks and marks[0][0] <= at:
+            items.append({"mark": marks.pop(0)})
+        items.append({"at": at, "value": value, "state": band, "sensor": name or key})
+    items += [{"mark": m} for m in marks]
+    return {"items": items, "step": step, "count": len(rows),
+            "sensors": len({r[2] for r in rows}) > 1}
