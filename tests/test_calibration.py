@@ -252,7 +252,15 @@ def test_replacing_a_sensor_resets_its_correction_and_makes_it_due(ctx, kitchen)
     sensor = _fridge_sensor(site.id)
     record_check(db.session, site, chef, "dev1", sensor=sensor, method="ice_point",
                  reference_c=None, measured_c=1.5, tolerance_c=None, action="offset_applied", now=T0)
-    replaced = record_check(db.session, site, cook, "dev1", sensor=sensor, method="ice_point",
+    db.session.commit()
+    # Replacing resets the correction: a change to every reading after it, so not a cook's to make.
+    with pytest.raises(NotAllowed):
+        record_check(db.session, site, cook, "dev1", sensor=sensor, method="ice_point",
+                     reference_c=None, measured_c=3.5, tolerance_c=None, action="replaced",
+                     now=T0 + dt.timedelta(minutes=30))
+    db.session.rollback()
+    assert db.session.get(Sensor, sensor.id).offset_c == -1.5
+    replaced = record_check(db.session, site, chef, "dev1", sensor=sensor, method="ice_point",
                             reference_c=None, measured_c=3.5, tolerance_c=None, action="replaced",
                             now=T0 + dt.timedelta(hours=1))
     db.session.commit()

@@ -109,6 +109,31 @@ def record_check(session, site: Site, staff: Staff, device_id: str | None, *,
     """
     now = now or utcnow()
     unit = site.temp_unit
+    probe, home = _subject(session, site, sensor, probe, method)
+    reference_c, tolerance_c = _values(method, reference_c, measured_c, tolerance_c, unit)
+    error_c = round(measured_c - reference_c, 3)
+    passed = abs(error_c) <= tolerance_c + 1e-9
+    _allowed(action, passed, error_c, tolerance_c, sensor, staff, unit)
+    offset_before, offset_after = _correct(session, sensor, action, error_c, now, unit)
+    subject = probe if sensor is None else f"{home.name} · {sensor.name or sensor.key}"
+    if probe is not None:
+        probe = _probe_name(session, site, probe)
+        subject = probe
+    record = Calibration(
+        site_id=site.id, sensor_id=sensor.id if sensor is not None else None, probe=probe,
+        subject=subject[:300], method=method, reference_c=reference_c, measured_c=measured_c,
+        error_c=error_c, tolerance_c=tolerance_c, passed=passed, action=action,
+        offset_before_c=offset_before, offset_after_c=offset_after,
+        note=(note or "").strip()[:NOTE_MAX] or None, staff_id=staff.id, device_id=device_id,
+        performed_at=now)
+    audit.append(session, record, "calibration.recorded", staff.id, device_id)
+    _follow_up(session, site, record, home, now)
+    return record
+
+
+def _subject(session, site: Site, sensor: Sensor | None, probe: str | None,
+             method: str) -> tuple[str | None, Unit | None]:
+    """What is checked — one of this site's sensors or a named probe — and the sensor's unit."""
     probe = " ".join((probe or "").split()) or None
     if (sensor is None) == (probe is None):
         raise CalibrationRefused(_("Choose a sensor or name a hand-held probe (one of them)."))
@@ -122,6 +147,12 @@ def record_check(session, site: Site, staff: Staff, device_id: str | None, *,
     if sensor is not None and method not in SENSOR_METHODS:
         raise CalibrationRefused(_("Check a fixed sensor in ice water or against a reference "
                                    "thermometer: boiling water would go into its unit's record."))
+    return probe, home
+
+
+def _values(method: str, reference_c: float | None, measured_c: float,
+            tolerance_c: float | None, unit: str) -> tuple[float, float]:
+    """The reference (the method's own when it has one) and the tolerance, checked plausible."""
     if reference_c is None:
         reference_c = METHOD_REFERENCE_C.get(method)
         if reference_c is None:
@@ -137,50 +168,47 @@ def record_check(session, site: Site, staff: Staff, device_id: str | None, *,
         raise CalibrationRefused(_("The tolerance must be between %(low)s and %(high)s.",
                                    low=_unsigned(TOLERANCE_RANGE_C[0], unit),
                                    high=_unsigned(TOLERANCE_RANGE_C[1], unit)))
+    return reference_c, tolerance_c
+
+
+def _allowed(action: str, passed: bool, error_c: float, tolerance_c: float,
+             sensor: Sensor | None, staff: Staff, unit: str) -> None:
+    """A failed check needs an action; only a head chef or admin changes a sensor's correction."""
     if action not in ACTIONS:
         raise CalibrationRefused(_("Unknown action."))
-    error_c = round(measured_c - reference_c, 3)
-    passed = abs(error_c) <= tolerance_c + 1e-9
     if not passed and action == "none":
         raise CalibrationRefused(_(
             "The thermometer is %(error)s off, outside ±%(tolerance)s: record what was done "
             "about it.", error=signed_delta(error_c, unit), tolerance=_unsigned(tolerance_c, unit)))
+    if action == "offset_applied" and sensor is None:
+        raise CalibrationRefused(_("A hand-held probe cannot be corrected here: adjust or "
+                                   "replace it."))
+    # "replaced" resets a sensor's correction to 0: as much a change to its readings as one.
+    if sensor is not None and action in ("offset_applied", "replaced") \
+            and staff.role not in (Role.HEAD_CHEF, Role.ADMIN):
+        raise NotAllowed(_("Only a head chef or an admin can apply a correction to a sensor."))
+
+
+def _correct(session, sensor: Sensor | None, action: str, error_c: float, now: dt.datetime,
+             unit: str) -> tuple[float | None, float | None]:
+    """The sensor's offset before and after the check, applied to the sensor when it changes."""
+    if sensor is None:
+        return None, None
+    # Under the audit chain's lock, read afresh: two corrections at once apply in turn.
+    audit.serialize(session)
+    session.refresh(sensor)
+    offset_before = offset_after = sensor.offset_c
     if action == "offset_applied":
-        if sensor is None:
-            raise CalibrationRefused(_("A hand-held probe cannot be corrected here: adjust or "
-                                       "replace it."))
-        if staff.role not in (Role.HEAD_CHEF, Role.ADMIN):
-            raise NotAllowed(_("Only a head chef or an admin can apply a correction to a sensor."))
-    offset_before = offset_after = None
-    if sensor is not None:
-        # Under the audit chain's lock, read afresh: two corrections at once apply in turn.
-        audit.serialize(session)
-        session.refresh(sensor)
-        offset_before = offset_after = sensor.offset_c
-        if action == "offset_applied":
-            offset_after = round(sensor.offset_c - error_c, 3)
-            if abs(offset_after) > MAX_OFFSET_C:
-                raise CalibrationRefused(_(
-                    "A correction of %(offset)s is too large to trust: replace the sensor.",
-                    offset=signed_delta(offset_after, unit)))
-        elif action == "replaced":
-            offset_after = 0.0  # new hardware starts uncorrected, and due for its own check
-        if offset_after != offset_before:
-            sensor.offset_c, sensor.offset_since = offset_after, now
-    subject = probe if sensor is None else f"{home.name} · {sensor.name or sensor.key}"
-    if probe is not None:
-        probe = _probe_name(session, site, probe)
-        subject = probe
-    record = Calibration(
-        site_id=site.id, sensor_id=sensor.id if sensor is not None else None, probe=probe,
-        subject=subject[:300], method=method, reference_c=reference_c, measured_c=measured_c,
-        error_c=error_c, tolerance_c=tolerance_c, passed=passed, action=action,
-        offset_before_c=offset_before, offset_after_c=offset_after,
-        note=(note or "").strip()[:NOTE_MAX] or None, staff_id=staff.id, device_id=device_id,
-        performed_at=now)
-    audit.append(session, record, "calibration.recorded", staff.id, device_id)
-    _follow_up(session, site, record, home, now)
-    return record
+        offset_after = round(sensor.offset_c - error_c, 3)
+        if abs(offset_after) > MAX_OFFSET_C:
+            raise CalibrationRefused(_(
+                "A correction of %(offset)s is too large to trust: replace the sensor.",
+                offset=signed_delta(offset_after, unit)))
+    elif action == "replaced":
+        offset_after = 0.0  # new hardware starts uncorrected, and due for its own check
+    if offset_after != offset_before:
+        sensor.offset_c, sensor.offset_since = offset_after, now
+    return offset_before, offset_after
 
 
 def _alert_subject(record: Calibration) -> str:
