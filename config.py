@@ -186,4 +186,23 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
     if settings["BRIGADE_MQTT_TLS"] and settings["BRIGADE_MQTT_CA_FILE"] and \
             not Path(settings["BRIGADE_MQTT_CA_FILE"]).is_file():
         raise ConfigError(f"BRIGADE_MQTT_CA_FILE={settings['BRIGADE_MQTT_CA_FILE']!r} is not a file")
+    _check_mqtt(settings)
     return settings
+
+
+def _check_mqtt(settings: dict) -> None:
+    """Refuse MQTT settings that would silently store nothing or eat Brigade's own messages."""
+    from paho.mqtt.client import topic_matches_sub
+
+    from sensors.formats import SUBSCRIPTIONS
+    if settings["BRIGADE_MQTT_SHARED_GROUP"] and settings["BRIGADE_MQTT_PROTOCOL"] != "5":
+        raise ConfigError("BRIGADE_MQTT_SHARED_GROUP needs BRIGADE_MQTT_PROTOCOL=5: on MQTT 3.1.1 "
+                          "a broker takes $share/... for a plain topic and ingest stores nothing")
+    topic = settings["BRIGADE_ALERT_MQTT_TOPIC"]
+    if topic:
+        published = f"{topic.rstrip('/')}/1"  # what the alert channel publishes: <topic>/<site>
+        eaten = [sub for sub in SUBSCRIPTIONS if topic_matches_sub(sub, published)]
+        if eaten:
+            raise ConfigError(f"BRIGADE_ALERT_MQTT_TOPIC={topic!r} is inside what ingest subscribes "
+                              f"to ({', '.join(eaten)}): every alert would come back as a rejected "
+                              "reading. Choose a topic outside those, e.g. kitchen/alerts")

@@ -10,7 +10,7 @@ One run starts its own Mosquitto (a fresh broker on a free port for every measur
    ceiling (a paho publisher manages only about 10,000 messages/s here);
 2. (a) a bare paho 2 subscriber in its own process: MQTT 5 (``--protocol``), persistent
    session, QoS 1, auto-ack, counting messages only, timed from its first message to its last;
-   (a') the same subscriber on Brigade's own paho subclass (``sensors.mqtt_client.BatchingClient``:
+   (a') the same subscriber on Brigade's own paho subclass (``sensors.batching_client.BatchingClient``:
    buffered reads, manual acks sent 1,000 at a time), counting only: what storing costs on top
    of the client the ingest really uses;
 3. (b) Brigade's ingest, the real ``flask --app app sensors ingest`` in its own process on a
@@ -700,7 +700,7 @@ def main(argv=None) -> int:
                              "drains at QoS 0",
                 "bare": "paho 2 client, MQTT 5 persistent session, QoS 1 auto-ack, counts only; "
                         "N / (first .. last message)",
-                "tuned": "as bare, on sensors.mqtt_client.BatchingClient (the ingest's client) "
+                "tuned": "as bare, on sensors.batching_client.BatchingClient (the ingest's client) "
                          "with manual acks sent 1,000 at a time",
                 "ingest": "flask --app app sensors ingest on a fresh SQLite db; N / (publisher's "
                           "first send .. COUNT(readings) = N committed)",

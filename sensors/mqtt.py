@@ -36,6 +36,18 @@ UTC = dt.timezone.utc
 CLIENTS = {"batching": BatchingClient, "stock": mqtt.Client}
 
 
+def refusal_hint(reason: str) -> str:
+    """What to change when the broker refuses ingest's connection for ``reason``."""
+    reason = reason.lower()
+    if "protocol" in reason:
+        return " (a broker without MQTT 5: set BRIGADE_MQTT_PROTOCOL=3.1.1)"
+    if "user name" in reason or "authoriz" in reason or "authoris" in reason:
+        return " (check BRIGADE_MQTT_USERNAME / BRIGADE_MQTT_PASSWORD and the broker's ACL)"
+    if "client identifier" in reason:
+        return " (check BRIGADE_MQTT_CLIENT_ID: one per ingest worker)"
+    return ""
+
+
 @dataclass(frozen=True)
 class MqttSettings:
     host: str = "127.0.0.1"
@@ -122,6 +134,7 @@ class Ingestor:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_pre_connect = self._next_epoch
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_unsubscribe = self._on_unsubscribe
@@ -145,7 +158,8 @@ class Ingestor:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
-            logger.error("MQTT connection refused: %s", reason_code)
+            logger.error("MQTT connection to %s:%s refused: %s%s", self.settings.host,
+                         self.settings.port, reason_code, refusal_hint(str(reason_code)))
             return
         topics = [f"$share/{self.settings.shared_group}/{t}" if self.settings.shared_group else t
                   for t in SUBSCRIPTIONS]
@@ -155,6 +169,10 @@ class Ingestor:
         self.connected.set()
         logger.info("MQTT connected to %s:%s (session present: %s)", self.settings.host,
                     self.settings.port, flags.session_present)
+
+    def _on_connect_fail(self, client, userdata):
+        logger.warning("MQTT broker %s:%s cannot be reached; retrying", self.settings.host,
+                       self.settings.port)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self._next_epoch()
@@ -256,8 +274,8 @@ class Ingestor:
                             return
                         delay = min(delay * 2, 30)
             # A message from an earlier connection is redelivered by the broker on the new
-            # one; acking its old id now would acknowledge some other message (ack_many drops
-            # the acks if the connection changes meanwhile, too).
+            # one; acking its old id now would acknowledge some other message (_ack drops the
+            # acks if the connection changes meanwhile, too).
             epoch = self.epoch
             self._ack([r.message.mid for r in batch
                        if r.message.qos == 1 and r.connection == epoch], epoch)

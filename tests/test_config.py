@@ -55,3 +55,30 @@ def test_instance_secrets_are_generated_once(tmp_path):
     assert len(first) == 64
     assert config.instance_secret(tmp_path, "secret_key", create=True) == first
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("topic", ["brigade/alerts", "brigade", "zigbee2mqtt/alerts", "shellies"])
+def test_an_alert_topic_ingest_would_eat_is_refused(topic):
+    """Ingest subscribes to brigade/#, zigbee2mqtt/# …: alerts published there became dead letters."""
+    with pytest.raises(config.ConfigError, match="BRIGADE_ALERT_MQTT_TOPIC.*inside what ingest"):
+        config.load("/tmp/none", {"BRIGADE_ALERT_MQTT_TOPIC": topic})
+
+
+def test_an_alert_topic_outside_ingests_subscriptions_is_taken():
+    assert config.load("/tmp/none", {"BRIGADE_ALERT_MQTT_TOPIC": "kitchen/alerts"})[
+        "BRIGADE_ALERT_MQTT_TOPIC"] == "kitchen/alerts"
+
+
+def test_a_shared_subscription_on_mqtt_3_1_1_is_refused():
+    """NATS and RabbitMQ take $share/g/brigade/# literally on 3.1.1: nothing would be stored."""
+    with pytest.raises(config.ConfigError, match="SHARED_GROUP needs BRIGADE_MQTT_PROTOCOL=5"):
+        config.load("/tmp/none", {"BRIGADE_MQTT_SHARED_GROUP": "g", "BRIGADE_MQTT_PROTOCOL": "3.1.1"})
+    assert config.load("/tmp/none", {"BRIGADE_MQTT_SHARED_GROUP": "g"})["BRIGADE_MQTT_SHARED_GROUP"] == "g"
+
+
+def test_a_refused_connection_is_logged_with_what_to_change():
+    from sensors.mqtt import refusal_hint
+    assert "BRIGADE_MQTT_PROTOCOL=3.1.1" in refusal_hint("Unsupported protocol version")
+    assert "BRIGADE_MQTT_USERNAME" in refusal_hint("Bad user name or password")
+    assert "BRIGADE_MQTT_USERNAME" in refusal_hint("Not authorized")
+    assert refusal_hint("Server unavailable") == ""
