@@ -94,7 +94,8 @@ def test_a_wrong_password_or_an_untrusted_broker_never_connects(app, tls_broker,
     ingest = worker(app, port, ca_file, password="wrong")
     ingest.start()
     try:  # the broker answers, and says no
-        assert wait_until(lambda: "MQTT connection refused" in caplog.text, 60)
+        assert wait_until(lambda: f"MQTT connection to 127.0.0.1:{port} refused" in caplog.text, 60)
+        assert "check BRIGADE_MQTT_USERNAME / BRIGADE_MQTT_PASSWORD" in caplog.text  # the hint
         assert not ingest.connected.is_set()
     finally:
         ingest.stop()
