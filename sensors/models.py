@@ -96,11 +96,11 @@ class Delivery(Base):
     """An MQTT message stored at its receive time, by its session and packet id.
 
     A reading without a device timestamp has no identity of its own: stored at its receive
-    time, a redelivery would be stored again at another. But a broker resends a message that
-    was not acknowledged with its original packet id and the DUP flag, so a redelivery that
-    matches a row here (same session, packet id, topic and payload) was committed already.
-    One row per session and packet id (at most 65,535): the next commit with that id
-    replaces it.
+    time, a redelivery would be stored again at another. A broker resends what it has no
+    acknowledgement for with its packet id and the DUP flag, so a DUP message matching a row
+    here (same session, packet id, topic and payload) whose acknowledgement is not confirmed
+    yet (see ``IngestSession``) was committed already. One row per session and packet id (at
+    most 65,535): the next commit with that id replaces it.
     """
 
     __tablename__ = "ingest_deliveries"
@@ -111,6 +111,21 @@ class Delivery(Base):
     #: blake2b-64 of topic and payload.
     digest: Mapped[str] = mapped_column(String(16))
     committed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class IngestSession(Base):
+    """How far the broker is known to have ingest's acknowledgements, per MQTT session.
+
+    Ingest follows each batch's acknowledgements with a question the broker answers only after
+    them (an UNSUBSCRIBE); the answer moves ``acks_confirmed_through`` to the newest receive time
+    in that batch. A delivery committed at or before it is known acknowledged: its packet id may
+    already name another message (ids wrap after 65,535), so a redelivery is never matched to it.
+    """
+
+    __tablename__ = "ingest_sessions"
+
+    session_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    acks_confirmed_through: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class DeviceState(Base):

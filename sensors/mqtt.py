@@ -24,7 +24,8 @@ from sensors.formats import SUBSCRIPTIONS
 from sensors.models import DeadLetter
 from sensors.batching_client import BatchingClient, check_paho
 from sensors.mqtt_client import connect_properties, make_client
-from sensors.store import BatchResult, Message, dead_letter_row, received, store_batch
+from sensors.store import (BatchResult, Message, confirm_acks, dead_letter_row, received,
+                           store_batch)
 
 logger = logging.getLogger(__name__)
 #: The database cannot take anything now (down, locked, connection lost): retry the batch.
@@ -103,6 +104,7 @@ class Ingestor:
         self.settings = settings
         #: Packet ids are per broker session: redeliveries are recognised by (this, packet id).
         self.session_key = f"{settings.host}:{settings.port}/{settings.client_id}"
+        self._round_trip_topic = f"brigade/ingest-round-trip/{settings.client_id}"
         self.on_batch = on_batch  # called with (BatchResult) after each commit (alerts hook)
         # The hand-off: paho appends, the consumer takes whole batches. A deque and an Event
         # instead of queue.Queue: no lock and notify per message on either side.
@@ -117,6 +119,11 @@ class Ingestor:
         self._disconnected = threading.Event()
         self._round_trips: dict[int, threading.Event] = {}
         self._round_trip_lock = threading.Lock()
+        #: UNSUBSCRIBE packet id -> newest receive time of the batch whose acks it follows.
+        self._confirming: dict[int, dt.datetime] = {}
+        #: The broker has our acks for everything received up to this (see IngestSession).
+        self._confirmed_through: dt.datetime | None = None
+        self._recorded_through: dt.datetime | None = None
         self.stopping = threading.Event()
         self.stats = {"received": 0, "stored": 0, "duplicates": 0, "rejected": 0, "batches": 0,
                       "db_errors": 0}
@@ -143,18 +150,30 @@ class Ingestor:
     def _next_epoch(self, client=None, userdata=None) -> None:
         with self._ack_lock:
             self.epoch += 1
+            with self._round_trip_lock:
+                self._confirming.clear()  # those questions went with the connection
 
-    def _ack(self, mids: list[int], epoch: int) -> None:
-        """Acknowledge committed messages, unless their connection is gone (then it redelivers)."""
+    def _ack(self, mids: list[int], epoch: int, newest: dt.datetime | None = None) -> None:
+        """Acknowledge committed messages, unless their connection is gone (then it redelivers).
+
+        Then ask the broker a question it answers only after handling those acks: its answer
+        confirms them up to ``newest`` (a receive time), which the next batch records.
+        """
         with self._ack_lock:
             if epoch != self.epoch:
                 return
             if isinstance(self.client, BatchingClient):
                 self.client.ack_many(mids)  # one write for the batch
+            else:
+                ack = self.client.ack
+                for mid in mids:
+                    ack(mid, 1)
+            if newest is None:
                 return
-            ack = self.client.ack
-            for mid in mids:
-                ack(mid, 1)
+            rc, mid = self.client.unsubscribe(self._round_trip_topic)
+            if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+                with self._round_trip_lock:
+                    self._confirming[mid] = newest
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -184,6 +203,10 @@ class Ingestor:
     def _on_unsubscribe(self, client, userdata, mid, reason_codes, properties):
         with self._round_trip_lock:
             answered = self._round_trips.pop(mid, None)
+            confirmed = self._confirming.pop(mid, None)
+            if confirmed is not None and (self._confirmed_through is None
+                                          or confirmed > self._confirmed_through):
+                self._confirmed_through = confirmed
         if answered is not None:
             answered.set()
 
@@ -196,7 +219,7 @@ class Ingestor:
         """
         answered = threading.Event()
         with self._round_trip_lock:
-            rc, mid = self.client.unsubscribe(f"brigade/ingest-round-trip/{self.settings.client_id}")
+            rc, mid = self.client.unsubscribe(self._round_trip_topic)
             if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
                 return False
             self._round_trips[mid] = answered
@@ -251,9 +274,13 @@ class Ingestor:
             delay = 0.5
             while True:
                 try:
+                    confirmed = self._confirmed_through
                     with self.sessions() as session:
+                        if confirmed is not None and confirmed != self._recorded_through:
+                            confirm_acks(session, self.session_key, confirmed)
                         result = self.store(session, [r.message for r in batch])
                         session.commit()
+                    self._recorded_through = confirmed
                     break
                 except UNAVAILABLE:  # the database is down or locked: keep the batch, retry
                     self.stats["db_errors"] += 1
@@ -277,8 +304,9 @@ class Ingestor:
             # one; acking its old id now would acknowledge some other message (_ack drops the
             # acks if the connection changes meanwhile, too).
             epoch = self.epoch
-            self._ack([r.message.mid for r in batch
-                       if r.message.qos == 1 and r.connection == epoch], epoch)
+            acked = [r.message for r in batch if r.message.qos == 1 and r.connection == epoch]
+            self._ack([m.mid for m in acked], epoch,
+                      max((m.received_at for m in acked), default=None))
             self.stats["received"] += len(batch)
             self.stats["stored"] += result.stored
             self.stats["duplicates"] += result.duplicates

@@ -24,7 +24,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from sensors import formats
 from sensors.formats import PayloadError
-from sensors.models import DeadLetter, Delivery, DeviceState, Reading, Rollup, Sensor
+from sensors.models import (DeadLetter, Delivery, DeviceState, IngestSession, Reading, Rollup,
+                            Sensor)
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def store_batch(session, messages: list[Message], site_id: int | None = None, *,
 
     sensors = _sensors_for(session, {r.sensor for _, r in parsed if r.temperature_c is not None})
     offsets = _Offsets(session, offset_history)
-    committed = _committed_deliveries(session, [m for m, _ in parsed if m.dup and m.session])
+    redeliveries = _Redeliveries(session, [m for m, _ in parsed if m.dup and m.session])
     delivered: dict[tuple[str, int], dict] = {}
     rows = []
     for message, reading in parsed:
@@ -168,7 +169,7 @@ def store_batch(session, messages: list[Message], site_id: int | None = None, *,
         measured_at, source = choose_time(reading.measured_at, message.received_at)
         if source == "received" and message.session and message.qos:
             key, digest = (message.session, message.mid), _digest(message)
-            if message.dup and committed.get(key) == digest:
+            if message.dup and redeliveries.already_stored(message, digest):
                 result.duplicates += 1  # committed before a crash, redelivered since
                 continue
             delivered[key] = {"session_key": message.session, "mid": message.mid,
@@ -325,17 +326,40 @@ def _digest(message: Message) -> str:
                            bytes(message.payload or b""), digest_size=8).hexdigest()
 
 
-def _committed_deliveries(session, redelivered: list[Message]) -> dict[tuple[str, int], str]:
-    """(session, packet id) -> digest, for the redelivered (DUP) messages of a batch."""
-    wanted: dict[str, set[int]] = defaultdict(set)
-    for message in redelivered:
-        wanted[message.session].add(message.mid)
-    found = {}
-    for key, mids in wanted.items():
-        for mid, digest in session.execute(select(Delivery.mid, Delivery.digest).where(
-                Delivery.session_key == key, Delivery.mid.in_(mids))):
-            found[(key, mid)] = digest
-    return found
+class _Redeliveries:
+    """Which DUP messages of a batch were committed already (see ``Delivery``).
+
+    A DUP message was committed before when a delivery of its session with its packet id and
+    the same topic and payload was committed and its acknowledgement is not confirmed yet:
+    once the broker has the ack, it may give that id to a new message (ids wrap after 65,535),
+    and a steady sensor's new reading would look the same.
+    """
+
+    def __init__(self, session, redelivered: list[Message]):
+        self.by_mid: dict[str, dict[int, str]] = {}
+        wanted: dict[str, set[int]] = defaultdict(set)
+        for message in redelivered:
+            wanted[message.session].add(message.mid)
+        for key, mids in wanted.items():
+            through = session.scalar(select(IngestSession.acks_confirmed_through)
+                                     .where(IngestSession.session_key == key))
+            query = select(Delivery.mid, Delivery.digest).where(Delivery.session_key == key,
+                                                                Delivery.mid.in_(mids))
+            if through is not None:
+                query = query.where(Delivery.committed_at > through)
+            self.by_mid[key] = {mid: digest for mid, digest in session.execute(query)}
+
+    def already_stored(self, message: Message, digest: str) -> bool:
+        """Whether this DUP message is one committed before."""
+        return self.by_mid.get(message.session, {}).get(message.mid) == digest
+
+
+def confirm_acks(session, session_key: str, through: dt.datetime) -> None:
+    """Record that the broker has ingest's acks for every message received up to ``through``."""
+    stmt = _insert(session, IngestSession.__table__).values(session_key=session_key,
+                                                            acks_confirmed_through=through)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["session_key"], set_={"acks_confirmed_through": through}))
 
 
 def _record_deliveries(session, rows: list[dict]) -> None:

@@ -218,7 +218,7 @@ def test_readings_committed_but_never_acknowledged_are_not_stored_again(app, mos
     settings = MqttSettings(port=mosquitto_port, client_id=f"brigade-noack-{time.time_ns()}",
                             flush_ms=50, protocol=protocol)
     first = make_ingestor(app, settings)
-    first._ack = lambda mids, epoch: None  # never acknowledges
+    first._ack = lambda mids, epoch, newest=None: None  # never acknowledges
     first.start()
     pub = publisher(mosquitto_port)
     try:
@@ -293,8 +293,8 @@ def test_a_database_outage_holds_the_batch_unacknowledged_and_retries(app, mosqu
                                              client_id=f"brigade-dbdown-{time.time_ns()}"))
     worker.store = down_twice
     real_ack = worker._ack
-    worker._ack = lambda mids, epoch: (acks.append((len(failures), len(mids))),
-                                       real_ack(mids, epoch))[1]
+    worker._ack = lambda mids, epoch, newest=None: (acks.append((len(failures), len(mids))),
+                                                    real_ack(mids, epoch, newest))[1]
     worker.start()
     pub = publisher(mosquitto_port)
     try:
@@ -418,3 +418,22 @@ def test_a_database_slower_than_the_keepalive_holds_the_stream_without_losing_th
         stall.set()
         pub.loop_stop()
         worker.stop()
+
+
+def test_the_broker_confirms_ingests_acks_and_ingest_records_how_far(app, ingestor, mosquitto_port):
+    """Each batch's acks are followed by a round trip; the next batch records what it confirmed,
+    so that after the packet ids wrap a redelivery is never matched to an acknowledged message."""
+    from sensors.models import IngestSession
+    pub = publisher(mosquitto_port)
+    try:
+        pub.publish("brigade/confirm/temperature", "4.0", qos=1).wait_for_publish(5)
+        assert wait_until(lambda: stored(app) == 1, 10)
+        time.sleep(0.3)  # the UNSUBACK is back
+        pub.publish("brigade/confirm/temperature", "4.0", qos=1).wait_for_publish(5)
+        assert wait_until(lambda: stored(app) == 2, 10)
+    finally:
+        pub.loop_stop()
+    with app.app_context():
+        row = db.session.get(IngestSession, ingestor.session_key)
+        first = db.session.execute(select(Reading.received_at).order_by(Reading.id)).scalars().first()
+    assert row is not None and row.acks_confirmed_through == first

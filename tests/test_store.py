@@ -54,6 +54,10 @@ def test_redelivered_message_without_device_time_is_not_stored_twice(ctx):
     again = store_batch(db.session, [shelly(later, 7, dup=True), shelly(later, 8, dup=True)])
     db.session.commit()
     assert (first.stored, again.stored, again.duplicates) == (2, 0, 2)
+    # Ingest now acknowledges them and the broker confirms it (see IngestSession).
+    from sensors.store import confirm_acks
+    confirm_acks(db.session, "broker:1883/brigade-ingest", later)
+    db.session.commit()
     # The same value again is a new reading: a steady fridge repeats itself.
     steady = store_batch(db.session, [shelly(later + dt.timedelta(seconds=30), 9),
                                       shelly(later + dt.timedelta(seconds=60), 10, dup=True)])
@@ -288,3 +292,40 @@ def test_a_reading_from_before_a_correction_needs_the_calibration_log(ctx):
     assert result.stored == 1
     stored = db.session.execute(select(Reading).order_by(Reading.measured_at.desc())).scalars().first()
     assert stored.offset_c == 0.0 and stored.temperature_c == 3.0
+
+
+# --- redeliveries after the packet ids wrap ------------------------------------------------------
+
+def _bare(mid, at, value="4.0", dup=False):
+    return Message("brigade/steady/temperature", value.encode(), at, dup, mid, 1, "mqtt", "s1")
+
+
+def test_after_the_packet_ids_wrap_a_redelivery_is_not_taken_for_the_old_message(ctx):
+    """70,000 readings of a steady sensor, ingest killed: the in-flight ones came back with ids
+    whose previous, acknowledged owner had the same topic and value — and were dropped."""
+    from sensors.store import confirm_acks
+    store_batch(db.session, [_bare(7, T0)])
+    db.session.commit()
+    confirm_acks(db.session, "s1", T0)  # the broker has that ack: id 7 is free for a new message
+    db.session.commit()
+    # 65,536 deliveries later id 7 names a new reading, received, not committed, redelivered.
+    result = store_batch(db.session, [_bare(7, T0 + dt.timedelta(minutes=20), dup=True)])
+    db.session.commit()
+    assert result.stored == 1 and result.duplicates == 0
+
+
+def test_a_redelivery_whose_ack_was_lost_is_still_recognised(ctx):
+    store_batch(db.session, [_bare(7, T0)])
+    db.session.commit()
+    result = store_batch(db.session, [_bare(7, T0 + dt.timedelta(seconds=30), dup=True)])
+    assert result.stored == 0 and result.duplicates == 1
+
+
+def test_two_readings_of_the_same_value_in_flight_are_not_taken_for_one(ctx):
+    store_batch(db.session, [_bare(1, T0)])
+    db.session.commit()
+    # The broker resends both: the committed one (its ack lost) and one never committed.
+    result = store_batch(db.session, [_bare(1, T0 + dt.timedelta(seconds=30), dup=True),
+                                      _bare(2, T0 + dt.timedelta(seconds=30), dup=True)])
+    db.session.commit()
+    assert (result.duplicates, result.stored) == (1, 1)
