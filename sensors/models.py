@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sensors.db import Base, Immutable, UTCDateTime, utcnow
@@ -35,6 +35,14 @@ class Sensor(Base):
     #: its whole history; `flask audit verify` checks the two agree.
     offset_c: Mapped[float] = mapped_column(default=0.0, server_default="0")
     offset_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # A device's report applies to the sensors under its key, found by a byte-order range
+        # (sensors.store._device_states); PostgreSQL's own collation may not sort by bytes.
+        # (SQLite compares by bytes anyway; there the index duplicates the unique one, on a
+        # table of a few dozen rows that rarely changes.)
+        Index("ix_sensors_key_bytes", "key", postgresql_ops={"key": "text_pattern_ops"}),
+    )
 
 
 class Reading(Immutable, Base):

@@ -158,10 +158,11 @@ def store_batch(session, messages: list[Message], site_id: int | None = None, *,
     offsets = _Offsets(session, offset_history)
     redeliveries = _Redeliveries(session, [m for m, _ in parsed if m.dup and m.session])
     delivered: dict[tuple[str, int], dict] = {}
+    devices: dict[str, dict] = {}
     rows = []
     for message, reading in parsed:
         if reading.battery_pct is not None or reading.online is not None:
-            _device_state(session, reading, message.received_at)
+            _report(devices, reading, message.received_at)
         if reading.temperature_c is None:
             continue
         sensor = sensors[reading.sensor]
@@ -179,6 +180,8 @@ def store_batch(session, messages: list[Message], site_id: int | None = None, *,
                      "temperature_c": round(raw + offset, 3) if offset else raw,
                      "received_at": message.received_at, "time_source": source,
                      "offset_c": offset})
+    if devices:
+        _device_states(session, devices)
     if rows:
         inserted = _insert_readings(session, rows)
         result.stored = len(inserted)
@@ -302,23 +305,55 @@ def _inherited_states(session, keys: set[str]) -> dict[str, dict]:
     return out
 
 
-def _device_state(session, reading: formats.Reading, at: dt.datetime) -> None:
-    """Record a device's battery / availability, and apply it to its sensors."""
-    values = {}
+def _report(devices: dict[str, dict], reading: formats.Reading, at: dt.datetime) -> None:
+    """Merge a battery / availability report into the batch's newest state per device."""
+    state = devices.setdefault(reading.sensor, {})
     if reading.battery_pct is not None:
-        values["battery_pct"] = reading.battery_pct
+        state["battery_pct"] = reading.battery_pct
     if reading.online is not None:
-        values["online"] = reading.online
-    stmt = _insert(session, DeviceState).values(key=reading.sensor, changed_at=at, **values)
-    session.execute(stmt.on_conflict_do_update(index_elements=["key"],
-                                               set_={**values, "changed_at": at}))
-    sensor_values = dict(values)
-    if "online" in values:
-        sensor_values["online_changed_at"] = at
-    session.execute(update(Sensor).where(or_(Sensor.key == reading.sensor,
-                                             Sensor.key.startswith(reading.sensor + "/",
-                                                                   autoescape=True)))
-                    .values(**sensor_values))
+        state["online"] = reading.online
+        state["online_changed_at"] = at
+    state["changed_at"] = at
+
+
+def _device_states(session, devices: dict[str, dict]) -> None:
+    """Record each device's battery / availability and apply it to its sensors: the sensor
+    with the device's key and those under it (``<key>/…``).
+
+    A few statements per batch, not two per reading (devices send battery with every
+    reading): one upsert and one UPDATE per set of fields reported, each an executemany over
+    the batch's devices, and each UPDATE an index range scan rather than a LIKE.
+    """
+    groups: dict[tuple[str, ...], list[tuple[str, dict]]] = defaultdict(list)
+    for key, state in sorted(devices.items()):
+        groups[tuple(sorted(state))].append((key, state))
+    states, sensors = DeviceState.__table__, Sensor.__table__
+    # In byte order "<key>/" ≤ k < "<key>0" is exactly "k starts with <key>/" ("0" follows
+    # "/"). SQLite compares text by bytes; on PostgreSQL, whose collation may sort "/" anywhere,
+    # the byte-order operators ~>=~ and ~<~ use the text_pattern_ops index ix_sensors_key_bytes.
+    key = sensors.c.key
+    if session.get_bind().dialect.name == "postgresql":
+        at_least, below = key.op("~>=~", is_comparison=True), key.op("~<~", is_comparison=True)
+    else:
+        at_least, below = key.__ge__, key.__lt__
+    for fields, group in groups.items():
+        device_fields = [f for f in fields if f != "online_changed_at"]
+        stmt = _insert(session, states)
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["key"], set_={f: stmt.excluded[f] for f in device_fields}),
+            [{"key": key_, **{f: state[f] for f in device_fields}} for key_, state in group])
+        sensor_fields = [f for f in fields if f != "changed_at"]
+        session.execute(
+            update(sensors)
+            .where(at_least(bindparam("b_key")), below(bindparam("b_end")),
+                   or_(key == bindparam("b_key"), at_least(bindparam("b_under"))))
+            .values({f: bindparam(f"b_{f}") for f in sensor_fields}),
+            [{"b_key": key_, "b_under": key_ + "/", "b_end": key_ + "0",
+              **{f"b_{f}": state[f] for f in sensor_fields}} for key_, state in group])
+    # Core UPDATEs leave Sensor objects already in the session stale: expire those fields.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Sensor):
+            session.expire(obj, ["battery_pct", "online", "online_changed_at"])
 
 
 def _digest(message: Message) -> str:

@@ -329,3 +329,61 @@ def test_two_readings_of_the_same_value_in_flight_are_not_taken_for_one(ctx):
                                       _bare(2, T0 + dt.timedelta(seconds=30), dup=True)])
     db.session.commit()
     assert (result.duplicates, result.stored) == (1, 1)
+
+
+def test_device_reports_cost_statements_per_batch_not_per_reading(ctx):
+    """Devices send battery with every reading: storing a batch of them must not run an upsert
+    and an UPDATE per reading (that cut ingest 14×), and each device's newest report wins."""
+    from sqlalchemy import event
+
+    def level(i):
+        return 100 - i % 61
+
+    def batch(start, n):
+        return [msg(f"zigbee2mqtt/fridge{i % 5}",
+                    {"temperature": 3.0, "battery": level(i), "linkquality": 100,
+                     "last_seen": (T0 + dt.timedelta(seconds=start + i)).isoformat()},
+                    at=T0 + dt.timedelta(seconds=start + i)) for i in range(n)]
+
+    store_batch(db.session, batch(0, 5))  # the sensors appear
+    db.session.commit()
+    statements = []
+
+    def count_statement(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count_statement)
+    try:
+        store_batch(db.session, batch(10, 10))
+        small = len(statements)
+        result = store_batch(db.session, batch(100, 500))
+        large = len(statements) - small
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count_statement)
+    db.session.commit()
+    assert result.stored == 500
+    assert large == small, statements[small:]
+    batteries = dict(db.session.execute(select(Sensor.key, Sensor.battery_pct)).all())
+    assert batteries == {f"z2m/fridge{k}": level(495 + k) for k in range(5)}
+
+
+def test_a_device_report_reaches_exactly_the_sensors_under_its_key(ctx):
+    keys = ["tasmota/kitchen", "tasmota/kitchen2", "tasmota/kitchen-x"]
+    for n, topic in enumerate(keys):
+        name = topic.split("/")[1]
+        store_batch(db.session, [msg(f"tele/{name}/SENSOR",
+                                     {"Time": "2026-11-27T12:00:00", "TempUnit": "C",
+                                      "DS18B20-1": {"Temperature": 3.1},
+                                      "DS18B20-2": {"Temperature": 3.2}})])
+    db.session.commit()
+    store_batch(db.session, [msg("tele/kitchen/LWT", "Online"),
+                             msg("tele/kitchen2/LWT", "Online", at=T0 + dt.timedelta(seconds=1)),
+                             msg("tele/kitchen/LWT", "Offline", at=T0 + dt.timedelta(seconds=2))])
+    db.session.commit()
+    online = dict(db.session.execute(select(Sensor.key, Sensor.online)).all())
+    assert online == {"tasmota/kitchen/DS18B20-1": False, "tasmota/kitchen/DS18B20-2": False,
+                      "tasmota/kitchen2/DS18B20-1": True, "tasmota/kitchen2/DS18B20-2": True,
+                      "tasmota/kitchen-x/DS18B20-1": None, "tasmota/kitchen-x/DS18B20-2": None}
+    changed = db.session.scalar(select(Sensor.online_changed_at)
+                                .where(Sensor.key == "tasmota/kitchen/DS18B20-1"))
+    assert changed == T0 + dt.timedelta(seconds=2)
