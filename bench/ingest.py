@@ -19,10 +19,14 @@ One run starts its own Mosquitto (a fresh broker on a free port for every measur
    (the bench polls the database; only committed rows are visible to it). Its resident memory
    (VmRSS at the end, VmHWM peak) and CPU seconds per thread are read from /proc.
 
-Every message is a distinct reading: Brigade JSON ``{"t": ..., "ts": "<iso>"}`` on
-``brigade/bench-<k>/reading`` across ``--sensors`` sensors, each with its own timestamp
-(``--format bare``: a bare number on ``brigade/bench-<k>/temperature``, stored at its receive
-time with its delivery recorded, as Shelly Gen1, ESPHome and plain sensors are).
+The messages (``--format mix``, the default) are what kitchens' devices send, across
+``--sensors`` sensors with a vendor each in turn: Brigade JSON, Zigbee2MQTT, Shelly Gen2 (with
+battery in the payload and a device time), Tasmota (device-local time, so stored at receive
+time), ESPHome and Shelly Gen1 (bare numbers, stored at receive time with their delivery
+recorded), with availability messages and separate battery messages among them; every reading
+is distinct. Every sensor is attached to a fridge (``--no-attach`` leaves them unassigned), so
+each batch also runs the alert evaluation of the units it touched — the whole path a kitchen
+runs. ``--format json`` / ``bare``: only Brigade JSON / only bare numbers.
 Subscribers connect and subscribe first; then the publisher starts. The publisher's rate is
 printed for (a) and (b) as well: it should stay well above both.
 
@@ -55,7 +59,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "ingest.json"
 UTC = dt.timezone.utc
-TOPIC_FILTER = "brigade/#"
+sys.path.insert(0, str(ROOT))
+from sensors.formats import SUBSCRIPTIONS  # noqa: E402 - what ingest subscribes to, the same here
 TARGET_RATE = 10_000
 TARGET_RATIO = 0.60
 
@@ -106,18 +111,77 @@ def _raw_connect(port: int, client_id: str) -> socket.socket:
     return sock
 
 
-def message(i: int, sensors: int, base: dt.datetime, fmt: str = "json") -> tuple[bytes, bytes]:
-    """Message i of the run: its topic and payload, a distinct reading.
+#: The mix's vendors, one per sensor in turn: how real devices send (``--format mix``).
+VENDORS = ("brigade", "zigbee2mqtt", "shelly_gen2", "tasmota", "esphome", "shelly_gen1")
+#: In the mix, every AVAILABILITY_EVERY-th message of the run is an availability (Last Will /
+#: birth) message, and for devices that send battery on its own topic every
+#: BATTERY_EVERY-th is a battery message: neither is a reading.
+AVAILABILITY_EVERY = 40
+BATTERY_EVERY = 20
 
-    ``json``: Brigade JSON with the device's timestamp. ``bare``: a bare number, as Shelly Gen1,
-    ESPHome and plain sensors send, stored at its receive time (and its delivery recorded).
+
+def message(i: int, sensors: int, base: dt.datetime, fmt: str = "mix") -> tuple[bytes, bytes, bool]:
+    """Message i of the run: its topic, payload, and whether it is a (distinct) reading.
+
+    ``mix`` (default): what kitchens' devices send, a vendor per sensor in turn (Brigade JSON,
+    Zigbee2MQTT, Shelly Gen2, Tasmota, ESPHome, Shelly Gen1), battery in every payload that
+    carries it, availability and battery-only messages among the readings; half the vendors
+    give a device time, half (Tasmota's local time, bare numbers) are stored at their receive
+    time with their delivery recorded. ``json``: Brigade JSON with the device's timestamp.
+    ``bare``: a bare number, as Shelly Gen1, ESPHome and plain sensors send.
     """
-    value = round(1.0 + (i % 70) / 10, 1)
+    value = round(2.0 + (i % 30) / 10, 1)  # a steady fridge: 2.0–4.9 °C, within its limits
+    k = i % sensors
     if fmt == "bare":
-        return f"brigade/bench-{i % sensors:03d}/temperature".encode(), str(value).encode()
+        return f"brigade/bench-{k:03d}/temperature".encode(), str(value).encode(), True
     ts = base + dt.timedelta(milliseconds=i)
-    payload = json.dumps({"t": value, "ts": ts.isoformat()})
-    return f"brigade/bench-{i % sensors:03d}/reading".encode(), payload.encode()
+    if fmt == "json":
+        payload = json.dumps({"t": value, "ts": ts.isoformat()})
+        return f"brigade/bench-{k:03d}/reading".encode(), payload.encode(), True
+    vendor, name = VENDORS[k % len(VENDORS)], f"bench-{k:03d}"
+    battery = 80 + k % 20
+    if i % AVAILABILITY_EVERY == AVAILABILITY_EVERY - 1:
+        topic, payload = {
+            "brigade": (f"brigade/{name}/status", "online"),
+            "zigbee2mqtt": (f"zigbee2mqtt/{name}/availability", '{"state":"online"}'),
+            "shelly_gen2": (f"shellyhtg3-{name}/online", "true"),
+            "tasmota": (f"tele/{name}/LWT", "Online"),
+            "esphome": (f"{name}/status", "online"),
+            "shelly_gen1": (f"shellies/{name}/online", "true"),
+        }[vendor]
+        return topic.encode(), payload.encode(), False
+    if i % BATTERY_EVERY == BATTERY_EVERY - 1 and vendor in ("esphome", "shelly_gen1"):
+        topic = (f"{name}/sensor/battery/state" if vendor == "esphome"
+                 else f"shellies/{name}/sensor/battery")
+        return topic.encode(), str(battery).encode(), False
+    return (*reading_message(vendor, name, value, battery, ts), True)
+
+
+def reading_message(vendor: str, name: str, value: float, battery: int,
+                    ts: dt.datetime) -> tuple[bytes, bytes]:
+    """A reading as the vendor's device sends it (see sensors/formats and its samples)."""
+    if vendor == "brigade":
+        topic, body = f"brigade/{name}/reading", {"t": value, "ts": ts.isoformat(), "battery": battery}
+    elif vendor == "zigbee2mqtt":
+        topic, body = f"zigbee2mqtt/{name}", {"battery": battery, "voltage": 2985,
+                                              "temperature": value, "humidity": 46.1,
+                                              "linkquality": 120, "last_seen": ts.isoformat()}
+    elif vendor == "shelly_gen2":
+        topic, body = f"shellyhtg3-{name}/events/rpc", {
+            "src": f"shellyhtg3-{name}", "dst": f"shellyhtg3-{name}/events",
+            "method": "NotifyStatus",
+            "params": {"ts": round(ts.timestamp(), 3),
+                       "temperature:0": {"id": 0, "tC": value, "tF": round(value * 1.8 + 32, 1)},
+                       "devicepower:0": {"id": 0, "battery": {"V": 5.9, "percent": battery}}}}
+    elif vendor == "tasmota":
+        topic, body = f"tele/{name}/SENSOR", {
+            "Time": ts.replace(tzinfo=None).isoformat(timespec="seconds"),
+            "DS18B20": {"Id": "01131B", "Temperature": value}, "TempUnit": "C"}
+    elif vendor == "esphome":
+        return f"{name}/sensor/fridge_temp/state".encode(), str(value).encode()
+    else:
+        return f"shellies/{name}/sensor/temperature".encode(), str(value).encode()
+    return topic.encode(), json.dumps(body, separators=(",", ":")).encode()
 
 
 def role_publisher(args) -> None:
@@ -173,27 +237,35 @@ def role_publisher(args) -> None:
                       "cpu": usage.ru_utime + usage.ru_stime - cpu0}), flush=True)
 
 
-def write_packets(workdir: Path, args, base: dt.datetime) -> list[Path]:
+def fresh_base(args) -> dt.datetime:
+    """The first message's device time: the run's device times, 1 ms apart, end 30 s before
+    now — recent, as a kitchen's devices' are (an hour-old reading is a fridge gone silent
+    and makes every batch raise an offline alert), and never ahead of their receive time."""
+    return dt.datetime.now(UTC) - dt.timedelta(milliseconds=args.messages, seconds=30)
+
+
+def write_packets(workdir: Path, args, base: dt.datetime) -> tuple[list[Path], int]:
     """Publisher k's packets (messages k, k+P, k+2P ...), built once per run, reused by every
-    measurement (each has a fresh broker and database)."""
-    files = []
+    measurement (each has a fresh broker and database); and how many of them are readings."""
+    files, readings = [], 0
     for k in range(args.publishers):
         packets = []
         for n, i in enumerate(range(k, args.messages, args.publishers)):
-            topic, payload = message(i, args.sensors, base, args.format)
+            topic, payload, is_reading = message(i, args.sensors, base, args.format)
+            readings += is_reading
             packets.append(_publish_qos1(topic, (n % 65535) + 1, payload))
         path = workdir / f"packets-{k}.marshal"
         path.write_bytes(marshal.dumps(packets))
         files.append(path)
-    return files
+    return files, readings
 
 
 def role_drain(args) -> None:
     """A subscriber that does nothing heavy: QoS 0, reads and discards its socket."""
     sock = _raw_connect(args.port, f"bench-drain-{os.getpid()}")
-    body = struct.pack("!H", 1) + _string(TOPIC_FILTER) + b"\x00"
+    body = struct.pack("!H", 1) + b"".join(_string(f) + b"\x00" for f in SUBSCRIPTIONS)
     sock.sendall(b"\x82" + _varint(len(body)) + body)
-    suback = _recv_exact(sock, 5)
+    suback = _recv_exact(sock, 4 + len(SUBSCRIPTIONS))
     if suback[0] != 0x90:
         raise ConnectionError(f"SUBACK expected: {suback!r}")
     print("ready", flush=True)
@@ -231,7 +303,7 @@ def role_bare(args) -> None:
     unacked: list[int] = []
 
     def on_connect(client, userdata, flags, reason_code, properties):
-        client.subscribe(TOPIC_FILTER, qos=1)
+        client.subscribe([(f, 1) for f in SUBSCRIPTIONS])
 
     def on_subscribe(client, userdata, mid, reason_codes, properties):
         print("ready", flush=True)
@@ -442,12 +514,60 @@ def measure_bare(args, workdir: Path, mosquitto: str, packets: list[Path],
         broker.stop()
 
 
-def prepare_database(workdir: Path, env: dict) -> Path:
-    """Migrate a template SQLite database once with `flask db upgrade`; runs copy it."""
+SEED_KITCHEN = """
+import json, sys
+from app import create_app
+from app.models import Site, db
+from app.models.units import Unit
+from sensors import formats
+from sensors.models import Sensor
+app = create_app()
+samples = json.loads(sys.stdin.read())
+with app.app_context():
+    site = Site(name="Bench kitchen", timezone="Europe/London", temp_unit="C")
+    db.session.add(site)
+    db.session.flush()
+    for n, (topic, payload) in enumerate(samples):
+        unit = Unit(site_id=site.id, name=f"Fridge {n}", kind="fridge",
+                    target_max_c=5.0, critical_max_c=8.0, alert_delay_s=600,
+                    critical_delay_s=120, hysteresis_c=0.5, expected_interval_s=60,
+                    offline_after=5)
+        db.session.add(unit)
+        db.session.flush()
+        key = formats.parse(topic, payload.encode())[0].sensor
+        db.session.add(Sensor(key=key, unit_id=unit.id, temp_unit="C"))
+    db.session.commit()
+    print(db.session.scalar(db.select(db.func.count()).select_from(Sensor)))
+"""
+
+
+def prepare_database(workdir: Path, env: dict, args, base: dt.datetime) -> Path:
+    """Migrate a template SQLite database once with `flask db upgrade`; runs copy it.
+
+    With ``--attach`` (the default) every sensor of the run is known and attached to a fridge
+    of its own, as in a kitchen that has set up its units: each batch then also runs the alert
+    evaluation of the units it touched, inside the measured path. (One sensor per fridge: the
+    bench's device times are minutes older than its receive times, which beside each other on
+    one fridge would make every device-timed reading a late one.)
+    """
     template = workdir / "template.db"
+    template_env = dict(env, BRIGADE_DATABASE_URL=f"sqlite:///{template}")
     subprocess.run([str(Path(sys.executable).with_name("flask")), "--app", "app", "db", "upgrade"],
-                   cwd=ROOT, check=True, capture_output=True,
-                   env=dict(env, BRIGADE_DATABASE_URL=f"sqlite:///{template}"))
+                   cwd=ROOT, check=True, capture_output=True, env=template_env)
+    if args.attach:
+        samples = []
+        for k in range(args.sensors):
+            for i in range(k, k + 6 * args.sensors, args.sensors):
+                topic, payload, is_reading = message(i, args.sensors, base, args.format)
+                if is_reading:
+                    samples.append((topic.decode(), payload.decode()))
+                    break
+        out = subprocess.run([sys.executable, "-c", SEED_KITCHEN], cwd=ROOT, env=template_env,
+                             input=json.dumps(samples), capture_output=True, text=True)
+        if out.returncode:
+            raise RuntimeError(f"seeding the bench kitchen failed:\n{out.stderr}")
+        if int(out.stdout.split()[-1]) != args.sensors:
+            raise RuntimeError(f"expected {args.sensors} sensors, seeded {out.stdout}")
     return template
 
 
@@ -500,7 +620,7 @@ def measure_ingest(args, workdir: Path, mosquitto: str, packets: list[Path], bas
         pid = ingest.pid if not args.profile else _child_pid(ingest.pid)
         pubs = Publishers(args, broker.port, packets)
         cpu0, threads0 = cpu_seconds(pid), thread_cpu_seconds(pid)
-        goal = args.messages + 1
+        goal = args.readings + 1
         pubs.go()
         # Cheap progress poll (max rowid: ids are gapless here), then the real COUNT.
         deadline = time.monotonic() + args.timeout
@@ -520,7 +640,8 @@ def measure_ingest(args, workdir: Path, mosquitto: str, packets: list[Path], bas
         pub = pubs.result()
         stored = count_readings(db)
         seconds = done - pub["first_send"]
-        return {"rate": args.messages / seconds, "seconds": seconds, "stored": stored - 1,
+        return {"rate": args.messages / seconds, "readings_rate": args.readings / seconds,
+                "seconds": seconds, "stored": stored - 1,
                 "publisher_rate": pub["rate"], "publisher_seconds": pub["seconds"],
                 "rss_mib": memory["VmRSS"], "hwm_mib": memory["VmHWM"], "cpu_seconds": cpu,
                 "thread_cpu_seconds": list(busy.values())}
@@ -528,6 +649,12 @@ def measure_ingest(args, workdir: Path, mosquitto: str, packets: list[Path], bas
         db.close()
         stop(ingest, signal.SIGINT if args.profile else signal.SIGTERM, 60)
         broker.stop()
+        log.close()
+        # A measurement whose alert evaluation (or anything else) failed is no measurement.
+        text = (workdir / f"ingest-{rep}.log").read_text(errors="replace")
+        if "Traceback" in text:
+            raise RuntimeError(f"ingest logged an error; see {workdir / f'ingest-{rep}.log'}:\n"
+                               + text[text.index("Traceback"):][:3000])
 
 
 def _child_pid(pid: int) -> int:
@@ -575,9 +702,13 @@ def main(argv=None) -> int:
                         help="MQTT version of the subscribers and ingest (default both: the "
                              "whole run on 3.1.1, then on 5, in one results file)")
     parser.add_argument("--sensors", type=int, default=50, help="distinct sensors (default 50)")
-    parser.add_argument("--format", choices=("json", "bare"), default="json",
-                        help="json: Brigade JSON with device timestamps (default); bare: bare "
-                             "numbers stored at their receive time")
+    parser.add_argument("--format", choices=("mix", "json", "bare"), default="mix",
+                        help="mix: what real devices send, six vendors' formats with battery "
+                             "and availability messages (default); json: Brigade JSON with "
+                             "device timestamps; bare: bare numbers stored at their receive time")
+    parser.add_argument("--no-attach", dest="attach", action="store_false",
+                        help="leave the sensors unassigned (no alert evaluation after each "
+                             "batch); by default every sensor is attached to a fridge")
     parser.add_argument("--window", type=int, default=20_000,
                         help="unacknowledged PUBLISH packets per publisher (default 20000)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per measurement")
@@ -627,10 +758,9 @@ def main(argv=None) -> int:
           f"{args.sensors} sensors, batch size {args.batch_size or 'default'}, "
           f"flush {args.flush_ms or 'default'} ms; work dir {workdir}")
     started = time.monotonic()
-    template = prepare_database(workdir, env) if {"ingest", "stock"} & only else None
-    # Timestamps from an hour ago, 1 ms apart: sane device times, a distinct reading each.
-    base = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(hours=1)
-    packets = write_packets(workdir, args, base)
+    base = fresh_base(args)
+    template = prepare_database(workdir, env, args, base) if {"ingest", "stock"} & only else None
+    packets, args.readings = write_packets(workdir, args, base)
     reps = []
     try:
         for rep in range(1, args.reps + 1):
@@ -642,15 +772,19 @@ def main(argv=None) -> int:
             if "tuned" in only:
                 row["tuned"] = measure_bare(args, workdir, args.mosquitto, packets, "batching")
             if "ingest" in only:
+                base = fresh_base(args)  # device times as recent as a kitchen's
+                packets, _ = write_packets(workdir, args, base)
                 row["ingest"] = measure_ingest(args, workdir, args.mosquitto, packets, base,
                                                template, env, rep)
-                if row["ingest"]["stored"] != args.messages:
-                    raise RuntimeError(f"stored {row['ingest']['stored']} of {args.messages}")
+                if row["ingest"]["stored"] != args.readings:
+                    raise RuntimeError(f"stored {row['ingest']['stored']} of {args.readings}")
             if "stock" in only:
+                base = fresh_base(args)  # device times as recent as a kitchen's
+                packets, _ = write_packets(workdir, args, base)
                 row["stock"] = measure_ingest(args, workdir, args.mosquitto, packets, base,
                                               template, env, 1000 + rep, client="stock")
-                if row["stock"]["stored"] != args.messages:
-                    raise RuntimeError(f"stored {row['stock']['stored']} of {args.messages}")
+                if row["stock"]["stored"] != args.readings:
+                    raise RuntimeError(f"stored {row['stock']['stored']} of {args.readings}")
             if "bare" in row and "stock" in row:
                 row["ratio_stock"] = row["stock"]["rate"] / row["bare"]["rate"]
             if "bare" in row and "ingest" in row:
@@ -669,20 +803,22 @@ def main(argv=None) -> int:
         "tuned_rate": med([r.get("tuned", {}).get("rate") for r in reps]),
         "ingest_rate": med([r.get("ingest", {}).get("rate") for r in reps]),
         "stock_ingest_rate": med([r.get("stock", {}).get("rate") for r in reps]),
+        "ingest_readings_rate": med([r.get("ingest", {}).get("readings_rate") for r in reps]),
+        "stock_readings_rate": med([r.get("stock", {}).get("readings_rate") for r in reps]),
         "ratio_stock": med([r.get("ratio_stock") for r in reps]),
         "ratio": med([r.get("ratio") for r in reps]),
         "ratio_tuned": med([r.get("ratio_tuned") for r in reps]),
         "ingest_rss_mib": med([r.get("ingest", {}).get("rss_mib") for r in reps]),
         "ingest_hwm_mib": med([r.get("ingest", {}).get("hwm_mib") for r in reps]),
         "ingest_cpu_per_10k_readings_s": med([
-            r["ingest"]["cpu_seconds"] / args.messages * 10_000 for r in reps if "ingest" in r]),
+            r["ingest"]["cpu_seconds"] / args.readings * 10_000 for r in reps if "ingest" in r]),
         "publisher_rate_during_bare": med([r.get("bare", {}).get("publisher_rate") for r in reps]),
         "publisher_rate_during_ingest": med([r.get("ingest", {}).get("publisher_rate")
                                              for r in reps]),
     }
     targets = {"ingest_rate_min": TARGET_RATE, "ratio_min": TARGET_RATIO,
-               "ingest_rate_met": None if medians["ingest_rate"] is None
-               else medians["ingest_rate"] >= TARGET_RATE,
+               "ingest_rate_met": None if medians["ingest_readings_rate"] is None
+               else medians["ingest_readings_rate"] >= TARGET_RATE,
                "ratio_met": None if medians["ratio"] is None else medians["ratio"] >= TARGET_RATIO}
     _print_table(medians, targets, args)
     print(f"total {time.monotonic() - started:.0f} s")
@@ -690,7 +826,8 @@ def main(argv=None) -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         config = {k: getattr(args, k) for k in ("messages", "reps", "publishers", "batch_size",
                                                  "flush_ms", "protocol", "sensors", "window",
-                                                 "launcher", "format")}
+                                                 "launcher", "format", "attach",
+                                                 "readings")}
         args.output.write_text(json.dumps({
             "benchmark": "bench/ingest.py", "when": dt.datetime.now(UTC).isoformat(timespec="seconds"),
             "config": config, "machine": facts, "targets": targets, "medians": medians, "reps": reps,
@@ -702,8 +839,13 @@ def main(argv=None) -> int:
                         "N / (first .. last message)",
                 "tuned": "as bare, on sensors.batching_client.BatchingClient (the ingest's client) "
                          "with manual acks sent 1,000 at a time",
-                "ingest": "flask --app app sensors ingest on a fresh SQLite db; N / (publisher's "
-                          "first send .. COUNT(readings) = N committed)",
+                "ingest": "flask --app app sensors ingest on a fresh SQLite db; rate = messages "
+                          "/ (publisher's first send .. COUNT(readings) = all readings committed), "
+                          "readings_rate = readings / the same; with attach, every sensor is on "
+                          "a fridge and each batch runs the alert evaluation",
+                "mix": "format mix: six vendors' payloads in turn, battery in each that carries "
+                       "it, 1 in 40 an availability message, 1 in 20 of ESPHome/Shelly Gen1 a "
+                       "battery message; about 95 % of messages are readings",
                 "stock": "the same ingest with BRIGADE_MQTT_CLIENT=stock: plain paho, one "
                          "ack() per message",
                 "memory": "ingest process /proc status at the end: VmRSS, VmHWM (peak), MiB",
@@ -750,11 +892,12 @@ def _print_table(m: dict, targets: dict, args) -> None:
     rows = [
         ("publisher alone (raw socket, QoS 1)", _fmt(m["publisher_rate"]), "msg/s", ""),
         ("(a) bare paho subscriber, QoS 1", _fmt(m["bare_rate"]), "msg/s", ""),
-        ("(b) Brigade ingest, committed SQLite", _fmt(m["ingest_rate"]), "readings/s",
+        ("(b) Brigade ingest, all committed", _fmt(m["ingest_rate"]), "msg/s", ""),
+        ("    of which readings, SQLite", _fmt(m.get("ingest_readings_rate")), "readings/s",
          f">= {TARGET_RATE:,} {ok[targets['ingest_rate_met']]}"),
         ("ratio (b)/(a)", _fmt(m["ratio"], ".0%"), "", f">= {TARGET_RATIO:.0%} "
          f"{ok[targets['ratio_met']]}"),
-        ("(c) ingest on stock paho, committed", _fmt(m.get("stock_ingest_rate")), "readings/s",
+        ("(c) ingest on stock paho, committed", _fmt(m.get("stock_ingest_rate")), "msg/s",
          ""),
         ("ratio (c)/(a)", _fmt(m.get("ratio_stock"), ".0%"), "", ""),
         ("(a') bare, on the ingest's paho subclass", _fmt(m["tuned_rate"]), "msg/s", ""),
@@ -763,7 +906,8 @@ def _print_table(m: dict, targets: dict, args) -> None:
         ("ingest peak RSS (VmHWM)", _fmt(m["ingest_hwm_mib"], ".0f"), "MiB", ""),
         ("ingest CPU per 10k readings", _fmt(m["ingest_cpu_per_10k_readings_s"], ".2f"), "s", ""),
     ]
-    print(f"\nMQTT {args.protocol}: medians of {args.reps} ({args.messages:,} messages each)")
+    print(f"\nMQTT {args.protocol}, {args.format}: medians of {args.reps} ({args.messages:,} "
+          f"messages, {args.readings:,} readings each)")
     for name, value, unit, target in rows:
         print(f"  {name:<38} {value:>10} {unit:<11} {target}")
 
@@ -789,8 +933,10 @@ def _both_protocols(argv: list[str], args) -> int:
             results[protocol] = json.loads(out.read_text())
     print("\nsummary (medians)               MQTT 3.1.1        MQTT 5")
     for key, name in (("bare_rate", "(a) bare stock paho, msg/s"),
-                      ("ingest_rate", "(b) ingest, batching client"),
+                      ("ingest_rate", "(b) ingest, batching, msg/s"),
+                      ("ingest_readings_rate", "    readings/s committed"),
                       ("stock_ingest_rate", "(c) ingest on stock paho"),
+                      ("stock_readings_rate", "    readings/s committed"),
                       ("ratio", "(b)/(a)"), ("ratio_stock", "(c)/(a)")):
         spec = ".0%" if key.startswith("ratio") else ",.0f"
         print(f"  {name:<30} " + "".join(f"{_fmt(results[p]['medians'].get(key), spec):>13}"

@@ -74,6 +74,8 @@ class BatchResult:
     duplicates: int = 0
     rejected: int = 0
     sensors_seen: set[int] = field(default_factory=set)
+    #: Sensor id -> the earliest measured_at among its readings this batch stored.
+    earliest: dict[int, dt.datetime] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
 
 
@@ -188,7 +190,11 @@ def store_batch(session, messages: list[Message], site_id: int | None = None, *,
         result.duplicates += len(rows) - len(inserted)
         _update_rollups(session, inserted)
         _update_last_values(session, inserted)
-        result.sensors_seen = {row["sensor_id"] for row in inserted}
+        for row in inserted:
+            first = result.earliest.get(row["sensor_id"])
+            if first is None or row["measured_at"] < first:
+                result.earliest[row["sensor_id"]] = row["measured_at"]
+        result.sensors_seen = set(result.earliest)
     if delivered:
         _record_deliveries(session, list(delivered.values()))
     if dead:

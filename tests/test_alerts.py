@@ -196,3 +196,69 @@ def test_a_new_unit_is_not_offline_before_it_has_had_time_to_report(ctx, kitchen
     sweep_units(db.session, T0 + dt.timedelta(minutes=6))
     db.session.commit()
     assert [a.kind for a in alerts("offline")] == ["offline"]  # five intervals of silence
+
+
+def _state_fields(state):
+    return (state.state, state.last_reading_at, state.last_value,
+            {k: (e.started, e.peak, e.alarmed_at) for k, e in state.excursions.items()})
+
+
+def test_ingest_carries_on_from_each_units_last_evaluation_with_the_same_result(fridge):
+    """A hovering excursion fed batch by batch: the remembered evaluation reads only each
+    batch's new readings and agrees with a whole re-evaluation after every batch."""
+    from app.alerts.engine import UnitMemory
+    from app.models import Site
+    memory = UnitMemory(refresh=dt.timedelta(days=1))
+    values = [4.0, 5.2, 5.6, 5.4, 4.8, 5.1, 5.6, 6.0, 5.3, 4.4, 4.6, 5.7, 8.5, 8.9, 7.9, 4.2] * 3
+    start, read = T0, 0
+    for chunk in range(0, len(values), 4):
+        batch = values[chunk:chunk + 4]
+        end = feed(batch, start)
+        site = db.session.get(Site, fridge.site_id)
+        carried = memory.state(db.session, fridge, site, end, earliest=start)
+        whole = unit_state(db.session, fridge, site, end)
+        assert _state_fields(carried) == _state_fields(whole), chunk
+        read += len(batch)
+        start = end + dt.timedelta(seconds=60)
+    assert memory.whole == 1 and memory.incremental == len(values) // 4 - 1
+    assert memory.rows_read == read - 4  # the first batch was a whole evaluation
+
+
+def test_a_late_reading_makes_the_unit_evaluated_from_its_whole_window(fridge):
+    from app.alerts.engine import UnitMemory
+    from app.models import Site
+    memory = UnitMemory()
+    site = db.session.get(Site, fridge.site_id)
+    end = feed([4.0] * 5, T0, step=120)
+    memory.state(db.session, fridge, site, end, earliest=T0)
+    # A backlog arrives: readings over the limit, measured *before* the last reading seen.
+    late = feed([9.0] * 12, T0 + dt.timedelta(seconds=30), step=1)
+    state = memory.state(db.session, fridge, site, end, earliest=T0 + dt.timedelta(seconds=30))
+    assert (memory.whole, memory.incremental) == (2, 0)
+    assert _state_fields(state) == _state_fields(unit_state(db.session, fridge, site, end))
+    assert late < end
+    # Settings changed: whole again.
+    fridge.target_max_c = 3.0
+    end = feed([4.0], end + dt.timedelta(seconds=60))
+    memory.state(db.session, fridge, site, end, earliest=end)
+    assert memory.whole == 3
+
+
+def test_a_little_late_reading_carries_on_from_an_earlier_evaluation(fridge):
+    """A device-timed sensor beside one stored at receive time: its reading arrives after a
+    newer one was evaluated. The memory goes back one evaluation, not to the whole window."""
+    from app.alerts.engine import UnitMemory
+    from app.models import Site
+    memory = UnitMemory(refresh=dt.timedelta(hours=1))
+    site = db.session.get(Site, fridge.site_id)
+    first = feed([4.0] * 3, T0)
+    memory.state(db.session, fridge, site, first, earliest=T0)
+    second = feed([6.0] * 2, first + dt.timedelta(seconds=60))
+    memory.state(db.session, fridge, site, second, earliest=first + dt.timedelta(seconds=60))
+    # Measured before the second batch's newest reading, after the first batch's.
+    late_at = first + dt.timedelta(seconds=90)
+    feed([9.5], late_at)
+    state = memory.state(db.session, fridge, site, second, earliest=late_at)
+    assert (memory.whole, memory.incremental) == (1, 2)
+    assert state.excursions["high"].peak == 9.5  # the late reading was taken in order
+    assert _state_fields(state) == _state_fields(unit_state(db.session, fridge, site, second))

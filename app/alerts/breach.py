@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from sensors.temperature import Limits
@@ -44,6 +45,11 @@ class Settings:
     offline_after: int = 5          # intervals of silence before "offline"
     defrost: tuple[DefrostWindow, ...] = ()
     timezone: str = "UTC"
+
+    @cached_property
+    def limits(self) -> Limits:
+        """The one set of rules every page colours readings by (once, not once per reading)."""
+        return Limits.of(self)
 
     def defrost_windows(self, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
         """Defrost windows (UTC) overlapping [start, end], in time order."""
@@ -118,7 +124,8 @@ def evaluate(settings: Settings, readings: list[tuple[dt.datetime, float]],
             continue  # late or repeated readings do not rewrite the past
         _advance(settings, state, at)
         _observe(settings, state, at, value)
-        _settle(settings, state, at)
+    # What is shown depends on nothing but the state at the end (settling after each reading
+    # too cost a time-zone conversion per reading and changed nothing).
     _advance(settings, state, now)
     _settle(settings, state, now)
     return state
@@ -126,7 +133,7 @@ def evaluate(settings: Settings, readings: list[tuple[dt.datetime, float]],
 
 def _observe(settings: Settings, state: UnitState, at: dt.datetime, value: float) -> None:
     state.last_reading_at, state.last_value = at, value
-    limits = Limits.of(settings)  # the one set of rules every page colours readings by
+    limits = settings.limits
     for tier in limits.tiers:
         exc = state.excursions.get(tier)
         if exc is None and limits.beyond(tier, value):

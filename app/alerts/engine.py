@@ -11,12 +11,13 @@ import datetime as dt
 import logging
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import Integer, column, func, select, values
 
 from app.alerts import breach
 from app.alerts.operations import mark_recovered, open_state, raise_alert
-from app.models import HoldTimer, Site, TimerOutcome, utcnow
+from app.models import AlertState, HoldTimer, Site, TimerOutcome, utcnow
 from app.models.units import Unit
+from sensors.db import UTCDateTime
 from sensors.models import Reading, Sensor
 
 logger = logging.getLogger(__name__)
@@ -45,10 +46,10 @@ def lookback(settings: breach.Settings) -> dt.timedelta:
 def unit_state(session, unit: Unit, site: Site, now: dt.datetime) -> breach.UnitState:
     """Evaluate one unit from its sensors' recent readings."""
     settings = unit_settings(unit, site)
-    since = now - lookback(settings)
     rows = session.execute(
         select(Reading.measured_at, Reading.temperature_c).join(Sensor, Sensor.id == Reading.sensor_id)
-        .where(Sensor.unit_id == unit.id, Reading.measured_at >= since, Reading.measured_at <= now)
+        .where(Sensor.unit_id == unit.id, Reading.measured_at >= now - lookback(settings),
+               Reading.measured_at <= now)
         .order_by(Reading.measured_at)).all()
     readings = [(at, value) for at, value in rows]
     if not readings:
@@ -66,12 +67,101 @@ def unit_state(session, unit: Unit, site: Site, now: dt.datetime) -> breach.Unit
     return breach.evaluate(settings, readings, now, watched_since=watched_since)
 
 
+class UnitMemory:
+    """An ingest worker's memory of each unit's last evaluations, kept between batches.
+
+    After a batch a remembered unit reads only its readings newer than those an earlier
+    evaluation had seen and carries on from that evaluation (``breach.evaluate(previous=...)``)
+    instead of re-reading its whole look-back window — thousands of rows per batch when a
+    backlog or a burst arrives. It carries on from the newest of its last few evaluations that
+    saw nothing as new as the batch's earliest reading, so a reading a little late (a
+    device-timed sensor beside one stored at its receive time) is taken in order, as a whole
+    evaluation would. It is evaluated from its window again, as the sweep always does, when
+    nothing is remembered, its settings changed, no remembered evaluation is old enough, time
+    went backwards, or ``refresh`` has passed since its last whole evaluation (readings that
+    another process stored late).
+    """
+
+    KEEP = 4
+
+    def __init__(self, refresh: dt.timedelta = dt.timedelta(minutes=1)):
+        self.refresh = refresh
+        self.units: dict[int, tuple[breach.Settings, list[breach.UnitState], dt.datetime]] = {}
+        self.whole = self.incremental = self.rows_read = 0
+
+    def previous(self, unit_id: int, settings: breach.Settings, now: dt.datetime,
+                 earliest: dt.datetime | None) -> breach.UnitState | None:
+        """The remembered evaluation to carry on from, or None: evaluate the whole window."""
+        was, states, whole_at = self.units.get(unit_id, (None, [], now))
+        if was != settings or earliest is None or now - whole_at >= self.refresh:
+            return None
+        return next((s for s in reversed(states) if s.last_reading_at is not None
+                     and s.last_reading_at < earliest and s.at <= now), None)
+
+    def remember(self, unit_id: int, settings: breach.Settings, state: breach.UnitState,
+                 now: dt.datetime, *, whole: bool) -> None:
+        if whole:
+            self.units[unit_id] = (settings, [state], now)
+            self.whole += 1
+        else:
+            _, states, whole_at = self.units[unit_id]
+            self.units[unit_id] = (settings, (states + [state])[-self.KEEP:], whole_at)
+            self.incremental += 1
+
+    def states(self, session, units: list[Unit], sites: dict[int, Site], now: dt.datetime,
+               earliest: dict[int, dt.datetime]) -> dict[int, breach.UnitState]:
+        """Each unit's state at ``now``: carried on where it can be, with one query for the
+        new readings of all those units; else from its whole window."""
+        settings = {u.id: unit_settings(u, sites[u.site_id]) for u in units}
+        carry = {u.id: p for u in units
+                 if (p := self.previous(u.id, settings[u.id], now, earliest.get(u.id)))}
+        new: dict[int, list[tuple[dt.datetime, float]]] = {unit_id: [] for unit_id in carry}
+        if carry:
+            # Each unit from its own last reading on (a unit whose device clock lags must not
+            # make the others re-read what they have seen).
+            after = values(column("unit_id", Integer), column("after", UTCDateTime()),
+                           name="after").data([(u, p.last_reading_at) for u, p in carry.items()]
+                                              ).cte("after")
+            rows = session.execute(
+                select(Sensor.unit_id, Reading.measured_at, Reading.temperature_c)
+                .join(Sensor, Sensor.id == Reading.sensor_id)
+                .join(after, after.c.unit_id == Sensor.unit_id)
+                .where(Reading.measured_at > after.c.after, Reading.measured_at <= now)
+                .order_by(Reading.measured_at))
+            for unit_id, at, value in rows:
+                new[unit_id].append((at, value))
+        out = {}
+        for unit in units:
+            if unit.id in carry:
+                state = breach.evaluate(settings[unit.id], new[unit.id], now,
+                                        previous=carry[unit.id])
+                self.rows_read += len(new[unit.id])
+            else:
+                state = unit_state(session, unit, sites[unit.site_id], now)
+            self.remember(unit.id, settings[unit.id], state, now, whole=unit.id not in carry)
+            out[unit.id] = state
+        return out
+
+    def state(self, session, unit: Unit, site: Site, now: dt.datetime,
+              earliest: dt.datetime | None) -> breach.UnitState:
+        """One unit's state at ``now`` (see ``states``)."""
+        return self.states(session, [unit], {site.id: site}, now,
+                           {unit.id: earliest} if earliest else {})[unit.id]
+
+
 def _limit_for(tier: str, unit: Unit) -> float | None:
     return {"critical": unit.critical_max_c, "high": unit.target_max_c, "low": unit.min_c}[tier]
 
 
-def apply_unit_state(session, unit: Unit, state: breach.UnitState, now: dt.datetime) -> list:
-    """Open, raise or mark recovered the unit's temperature and offline alerts."""
+def apply_unit_state(session, unit: Unit, state: breach.UnitState, now: dt.datetime,
+                     open_subjects: set[str] | None = None) -> list:
+    """Open, raise or mark recovered the unit's temperature and offline alerts.
+
+    ``open_subjects``: the subjects known to have an open alert (None: look each one up).
+    """
+    def maybe_open(subject):
+        return open_subjects is None or subject in open_subjects
+
     changed = []
     subject = f"unit:{unit.id}:temperature"
     exc = state.breach
@@ -86,7 +176,7 @@ def apply_unit_state(session, unit: Unit, state: breach.UnitState, now: dt.datet
                             tier=tier, unit_id=unit.id, detail=detail, now=now)
         if alert is not None:
             changed.append(alert)
-    elif not state.excursions:
+    elif not state.excursions and maybe_open(subject):
         if mark_recovered(session, subject, now, value_c=state.last_value):
             changed.append(subject)
     offline_subject = f"unit:{unit.id}:offline"
@@ -98,25 +188,39 @@ def apply_unit_state(session, unit: Unit, state: breach.UnitState, now: dt.datet
                                     if state.last_reading_at else None})
         if alert is not None:
             changed.append(alert)
-    elif state.last_reading_at is not None and state.state != breach.OFFLINE:
+    elif (state.last_reading_at is not None and state.state != breach.OFFLINE
+          and maybe_open(offline_subject)):
         if mark_recovered(session, offline_subject, now):
             changed.append(offline_subject)
     return changed
 
 
-def evaluate_units(session, unit_ids, now: dt.datetime | None = None) -> list:
-    """Evaluate the given units now (ingest calls this after each committed batch)."""
+def evaluate_units(session, unit_ids, now: dt.datetime | None = None, *,
+                   earliest: dict[int, dt.datetime] | None = None,
+                   memory: UnitMemory | None = None) -> list:
+    """Evaluate the given units now (ingest calls this after each committed batch).
+
+    ``memory`` and ``earliest`` (unit id -> the earliest reading just stored for it): carry
+    on from each unit's remembered evaluation where that gives the same result.
+    """
     now = now or utcnow()
+    units = session.execute(select(Unit).where(Unit.id.in_(list(unit_ids)))).scalars().all()
+    # One query for which of these units' alerts are open, not two per unit.
+    subjects = [f"unit:{u.id}:{what}" for u in units for what in ("temperature", "offline")]
+    open_subjects = set(session.execute(select(AlertState.open_subject)
+                                        .where(AlertState.open_subject.in_(subjects))).scalars())
+    # Held here: the session's identity map alone would let a Site go (it keeps weak
+    # references) and load it again for every unit.
+    sites = {s.id: s for s in session.execute(
+        select(Site).where(Site.id.in_({u.site_id for u in units}))).scalars()}
+    if memory is not None:
+        states = memory.states(session, units, sites, now, earliest or {})
+    else:
+        states = {u.id: unit_state(session, u, sites[u.site_id], now) for u in units}
     changed = []
-    for unit in session.execute(select(Unit).where(Unit.id.in_(list(unit_ids)))).scalars():
-        site = session.get(Site, unit.site_id)
-        changed += apply_unit_state(session, unit, unit_state(session, unit, site, now), now)
+    for unit in units:
+        changed += apply_unit_state(session, unit, states[unit.id], now, open_subjects)
     return changed
-
-
-def units_for_sensors(session, sensor_ids) -> set[int]:
-    return set(session.execute(select(Sensor.unit_id).where(Sensor.id.in_(list(sensor_ids)),
-                                                            Sensor.unit_id.is_not(None))).scalars())
 
 
 def sweep_units(session, now: dt.datetime | None = None) -> list:
@@ -194,23 +298,38 @@ def sweep_timers(session, now: dt.datetime | None = None) -> list:
     return changed
 
 
-def evaluate_after_ingest(session, sensor_ids) -> None:
-    """Evaluate, and commit, the units of sensors whose new readings were just committed."""
+def evaluate_after_ingest(session, sensor_ids, earliest: dict[int, dt.datetime] | None = None,
+                          memory: UnitMemory | None = None) -> None:
+    """Evaluate, and commit, the units of sensors whose new readings were just committed.
+
+    ``earliest``: sensor id -> its earliest reading just stored; with ``memory``, units carry
+    on from their last evaluation (see UnitMemory).
+    """
     if not sensor_ids:
         return
-    units = units_for_sensors(session, sensor_ids)
-    if units:
-        evaluate_units(session, units)
-        session.commit()
+    rows = session.execute(select(Sensor.id, Sensor.unit_id).where(
+        Sensor.id.in_(list(sensor_ids)), Sensor.unit_id.is_not(None))).all()
+    if not rows:
+        return
+    first: dict[int, dt.datetime] = {}
+    for sensor_id, unit_id in rows:
+        at = (earliest or {}).get(sensor_id)
+        if at is not None and (unit_id not in first or at < first[unit_id]):
+            first[unit_id] = at
+    evaluate_units(session, {unit_id for _, unit_id in rows}, earliest=first, memory=memory)
+    session.commit()
 
 
 def after_ingest(app):
-    """The ingest hook: evaluate the units a committed batch touched, at once."""
+    """The ingest hook: evaluate the units a committed batch touched, at once, carrying on
+    from the worker's memory of their last evaluation."""
     from app.models import db
+    memory = UnitMemory()
 
     def hook(result) -> None:
         if not result.sensors_seen:
             return
         with app.app_context():
-            evaluate_after_ingest(db.session, result.sensors_seen)
+            evaluate_after_ingest(db.session, result.sensors_seen, result.earliest, memory)
+    hook.memory = memory
     return hook
