@@ -47,10 +47,15 @@ def _retention(session, now):
     from flask import current_app
 
     from app.units.ingest import purge_idempotency_keys
-    from sensors.models import DeadLetter, Reading
+    from sensors.models import DeadLetter
+    from sensors.store import purge_readings
     keep = dt.timedelta(days=current_app.config["BRIGADE_RETENTION_DAYS"])
-    # Raw readings past retention go; their 5-minute rollups stay for long reports.
-    gone = session.execute(delete(Reading).where(Reading.measured_at < now - keep)).rowcount
+    # Raw readings past retention go, a chunk per transaction; their 5-minute rollups stay for
+    # long reports.
+    gone = 0
+    for count in purge_readings(session, now - keep):
+        session.commit()
+        gone += count
     letters = session.execute(delete(DeadLetter).where(
         DeadLetter.received_at < now - dt.timedelta(days=90))).rowcount
     keys = purge_idempotency_keys(session, now)

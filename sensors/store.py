@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import Row, bindparam, func, inspect, or_, select, update
+from sqlalchemy import Row, bindparam, delete, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sensors import formats
@@ -360,6 +360,31 @@ def _device_states(session, devices: dict[str, dict]) -> None:
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Sensor):
             session.expire(obj, ["battery_pct", "online", "online_changed_at"])
+
+
+#: Readings the retention job deletes per statement: each holds SQLite's write lock briefly.
+PURGE_CHUNK = 5000
+
+
+def purge_readings(session, before: dt.datetime, *, chunk: int = PURGE_CHUNK):
+    """Delete readings measured before ``before``, in chunks, yielding each chunk's count so
+    that the caller commits between them (ingest and the tablets write in the gaps).
+
+    Sensor by sensor, oldest first, along the (sensor_id, measured_at) index: ``measured_at``
+    alone has no index, and a plain ``DELETE … WHERE measured_at < …`` scanned every reading
+    ever kept under one long write lock. Rollups are kept: long reports read them.
+    """
+    for sensor_id in session.execute(select(Sensor.id).order_by(Sensor.id)).scalars().all():
+        while True:
+            oldest = (select(Reading.id)
+                      .where(Reading.sensor_id == sensor_id, Reading.measured_at < before)
+                      .order_by(Reading.measured_at).limit(chunk))
+            gone = session.execute(delete(Reading).where(Reading.id.in_(oldest.scalar_subquery()))
+                                   .execution_options(synchronize_session=False)).rowcount
+            if gone:
+                yield gone
+            if gone < chunk:
+                break
 
 
 def _digest(message: Message) -> str:

@@ -387,3 +387,38 @@ def test_a_device_report_reaches_exactly_the_sensors_under_its_key(ctx):
     changed = db.session.scalar(select(Sensor.online_changed_at)
                                 .where(Sensor.key == "tasmota/kitchen/DS18B20-1"))
     assert changed == T0 + dt.timedelta(seconds=2)
+
+
+def test_retention_deletes_old_readings_in_chunks_along_the_index(ctx):
+    from sqlalchemy import event
+    from sensors.store import purge_readings
+    for name in ("a", "b"):
+        store_batch(db.session, [msg(f"brigade/{name}/reading",
+                                     {"t": 4.0, "ts": (T0 + dt.timedelta(minutes=m)).isoformat()},
+                                     at=T0 + dt.timedelta(minutes=m)) for m in range(10)])
+    db.session.commit()
+    cut = T0 + dt.timedelta(minutes=7)
+    chunks, deletes = [], []
+
+    def seen(conn, cursor, statement, parameters, *args):
+        if statement.lstrip().upper().startswith("DELETE"):
+            deletes.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        for gone in purge_readings(db.session, cut, chunk=3):
+            db.session.commit()  # the caller commits between chunks
+            chunks.append(gone)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert chunks == [3, 3, 1, 3, 3, 1]
+    left = db.session.execute(select(Sensor.key, Reading.measured_at).join(Sensor)).all()
+    assert sorted(left) == [(k, T0 + dt.timedelta(minutes=m)) for k in ("brigade/a", "brigade/b")
+                            for m in (7, 8, 9)]
+    assert count(Rollup) > 0  # rollups stay for long reports
+    if db.engine.dialect.name == "sqlite":
+        # Each chunk is found by the (sensor_id, measured_at) index, never a scan of readings.
+        statement, parameters = deletes[0]
+        plan = db.session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
+                                                       parameters).all()
+        assert not any(row[-1].startswith("SCAN readings") for row in plan), plan
