@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, ContextManager
 
 import paho.mqtt.client as mqtt
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from sensors.formats import SUBSCRIPTIONS
@@ -30,11 +30,18 @@ from sensors.store import (BatchResult, Message, confirm_acks, dead_letter_row, 
 logger = logging.getLogger(__name__)
 #: The database cannot take anything now (down, locked, connection lost): retry the batch.
 UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
+#: While the database is unavailable, how often ingest probes it (a trivial query).
+RETRY_PROBE_S = 0.25
 #: No new message for this long: store what has arrived without waiting for flush_ms.
 IDLE_GAP_S = 0.02
 UTC = dt.timezone.utc
 #: Ingest's client, by BRIGADE_MQTT_CLIENT; bench/ingest.py measures both.
 CLIENTS = {"batching": BatchingClient, "stock": mqtt.Client}
+
+
+def _first_line(exc: BaseException) -> str:
+    text_ = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text_[0] if text_ else ''}"[:300]
 
 
 def refusal_hint(reason: str) -> str:
@@ -271,35 +278,9 @@ class Ingestor:
             batch = self._next_batch()
             if not batch:
                 continue
-            delay = 0.5
-            while True:
-                try:
-                    confirmed = self._confirmed_through
-                    with self.sessions() as session:
-                        if confirmed is not None and confirmed != self._recorded_through:
-                            confirm_acks(session, self.session_key, confirmed)
-                        result = self.store(session, [r.message for r in batch])
-                        session.commit()
-                    self._recorded_through = confirmed
-                    break
-                except UNAVAILABLE:  # the database is down or locked: keep the batch, retry
-                    self.stats["db_errors"] += 1
-                    logger.exception("storing a batch of %s failed; retrying in %.1fs", len(batch), delay)
-                    if self.stopping.wait(delay):
-                        return  # not acknowledged: the broker redelivers after restart
-                    delay = min(delay * 2, 30)
-                except Exception:  # noqa: BLE001 - the database refused something in the batch
-                    self.stats["db_errors"] += 1
-                    logger.exception("a batch of %s was refused; storing it one by one", len(batch))
-                    try:
-                        result = self._one_by_one(batch)
-                        break
-                    except Exception:  # noqa: BLE001 - not even a dead letter: hold, retry
-                        logger.exception("storing a refused batch one by one failed; retrying "
-                                         "in %.1fs", delay)
-                        if self.stopping.wait(delay):
-                            return
-                        delay = min(delay * 2, 30)
+            result = self._store_held(batch)
+            if result is None:
+                return  # stopping, not acknowledged: the broker redelivers after restart
             # A message from an earlier connection is redelivered by the broker on the new
             # one; acking its old id now would acknowledge some other message (_ack drops the
             # acks if the connection changes meanwhile, too).
@@ -317,6 +298,67 @@ class Ingestor:
                     self.on_batch(result)
                 except Exception:  # noqa: BLE001 - a follower's failure never stops ingest
                     logger.exception("after-batch hook failed")
+
+    def _store(self, batch: list[Received]) -> BatchResult:
+        confirmed = self._confirmed_through
+        with self.sessions() as session:
+            if confirmed is not None and confirmed != self._recorded_through:
+                confirm_acks(session, self.session_key, confirmed)
+            result = self.store(session, [r.message for r in batch])
+            session.commit()
+        self._recorded_through = confirmed
+        return result
+
+    def _answers(self) -> bool:
+        """Whether the database answers a trivial query now (the cheap probe of an outage)."""
+        try:
+            with self.sessions() as session:
+                session.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - any failure means: not yet
+            return False
+
+    def _store_held(self, batch: list[Received]) -> BatchResult | None:
+        """Store the batch, holding it through a database outage; None when stopping first.
+
+        A failure is an outage when it says so (connection lost, locked) or when the database
+        does not answer a probe; then the batch is kept and retried as soon as a probe
+        (every RETRY_PROBE_S) is answered — no backoff that leaves it idle long after the
+        database is back. One traceback per outage, then a line per retry. A failure while
+        the database answers is the batch's: it is stored one by one, and what the database
+        refuses becomes a dead letter.
+        """
+        outage, attempts = None, 0
+        while True:
+            try:
+                result = self._store(batch)
+                if outage is not None:
+                    logger.warning("database back: stored the held batch of %s after %.1f s and "
+                                   "%s attempts", len(batch), time.monotonic() - outage, attempts)
+                return result
+            except Exception as exc:  # noqa: BLE001 - classified below
+                failure = exc
+            if not isinstance(failure, UNAVAILABLE) and self._answers():
+                self.stats["db_errors"] += 1
+                logger.exception("a batch of %s was refused; storing it one by one", len(batch))
+                try:
+                    return self._one_by_one(batch)
+                except Exception as exc:  # noqa: BLE001 - not even a dead letter: an outage
+                    failure = exc
+            self.stats["db_errors"] += 1
+            attempts += 1
+            if outage is None:
+                outage = time.monotonic()
+                logger.error("database unavailable; holding a batch of %s and retrying as soon "
+                             "as it answers", len(batch), exc_info=failure)
+            else:
+                logger.warning("database still unavailable after %.1f s (attempt %s): %s",
+                               time.monotonic() - outage, attempts, _first_line(failure))
+            while True:
+                if self.stopping.wait(RETRY_PROBE_S):
+                    return None
+                if self._answers():
+                    break
 
     def _one_by_one(self, batch: list[Received]) -> BatchResult:
         """Store each message alone; one the database refuses becomes a dead letter.

@@ -79,12 +79,21 @@ class Postgres:
         subprocess.run(self.as_user + [initdb, "-D", str(self.datadir), "-U", "postgres",
                                        "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
                        check=True, capture_output=True)
+        self.resume()
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def halt(self) -> None:
+        """Stop the server as a crash would (its data stays; ``resume`` starts it again)."""
+        subprocess.run(self.as_user + [_pg_bin("pg_ctl"), "-D", str(self.datadir), "-m",
+                                       "immediate", "stop"], capture_output=True, check=True)
+
+    def resume(self) -> None:
+        """Start the halted server again; returns once it accepts connections."""
         options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off " \
                   "-c max_connections=200"
-        subprocess.run(self.as_user + [pg_ctl, "-D", str(self.datadir), "-o", options, "-w",
-                                       "-l", str(self.workdir / "pg.log"), "start"],
+        subprocess.run(self.as_user + [_pg_bin("pg_ctl"), "-D", str(self.datadir), "-o", options,
+                                       "-w", "-l", str(self.workdir / "pg.log"), "start"],
                        check=True, capture_output=True)
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
         subprocess.run(self.as_user + [_pg_bin("pg_ctl"), "-D", str(self.datadir), "-m",

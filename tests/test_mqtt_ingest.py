@@ -312,6 +312,61 @@ def test_a_database_outage_holds_the_batch_unacknowledged_and_retries(app, mosqu
         worker.stop()
 
 
+def test_ingest_is_storing_again_within_2_s_of_postgresql_coming_back(mosquitto_port, tmp_path,
+                                                                     caplog):
+    """A real outage: ingest's own PostgreSQL crashes and comes back 4 s later. The held
+    readings are committed within 2 s of its return (no long backoff), nothing is lost, and
+    the outage logs one traceback, then a line per retry."""
+    import logging
+
+    from tests.factories import make_app, reset_schema
+    from tests.services import Postgres, ServiceUnavailable
+    server = Postgres()
+    try:
+        url = server.start()
+    except (ServiceUnavailable, KeyError, OSError) as exc:
+        from tests.factories import unavailable
+        unavailable(f"PostgreSQL: {exc}")
+    app = make_app(url, tmp_path / "instance")
+    worker = None
+    pub = publisher(mosquitto_port)
+    try:
+        reset_schema(app)
+        worker = make_ingestor(app, MqttSettings(port=mosquitto_port, flush_ms=50,
+                                                 client_id=f"brigade-pgdown-{time.time_ns()}"))
+        worker.start()
+        assert worker.connected.wait(10)
+        time.sleep(0.3)
+
+        def send(start, n):
+            for i in range(start, start + n):
+                pub.publish("brigade/pgdown/reading", json.dumps(
+                    {"t": 4.0, "ts": (T0 + dt.timedelta(seconds=i)).isoformat()}), qos=1)
+
+        send(0, 20)
+        assert wait_until(lambda: stored(app) == 20, 15), stored(app)
+        caplog.set_level(logging.INFO, logger="sensors.mqtt")
+        caplog.clear()
+        server.halt()
+        send(20, 30)
+        time.sleep(4)  # down: the batch is held, probes fail
+        assert worker.stats["stored"] == 20
+        server.resume()
+        back = time.monotonic()
+        assert wait_until(lambda: stored(app) == 50, 10), "the held readings never landed"
+        assert time.monotonic() - back <= 2.0, f"{time.monotonic() - back:.1f} s after the return"
+        records = [r for r in caplog.records if r.name == "sensors.mqtt"]
+        assert sum(1 for r in records if r.exc_info) == 1, [r.getMessage() for r in records]
+        assert any("database back" in r.getMessage() for r in records)
+    finally:
+        pub.loop_stop()
+        if worker is not None:
+            worker.stop()
+        with app.app_context():
+            db.engine.dispose()
+        server.stop()
+
+
 def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_land(app, mosquitto_port, monkeypatch):
     """Bad input never stops ingest, even input the parsers let through and the database
     refuses: the batch is stored one by one and the refused message kept as a dead letter."""
