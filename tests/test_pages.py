@@ -312,3 +312,59 @@ def test_an_id_too_large_for_any_table_is_not_found(client, kitchen):
     for url in ("/alerts/99999999999999999999", "/records/99999999999999999999",
                 "/calibration?sensor=99999999999999999999"):
         assert client.get(url).status_code == 404, url
+
+
+def _waiting_runs(app, kitchen, n, first=0):
+    """``n`` submitted runs, each with one failed answer, none signed off."""
+    from app.models import ChecklistDefinition, Submission
+    with app.app_context():
+        definition = db.session.execute(select(ChecklistDefinition)).scalars().first()
+        item = definition.items[0]
+        start = dt.datetime(2026, 11, 1, 8, tzinfo=dt.timezone.utc)
+        for i in range(first, first + n):
+            slot = start + dt.timedelta(hours=i)
+            run = Run(site_id=kitchen["site"], definition_id=definition.id,
+                      checklist_key=definition.key, schedule_key="bench", slot_start=slot,
+                      deadline=slot + dt.timedelta(hours=1), opened_by_id=kitchen["cook"])
+            db.session.add(run)
+            db.session.add(Answer(run=run, item_id=item.id, outcome="fail", value="no",
+                                  recorded_by_id=kitchen["cook"], recorded_at=slot))
+            db.session.add(Submission(run=run, submitted_by_id=kitchen["cook"],
+                                      submitted_at=slot + dt.timedelta(minutes=30)))
+        db.session.commit()
+
+
+def test_the_sign_off_queue_is_paginated_and_costs_the_same_queries_at_any_length(app, client,
+                                                                                  kitchen):
+    from sqlalchemy import event
+    login_pin(client, kitchen["chef"], Kitchen.PINS["chef"])
+    client.get("/records")  # warm up: sessions, caches
+
+    def queries(n_more, first):
+        _waiting_runs(app, kitchen, n_more, first)
+        statements = []
+
+        def seen(*args):
+            statements.append(args[2])
+        with app.app_context():
+            engine = db.engine
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            page = client.get("/records")
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        assert page.status_code == 200
+        return len(statements), page.get_data(as_text=True)
+
+    few, body = queries(3, 0)
+    assert body.count('data-testid="review-') == 3 and "sign-off-pages" not in body
+    many, body = queries(120, 3)
+    assert many == few, "queries grow with the queue"
+    assert body.count('data-testid="review-') == 50
+    assert "123 runs waiting, page 1 of 3" in body
+    assert re.findall(r"<td>(\d+)</td>\s*<td><a class=\"btn btn-primary\"", body) == ["1"] * 50
+    last = client.get("/records?page=3").get_data(as_text=True)
+    assert last.count('data-testid="review-') == 23 and "page 3 of 3" in last
+    assert client.get("/records?page=0").status_code == 400
+    assert client.get("/records?page=x").status_code == 400
+    assert client.get("/records?page=99").status_code == 200  # past the end: the last page

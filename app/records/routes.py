@@ -7,12 +7,14 @@ from zoneinfo import ZoneInfo
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from app.checklists.operations import current_answers, record_answer, verify_run
 from app.errors import OperationError
 from app.devices import current_device_id
-from app.models import AuditRecord, ChecklistItem, Run, Submission, Verification, db, utcnow
+from app.models import (Answer, AuditRecord, ChecklistItem, Run, Submission, Verification, db,
+                        utcnow)
 from app.records import bp
 from app.security import chef_only
 from app.web import current_site, site_row_or_404
@@ -33,16 +35,42 @@ def index():
     start = dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.timezone.utc)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=tz) \
         .astimezone(dt.timezone.utc)
-    runs = db.session.execute(select(Run).where(Run.site_id == site.id, Run.slot_start >= start,
-                                                Run.slot_start < end)
-                              .order_by(Run.slot_start)).scalars().all()
-    to_verify = db.session.execute(
-        select(Run).join(Submission).outerjoin(Verification)
-        .where(Run.site_id == site.id, Verification.id.is_(None))
+    # Everything a row shows is loaded with the runs: a fixed number of queries per page.
+    runs = db.session.execute(
+        select(Run).where(Run.site_id == site.id, Run.slot_start >= start, Run.slot_start < end)
+        .options(joinedload(Run.definition), joinedload(Run.opened_by),
+                 joinedload(Run.submission), joinedload(Run.verification))
         .order_by(Run.slot_start)).scalars().all()
+    waiting = (select(Run.id).join(Submission).outerjoin(Verification)
+               .where(Run.site_id == site.id, Verification.id.is_(None)))
+    total = db.session.scalar(select(func.count()).select_from(waiting.subquery()))
+    pages = max(1, -(-total // SIGN_OFF_PAGE))
+    page = min(_page(), pages)
+    to_verify = db.session.execute(
+        select(Run).where(Run.id.in_(waiting.scalar_subquery()))
+        .options(joinedload(Run.definition),
+                 joinedload(Run.submission).joinedload(Submission.submitted_by))
+        .order_by(Run.slot_start, Run.id)
+        .limit(SIGN_OFF_PAGE).offset((page - 1) * SIGN_OFF_PAGE)).scalars().all()
+    fails = dict(db.session.execute(
+        select(Answer.run_id, func.count()).where(Answer.run_id.in_([r.id for r in to_verify]),
+                                                  Answer.outcome == "fail")
+        .group_by(Answer.run_id)).all())
     return render_template("records/index.html", site=site, day=day, runs=runs,
-                           to_verify=to_verify, prev_day=day - dt.timedelta(days=1),
+                           to_verify=to_verify, fails=fails, total=total, page=page, pages=pages,
+                           prev_day=day - dt.timedelta(days=1),
                            next_day=day + dt.timedelta(days=1))
+
+
+#: Runs waiting for sign-off shown per page, oldest first.
+SIGN_OFF_PAGE = 50
+
+
+def _page() -> int:
+    raw = request.args.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
+        abort(400, "page must be a whole number from 1")
+    return int(raw)
 
 
 @bp.get("/runs/<int:run_id>")
