@@ -233,3 +233,37 @@ def test_a_chinese_speaking_cook_sees_the_banner_in_chinese(app, client, kitchen
     assert "确认" in banner and "Acknowledge" not in banner
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(AlertEvent)) == 0
+
+
+def test_a_month_old_alert_shows_its_readings_from_the_rollups_worst_first(app, client, kitchen,
+                                                                          warm_fridge, freeze):
+    """Over a long span the page reads the 5-minute rollups, not every reading: rows stay few,
+    each the worst of its group, and a peak whose raw readings retention has deleted still shows."""
+    import json
+
+    from sensors.models import Reading
+    from sensors.store import Message, store_batch
+    from app.alerts.page import MAX_READING_ROWS
+    start = warm_fridge["end"] + dt.timedelta(minutes=1)
+    peak_at = start + dt.timedelta(days=3, hours=5)
+    messages = []
+    for i in range(30 * 24 * 12):  # every 5 minutes for 30 days
+        at = start + dt.timedelta(minutes=5 * i)
+        value = 9.5 if at == peak_at else 7.0
+        messages.append(Message("brigade/salad/reading",
+                                json.dumps({"t": value, "ts": at.isoformat()}).encode(), at))
+    with app.app_context():
+        store_batch(db.session, messages)
+        # Retention took the raw readings of the first ten days; their rollups stay.
+        db.session.execute(Reading.__table__.delete().where(
+            Reading.measured_at < start + dt.timedelta(days=10)))
+        db.session.commit()
+    freeze(messages[-1].received_at)
+    _login(client, kitchen, "chef")
+    page = client.get(f"/alerts/{warm_fridge['alert']}").get_data(as_text=True)
+    readings = page.split('data-testid="readings"')[1].split('data-testid="timeline"')[0]
+    rows = readings.count('class="reading reading-')
+    assert 60 <= rows <= MAX_READING_ROWS
+    assert "9.5 °C" in readings  # the peak, from the rollups alone
+    assert readings.count("9.5 °C") == 1 and "Many readings: each row is the worst of" in readings
+    assert "Nov 27" in readings and "Dec 27" in readings  # dated rows over a month

@@ -5,7 +5,7 @@ import datetime as dt
 import math
 
 from flask_babel import lazy_gettext
-from sqlalchemy import select
+from sqlalchemy import Integer, func, select
 from sqlalchemy.orm import selectinload
 
 from app.alerts.breach import OFFLINE
@@ -14,12 +14,15 @@ from app.formatting import local_time, show_temp
 from app.models import Alert, AlertState, Notification, Site, db
 from app.models.units import Unit
 from sensors import temperature
-from sensors.models import Reading, Sensor
+from sensors.models import Reading, Rollup, Sensor
+from sensors.store import ROLLUP_SECONDS, bucket_of
 
 #: More readings than this around an alert are thinned, keeping the worst of each group.
 MAX_READING_ROWS = 120
 #: Readings shown from this long before the alert opened.
 READINGS_BEFORE = dt.timedelta(hours=1)
+#: Longer spans are read from the 5-minute rollups (MAX_READING_ROWS × 5 minutes = 10 hours).
+RAW_SPAN = dt.timedelta(seconds=MAX_READING_ROWS * ROLLUP_SECONDS)
 
 
 def banner_alerts(session, site_id: int) -> list[Alert]:
@@ -108,23 +111,19 @@ def timeline(alert: Alert) -> list[dict]:
 
 
 def readings(alert: Alert, unit: Unit, until: dt.datetime) -> dict:
-    """The unit's readings from an hour before the alert to ``until``, thinned if there are many."""
-    rows = db.session.execute(
-        select(Reading.measured_at, Reading.temperature_c, Sensor.id, Sensor.name, Sensor.key)
-        .join(Sensor, Sensor.id == Reading.sensor_id)
-        .where(Sensor.unit_id == unit.id, Reading.measured_at >= alert.opened_at - READINGS_BEFORE,
-               Reading.measured_at <= until)
-        .order_by(Reading.measured_at)).all()
-    # Coloured by the breach rules (hysteresis included), over every reading, before thinning:
-    # a reading back under the limit but not by the hysteresis is still out, as for the alarm.
-    bands = temperature.classify(temperature.Limits.of(unit), [r[1] for r in rows])
-    rows = [(*row, band) for row, band in zip(rows, bands)]
-    step = max(1, math.ceil(len(rows) / MAX_READING_ROWS))
-    if step > 1:  # keep the reading furthest out of range in each group
-        low = (alert.detail or {}).get("direction") == "low"
-        pick = min if low else max
-        rows = [pick(rows[i:i + step], key=lambda r: r[1]) for i in range(0, len(rows), step)]
+    """The unit's readings from an hour before the alert to ``until``, at most MAX_READING_ROWS.
 
+    Up to RAW_SPAN they are read one by one (thinned, keeping the worst of each group); over a
+    longer span, from the 5-minute rollups grouped in SQL, so that the page costs the same for an
+    alert open a day or a year.
+    """
+    start = alert.opened_at - READINGS_BEFORE
+    if until - start > RAW_SPAN:
+        rows, step = _grouped_rollups(alert, unit, start, until)
+        fmt = "d MMM HH:mm"
+    else:
+        rows, step = _raw_readings(alert, unit, start, until)
+        fmt = "HH:mm:ss"
     marks = [(alert.opened_at, "opened")]
     if alert.state.resolved_at:
         marks.append((alert.state.resolved_at, "resolved"))
@@ -134,5 +133,69 @@ def readings(alert: Alert, unit: Unit, until: dt.datetime) -> dict:
             items.append({"mark": marks.pop(0)})
         items.append({"at": at, "value": value, "state": band, "sensor": name or key})
     items += [{"mark": m} for m in marks]
-    return {"items": items, "step": step, "count": len(rows),
+    return {"items": items, "step": step, "count": len(rows), "format": fmt,
             "sensors": len({r[2] for r in rows}) > 1}
+
+
+def _worst(alert: Alert):
+    return min if (alert.detail or {}).get("direction") == "low" else max
+
+
+def _raw_readings(alert: Alert, unit: Unit, start: dt.datetime, until: dt.datetime):
+    rows = db.session.execute(
+        select(Reading.measured_at, Reading.temperature_c, Sensor.id, Sensor.name, Sensor.key)
+        .join(Sensor, Sensor.id == Reading.sensor_id)
+        .where(Sensor.unit_id == unit.id, Reading.measured_at >= start,
+               Reading.measured_at <= until)
+        .order_by(Reading.measured_at)).all()
+    # Coloured by the breach rules (hysteresis included), over every reading, before thinning:
+    # a reading back under the limit but not by the hysteresis is still out, as for the alarm.
+    bands = temperature.classify(temperature.Limits.of(unit), [r[1] for r in rows])
+    rows = [(*row, band) for row, band in zip(rows, bands)]
+    step = max(1, math.ceil(len(rows) / MAX_READING_ROWS))
+    if step > 1:  # keep the reading furthest out of range in each group
+        pick = _worst(alert)
+        rows = [pick(rows[i:i + step], key=lambda r: r[1]) for i in range(0, len(rows), step)]
+    return rows, step
+
+
+def _grouped_rollups(alert: Alert, unit: Unit, start: dt.datetime, until: dt.datetime):
+    """One row per group of 5-minute buckets (at most MAX_READING_ROWS groups): the worst value
+    of the group — the highest maximum, or the lowest minimum for a low alert — and its sensor."""
+    first = bucket_of(start)
+    width = ROLLUP_SECONDS * max(1, math.ceil((until - first).total_seconds()
+                                              / ROLLUP_SECONDS / MAX_READING_ROWS))
+    group = (_epoch(Rollup.bucket_start) - int(first.timestamp())) // width
+    low = _worst(alert) is min
+    worst = func.min(Rollup.min_c) if low else func.max(Rollup.max_c)
+    found = db.session.execute(
+        select(group.label("g"), Rollup.sensor_id, worst, func.sum(Rollup.count))
+        .join(Sensor, Sensor.id == Rollup.sensor_id)
+        .where(Sensor.unit_id == unit.id, Rollup.bucket_start >= first,
+               Rollup.bucket_start <= until)
+        .group_by("g", Rollup.sensor_id)).all()
+    names = {s.id: (s.name, s.key) for s in db.session.execute(
+        select(Sensor).where(Sensor.unit_id == unit.id)).scalars()}
+    pick = _worst(alert)
+    by_group: dict[int, tuple] = {}
+    counted = 0
+    for g, sensor_id, value, count in found:
+        counted += count
+        held = by_group.get(int(g))
+        if held is None or pick(held[1], value) != held[1]:
+            by_group[int(g)] = (sensor_id, value)
+    rows = []
+    for g in sorted(by_group):
+        sensor_id, value = by_group[g]
+        rows.append((first + dt.timedelta(seconds=g * width), value, sensor_id, *names[sensor_id]))
+    # Coloured by the breach rules over the groups' worst values (the raw sequence is not read).
+    bands = temperature.classify(temperature.Limits.of(unit), [r[1] for r in rows])
+    rows = [(*row, band) for row, band in zip(rows, bands)]
+    return rows, max(1, round(counted / len(rows))) if rows else 1
+
+
+def _epoch(column):
+    """Whole seconds since 1970 of a UTC timestamp column, in SQL."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.floor(func.extract("epoch", column)).cast(Integer)
+    return func.cast(func.strftime("%s", column), Integer)
