@@ -129,49 +129,83 @@ class Problem:
         return f"{self.where}: {self.what}"
 
 
+#: Rows fetched at a time while verifying: memory stays the same at any chain length.
+VERIFY_BATCH = 1000
+
+
 def verify(session, key: bytes | None = None) -> tuple[int, list[Problem]]:
-    """Check the chain and every audited table; return (links checked, problems)."""
+    """Check the chain and every audited table; return (links checked, problems).
+
+    In constant memory: the chain is streamed once in order; each audited table is streamed
+    once joined to its links (one per record, by the unique (entity, entity_id) index), and
+    links whose record is gone are found by an anti-join in the database.
+    """
     key = key or _key()
     problems: list[Problem] = []
-    vouched: dict[tuple[str, int], AuditRecord] = {}
-    prev, expected, count = GENESIS, 1, 0
-    records = session.execute(select(AuditRecord).order_by(AuditRecord.seq)).scalars()
-    for rec in records:
-        count += 1
-        where = f"audit record #{rec.seq} ({rec.entity} {rec.entity_id})"
-        if rec.seq != expected:
-            problems.append(Problem(f"audit records #{expected}–#{rec.seq - 1}",
-                                    "missing from the chain (removed)"))
-        if rec.prev_hash != prev:
-            problems.append(Problem(where, "does not follow the previous link"))
-        if link_hash(key, rec.seq, rec.prev_hash, rec.action, rec.entity, rec.entity_id,
-                     rec.payload) != rec.hash:
-            problems.append(Problem(where, "altered: its hash does not match its content"))
-        vouched[(rec.entity, rec.entity_id)] = rec
-        prev, expected = rec.hash, rec.seq + 1
+    count, last_seq, prev = _walk_chain(session, key, problems)
     head = session.get(AuditHead, 1)
-    if head is not None and (head.seq != expected - 1 or head.hash != prev):
-        problems.append(Problem("audit chain head",
-                                f"says #{head.seq} but the chain ends at #{expected - 1} "
-                                "(links removed from the end)"))
+    if head is not None and (head.seq, head.hash) != (last_seq, prev):
+        problems.append(Problem("audit chain head", _head_mismatch(head.seq, last_seq)))
     for entity, model in audited_models().items():
-        seen = set()
-        for row in session.execute(select(model).order_by(model.id)).scalars():
-            seen.add(row.id)
-            rec = vouched.get((entity, row.id))
-            if rec is None:
-                problems.append(Problem(f"{entity} {row.id}",
-                                        "is not in the audit chain (inserted behind the app's back)"))
-            elif canonical(row.audit_payload()) != rec.payload:
-                problems.append(Problem(f"{entity} {row.id}",
-                                        f"altered since it was recorded (audit record #{rec.seq})"))
-            session.expunge(row)
-        for (ent, ent_id), rec in vouched.items():
-            if ent == entity and ent_id not in seen:
-                problems.append(Problem(f"{entity} {ent_id}",
-                                        f"removed (recorded in audit record #{rec.seq})"))
+        problems.extend(_check_table(session, entity, model))
     problems.extend(_sensor_offsets(session))
     return count, problems
+
+
+def _walk_chain(session, key: bytes, problems: list[Problem]) -> tuple[int, int, str]:
+    """Every link in order: no gap, each follows the previous, each hash matches its content."""
+    prev, expected, count = GENESIS, 1, 0
+    links = session.execute(
+        select(AuditRecord.seq, AuditRecord.prev_hash, AuditRecord.action, AuditRecord.entity,
+               AuditRecord.entity_id, AuditRecord.payload, AuditRecord.hash)
+        .order_by(AuditRecord.seq).execution_options(yield_per=VERIFY_BATCH))
+    for seq, prev_hash, action, entity, entity_id, payload, digest in links:
+        count += 1
+        where = f"audit record #{seq} ({entity} {entity_id})"
+        if seq != expected:
+            problems.append(Problem(f"audit records #{expected}–#{seq - 1}",
+                                    "missing from the chain (removed)"))
+        if prev_hash != prev:
+            problems.append(Problem(where, "does not follow the previous link"))
+        if link_hash(key, seq, prev_hash, action, entity, entity_id, payload) != digest:
+            problems.append(Problem(where, "altered: its hash does not match its content"))
+        prev, expected = digest, seq + 1
+    return count, expected - 1, prev
+
+
+def _head_mismatch(head_seq: int, last_seq: int) -> str:
+    if head_seq > last_seq:
+        return f"says #{head_seq} but the chain ends at #{last_seq} (links removed from the end)"
+    if head_seq < last_seq:
+        return (f"says #{head_seq} but the chain goes on to #{last_seq} "
+                "(links added behind the app's back)")
+    return f"its hash is not that of the last link, #{last_seq} (the head or that link was replaced)"
+
+
+def _check_table(session, entity: str, model) -> list[Problem]:
+    """Each row of an audited table against its link, and each link against its row."""
+    problems = []
+    rows = session.execute(
+        select(model, AuditRecord.seq, AuditRecord.payload)
+        .outerjoin(AuditRecord, (AuditRecord.entity == entity)
+                   & (AuditRecord.entity_id == model.id))
+        .order_by(model.id).execution_options(yield_per=VERIFY_BATCH))
+    for row, seq, payload in rows:
+        if seq is None:
+            problems.append(Problem(f"{entity} {row.id}",
+                                    "is not in the audit chain (inserted behind the app's back)"))
+        elif canonical(row.audit_payload()) != payload:
+            problems.append(Problem(f"{entity} {row.id}",
+                                    f"altered since it was recorded (audit record #{seq})"))
+        session.expunge(row)
+    removed = session.execute(
+        select(AuditRecord.seq, AuditRecord.entity_id)
+        .where(AuditRecord.entity == entity,
+               ~select(model.id).where(model.id == AuditRecord.entity_id).exists())
+        .order_by(AuditRecord.entity_id).execution_options(yield_per=VERIFY_BATCH))
+    problems += [Problem(f"{entity} {entity_id}", f"removed (recorded in audit record #{seq})")
+                 for seq, entity_id in removed]
+    return problems
 
 
 def _sensor_offsets(session) -> list[Problem]:

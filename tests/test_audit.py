@@ -74,6 +74,14 @@ def test_removing_the_newest_links_is_reported(app, records, runner):
     assert result.exit_code == 1 and "links removed from the end" in result.output
 
 
+def test_a_head_whose_hash_is_not_the_last_links_says_so(app, records, runner):
+    _run_sql(app, "UPDATE audit_head SET hash = '%s'" % ("f" * 64))
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert "its hash is not that of the last link" in result.output, result.output
+    assert "removed from the end" not in result.output
+
+
 def test_a_forged_link_without_the_key_is_caught(app, records):
     """Recomputing a link's hash needs the key: a plain sha256 forgery fails."""
     import hashlib
@@ -154,3 +162,65 @@ def test_a_recorded_head_catches_links_removed_with_the_head_row_rewound(app, re
     assert result.exit_code == 1 and f"audit record #{seq}: does not match" in result.output
     bad = runner.invoke(args=["audit", "verify", "--expect", "12:nothex"])
     assert bad.exit_code == 2 and "SEQ:HASH" in bad.output
+
+
+def _chain_of_alerts(app, site_id: int, count: int) -> None:
+    """``count`` alerts and their links, written in bulk as append() would have chained them."""
+    from app.audit import canonical, ensure_head, link_hash
+    from app.models import Alert, AuditHead, AuditRecord
+    with app.app_context():
+        key = app.config["BRIGADE_AUDIT_KEY"].encode()
+        ensure_head(db.session)
+        head = db.session.get(AuditHead, 1)
+        seq, prev = head.seq, head.hash
+        first = (db.session.scalar(db.select(db.func.max(Alert.id))) or 0) + 1
+        opened = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+        alerts, links = [], []
+        for alert_id in range(first, first + count):
+            alert = Alert(id=alert_id, site_id=site_id, kind="offline", subject=f"test:{alert_id}",
+                          unit_id=None, tier="alarm", opened_at=opened, detail={"n": alert_id})
+            payload = canonical(alert.audit_payload())
+            seq += 1
+            digest = link_hash(key, seq, prev, "alert.open", "alerts", alert_id, payload)
+            alerts.append({c: getattr(alert, c) for c in
+                           ("id", "site_id", "kind", "subject", "unit_id", "tier", "opened_at", "detail")})
+            links.append({"seq": seq, "at": opened, "action": "alert.open", "entity": "alerts",
+                          "entity_id": alert_id, "payload": payload, "prev_hash": prev, "hash": digest})
+            prev = digest
+        db.session.execute(db.insert(Alert), alerts)
+        db.session.execute(db.insert(AuditRecord), links)
+        head.seq, head.hash = seq, prev
+        db.session.commit()
+
+
+def test_verify_runs_in_the_same_memory_at_ten_times_the_links(app, kitchen):
+    import tracemalloc
+
+    def peak_of_verify():
+        with app.app_context():
+            tracemalloc.start()
+            try:
+                count, problems = verify(db.session)
+                return count, problems, tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+                db.session.rollback()
+
+    _chain_of_alerts(app, kitchen["site"], 2_000)
+    small_count, small_problems, small_peak = peak_of_verify()
+    _chain_of_alerts(app, kitchen["site"], 18_000)
+    count, problems, peak = peak_of_verify()
+    assert (small_problems, problems) == ([], [])
+    assert count == small_count + 18_000
+    assert peak < 2 * small_peak, (small_peak, peak)  # holding every link would be ~10×
+    # And the bulk links above were checked for real: one altered row is named.
+    _run_sql(app, "UPDATE alerts SET subject = 'forged' WHERE id = 1500")
+    with app.app_context():
+        assert [str(p) for p in verify(db.session)[1]] == [
+            "alerts 1500: altered since it was recorded (audit record #%d)" % _seq_of(1500)]
+
+
+def _seq_of(alert_id):
+    from app.models import AuditRecord
+    return db.session.scalar(db.select(AuditRecord.seq).where(AuditRecord.entity == "alerts",
+                                                             AuditRecord.entity_id == alert_id))
