@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Callable, ContextManager
 
@@ -24,7 +24,7 @@ from sensors.formats import SUBSCRIPTIONS
 from sensors.models import DeadLetter
 from sensors.batching_client import BatchingClient, check_paho
 from sensors.mqtt_client import connect_properties, make_client
-from sensors.store import (BatchResult, Message, confirm_acks, dead_letter_row, received,
+from sensors.store import (BatchResult, Message, confirm_acks, dead_letter_row, digest_of, received,
                            store_batch)
 
 logger = logging.getLogger(__name__)
@@ -131,6 +131,12 @@ class Ingestor:
         #: The broker has our acks for everything received up to this (see IngestSession).
         self._confirmed_through: dt.datetime | None = None
         self._recorded_through: dt.datetime | None = None
+        #: Digest -> messages committed on a connection that ended before their acks were
+        #: sent: the broker resends them, perhaps under new packet ids (see store_batch).
+        #: Consumer thread only; paho's thread only raises _forget_resent.
+        self._resent: Counter[str] = Counter()
+        self._resent_epoch = 0
+        self._forget_resent = False
         self.stopping = threading.Event()
         self.stats = {"received": 0, "stored": 0, "duplicates": 0, "rejected": 0, "batches": 0,
                       "db_errors": 0}
@@ -160,27 +166,28 @@ class Ingestor:
             with self._round_trip_lock:
                 self._confirming.clear()  # those questions went with the connection
 
-    def _ack(self, mids: list[int], epoch: int, newest: dt.datetime | None = None) -> None:
-        """Acknowledge committed messages, unless their connection is gone (then it redelivers).
+    def _ack(self, mids: list[int], epoch: int, newest: dt.datetime | None = None) -> bool:
+        """Acknowledge committed messages, unless their connection is gone (then it redelivers,
+        and this returns False).
 
         Then ask the broker a question it answers only after handling those acks: its answer
         confirms them up to ``newest`` (a receive time), which the next batch records.
         """
         with self._ack_lock:
             if epoch != self.epoch:
-                return
+                return False
             if isinstance(self.client, BatchingClient):
                 self.client.ack_many(mids)  # one write for the batch
             else:
                 ack = self.client.ack
                 for mid in mids:
                     ack(mid, 1)
-            if newest is None:
-                return
-            rc, mid = self.client.unsubscribe(self._round_trip_topic)
-            if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
-                with self._round_trip_lock:
-                    self._confirming[mid] = newest
+            if newest is not None:
+                rc, mid = self.client.unsubscribe(self._round_trip_topic)
+                if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+                    with self._round_trip_lock:
+                        self._confirming[mid] = newest
+            return True
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -192,6 +199,8 @@ class Ingestor:
         # Subscribing on every connect: a broker that lost our session still gets them.
         # QoS 1, so the broker downgrades anything sent at QoS 2: every message is acked alike.
         client.subscribe([(t, 1) for t in topics])
+        if not flags.session_present:
+            self._forget_resent = True  # a new session: the broker resends nothing
         self.connected.set()
         logger.info("MQTT connected to %s:%s (session present: %s)", self.settings.host,
                     self.settings.port, flags.session_present)
@@ -271,7 +280,15 @@ class Ingestor:
                 if len(inbox) == waiting:
                     break
         popleft = inbox.popleft
-        return [popleft() for _ in range(min(size, len(inbox)))]
+        batch = [popleft() for _ in range(min(size, len(inbox)))]
+        if batch[0].connection != batch[-1].connection:
+            # One connection per batch: what an ended connection delivered is committed (and
+            # known unacknowledged) before what the next one resends is looked at.
+            first = batch[0].connection
+            cut = next(i for i, r in enumerate(batch) if r.connection != first)
+            inbox.extendleft(reversed(batch[cut:]))
+            batch = batch[:cut]
+        return batch
 
     def _consume(self) -> None:
         while not (self.stopping.is_set() and not self.queue):
@@ -286,8 +303,11 @@ class Ingestor:
             # acks if the connection changes meanwhile, too).
             epoch = self.epoch
             acked = [r.message for r in batch if r.message.qos == 1 and r.connection == epoch]
-            self._ack([m.mid for m in acked], epoch,
-                      max((m.received_at for m in acked), default=None))
+            unacked = [r.message for r in batch if r.message.qos == 1 and r.connection != epoch]
+            if not self._ack([m.mid for m in acked], epoch,
+                             max((m.received_at for m in acked), default=None)):
+                unacked += acked
+            self._expect_resent(batch, result, unacked)
             self.stats["received"] += len(batch)
             self.stats["stored"] += result.stored
             self.stats["duplicates"] += result.duplicates
@@ -301,13 +321,32 @@ class Ingestor:
 
     def _store(self, batch: list[Received]) -> BatchResult:
         confirmed = self._confirmed_through
+        if self._forget_resent:
+            self._forget_resent = False
+            self._resent.clear()
         with self.sessions() as session:
             if confirmed is not None and confirmed != self._recorded_through:
                 confirm_acks(session, self.session_key, confirmed)
-            result = self.store(session, [r.message for r in batch])
+            if self._resent:
+                result = self.store(session, [r.message for r in batch], resent=self._resent)
+            else:
+                result = self.store(session, [r.message for r in batch])
             session.commit()
         self._recorded_through = confirmed
         return result
+
+    def _expect_resent(self, batch: list[Received], result: BatchResult,
+                       unacked: list[Message]) -> None:
+        """Keep count of committed messages whose acks were never sent (the broker resends
+        them) until the new connection has resent what it had: once it sends something new."""
+        self._resent.subtract(result.resent_taken)
+        self._resent = +self._resent  # drop counts at zero
+        if self._resent and any(r.connection > self._resent_epoch and not r.message.dup
+                                for r in batch):
+            self._resent.clear()  # the broker is past its redeliveries: none of those is due
+        if unacked:
+            self._resent.update(digest_of(m) for m in unacked)
+            self._resent_epoch = batch[0].connection
 
     def _answers(self) -> bool:
         """Whether the database answers a trivial query now (the cheap probe of an outage)."""

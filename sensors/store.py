@@ -15,9 +15,9 @@ import hashlib
 import logging
 import math
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 from sqlalchemy import Row, bindparam, delete, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -77,6 +77,9 @@ class BatchResult:
     #: Sensor id -> the earliest measured_at among its readings this batch stored.
     earliest: dict[int, dt.datetime] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    #: Digest -> how many of the messages known to be resent (``store_batch(resent=)``) this
+    #: batch recognised as such.
+    resent_taken: Counter = field(default_factory=Counter)
 
 
 def _insert(session, model):
@@ -115,13 +118,20 @@ def choose_time(measured_at: dt.datetime | None, received_at: dt.datetime) -> tu
 
 
 def store_batch(session, messages: list[Message], site_id: int | None = None, *,
-                offset_history: OffsetHistory | None = None) -> BatchResult:
+                offset_history: OffsetHistory | None = None,
+                resent: Mapping[str, int] | None = None) -> BatchResult:
     """Parse and store a batch; the caller commits, then acknowledges.
 
     ``site_id``: whose dead letters these are (HTTP ingest knows its token's site; MQTT not).
     ``offset_history(session, sensor_id)``: the sensor's calibration offsets as ordered
     (since, offset °C) pairs, asked only for a reading measured before the sensor's current
     offset was set. The web app keeps that history (its calibration log) and passes it in.
+
+    ``resent``: digest (:func:`digest_of`) -> how many messages with that topic and payload
+    ingest committed on a connection that ended before their acks were sent, so the broker
+    will resend them — with new packet ids, for brokers that renumber (see ``_Redeliveries``).
+    Read only: ``result.resent_taken`` says how many this batch recognised, for the caller to
+    deduct once it has committed.
 
     A database error — also one while looking something up to parse a message — fails the
     whole batch, so the caller keeps it and retries; only a bad message becomes a dead letter.
@@ -158,7 +168,7 @@ def store_batch(session, messages: list[Message], site_id: int | None = None, *,
 
     sensors = _sensors_for(session, {r.sensor for _, r in parsed if r.temperature_c is not None})
     offsets = _Offsets(session, offset_history)
-    redeliveries = _Redeliveries(session, [m for m, _ in parsed if m.dup and m.session])
+    redeliveries = _Redeliveries(session, [m for m, _ in parsed if m.dup and m.session], resent)
     delivered: dict[tuple[str, int], dict] = {}
     devices: dict[str, dict] = {}
     rows = []
@@ -171,7 +181,7 @@ def store_batch(session, messages: list[Message], site_id: int | None = None, *,
         raw = reading.temperature_c
         measured_at, source = choose_time(reading.measured_at, message.received_at)
         if source == "received" and message.session and message.qos:
-            key, digest = (message.session, message.mid), _digest(message)
+            key, digest = (message.session, message.mid), digest_of(message)
             if message.dup and redeliveries.already_stored(message, digest):
                 result.duplicates += 1  # committed before a crash, redelivered since
                 continue
@@ -195,6 +205,7 @@ def store_batch(session, messages: list[Message], site_id: int | None = None, *,
             if first is None or row["measured_at"] < first:
                 result.earliest[row["sensor_id"]] = row["measured_at"]
         result.sensors_seen = set(result.earliest)
+    result.resent_taken = redeliveries.taken
     if delivered:
         _record_deliveries(session, list(delivered.values()))
     if dead:
@@ -387,7 +398,8 @@ def purge_readings(session, before: dt.datetime, *, chunk: int = PURGE_CHUNK):
                 break
 
 
-def _digest(message: Message) -> str:
+def digest_of(message: Message) -> str:
+    """What identifies a message stored at its receive time: its topic and payload."""
     return hashlib.blake2b(message.topic.encode("utf-8", "surrogateescape") + b"\0" +
                            bytes(message.payload or b""), digest_size=8).hexdigest()
 
@@ -395,14 +407,26 @@ def _digest(message: Message) -> str:
 class _Redeliveries:
     """Which DUP messages of a batch were committed already (see ``Delivery``).
 
-    A DUP message was committed before when a delivery of its session with its packet id and
-    the same topic and payload was committed and its acknowledgement is not confirmed yet:
-    once the broker has the ack, it may give that id to a new message (ids wrap after 65,535),
-    and a steady sensor's new reading would look the same.
+    By packet id: a DUP message was committed before when a delivery of its session with its
+    packet id and the same topic and payload was committed and its acknowledgement is not
+    confirmed yet: once the broker has the ack, it may give that id to a new message (ids wrap
+    after 65,535), and a steady sensor's new reading would look the same.
+
+    By what ingest knows it never acknowledged (``resent``): the MQTT rule is that a broker
+    resends with the original packet id, but some renumber what they resend (RabbitMQ on every
+    reconnection, NATS JetStream on another node after a restart). A message that ingest
+    committed on a connection that ended before its ack was sent is certain to come back; a
+    DUP message with its topic and payload that no packet id matched is taken for it — once
+    per such message, so two in-flight readings of the same value are still two. A packet-id
+    match counts against them too (it is one of them, resent as itself).
     """
 
-    def __init__(self, session, redelivered: list[Message]):
+    def __init__(self, session, redelivered: list[Message],
+                 resent: Mapping[str, int] | None = None):
         self.by_mid: dict[str, dict[int, str]] = {}
+        self.resent = resent or {}
+        #: digest -> how many of ``resent`` this batch recognised.
+        self.taken: Counter[str] = Counter()
         wanted: dict[str, set[int]] = defaultdict(set)
         for message in redelivered:
             wanted[message.session].add(message.mid)
@@ -415,9 +439,18 @@ class _Redeliveries:
                 query = query.where(Delivery.committed_at > through)
             self.by_mid[key] = {mid: digest for mid, digest in session.execute(query)}
 
+    def _take(self, digest: str) -> bool:
+        if self.resent.get(digest, 0) > self.taken[digest]:
+            self.taken[digest] += 1
+            return True
+        return False
+
     def already_stored(self, message: Message, digest: str) -> bool:
         """Whether this DUP message is one committed before."""
-        return self.by_mid.get(message.session, {}).get(message.mid) == digest
+        if self.by_mid.get(message.session, {}).get(message.mid) == digest:
+            self._take(digest)
+            return True
+        return self._take(digest)
 
 
 def confirm_acks(session, session_key: str, through: dt.datetime) -> None:

@@ -136,3 +136,109 @@ class Mosquitto:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+class RenumberingProxy:
+    """A TCP proxy in front of an MQTT broker that, like RabbitMQ's MQTT plugin or a NATS node
+    after a restart, gives every QoS 1 PUBLISH it forwards to a client a packet id of its own
+    (counting from 40,000 + 1,000 × the connection's number, so never the broker's nor one it
+    gave before), and maps the client's
+    PUBACKs back. ``sever()`` drops every connection, as a broker node going away does."""
+
+    def __init__(self, upstream_port: int):
+        import threading
+        self.upstream_port = upstream_port
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self.renumbered = 0
+        self.accepted = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            broker = socket.create_connection(("127.0.0.1", self.upstream_port))
+            ids: dict[int, int] = {}  # our packet id -> the broker's, for this connection
+            with self._lock:
+                self.connections += [client, broker]
+                self.accepted += 1
+                first_id = 40_000 + 1_000 * self.accepted
+            threading.Thread(target=self._pump, args=(broker, client, ids, first_id),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, broker, ids, None),
+                             daemon=True).start()
+
+    @staticmethod
+    def _packets(source: socket.socket):
+        """(first byte, remaining-length bytes, body) of each MQTT packet read from source."""
+        buffer = bytearray()
+        while True:
+            packet = RenumberingProxy._split(buffer)
+            if packet is not None:
+                yield packet
+                continue
+            data = source.recv(65536)
+            if not data:
+                return
+            buffer += data
+
+    @staticmethod
+    def _split(buffer: bytearray):
+        length, multiplier = 0, 1
+        for at in range(1, min(5, len(buffer))):
+            length += (buffer[at] & 0x7F) * multiplier
+            multiplier *= 128
+            if not buffer[at] & 0x80:
+                end = at + 1 + length
+                if len(buffer) < end:
+                    return None
+                packet = (buffer[0], bytes(buffer[1:at + 1]), bytearray(buffer[at + 1:end]))
+                del buffer[:end]
+                return packet
+        return None
+
+    def _pump(self, source, target, ids: dict[int, int], next_id: int | None) -> None:
+        downstream = next_id is not None
+        try:
+            for first, length, body in self._packets(source):
+                kind, qos = first >> 4, (first >> 1) & 3
+                if downstream and kind == 3 and qos == 1:  # PUBLISH to the client
+                    at = 2 + int.from_bytes(body[:2], "big")
+                    with self._lock:
+                        ids[next_id] = int.from_bytes(body[at:at + 2], "big")
+                        self.renumbered += 1
+                    body[at:at + 2] = next_id.to_bytes(2, "big")
+                    next_id += 1
+                elif not downstream and kind == 4:  # PUBACK from the client
+                    ours = int.from_bytes(body[:2], "big")
+                    with self._lock:
+                        body[:2] = ids.pop(ours, ours).to_bytes(2, "big")
+                target.sendall(bytes([first]) + length + bytes(body))
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                try:
+                    end.close()
+                except OSError:
+                    pass
+
+    def sever(self) -> None:
+        with self._lock:
+            connections, self.connections = self.connections, []
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+                connection.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sever()
+        self.server.close()

@@ -107,9 +107,14 @@ def _ingest_process(app, port, tmp_path, client_id):
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "ingest.log", "ab"))
 
 
-@pytest.mark.parametrize("clock", ["device", "receive"])
+@pytest.mark.parametrize("clock, total", [
+    ("device", 10_000),
+    # Past the wrap: the in-flight messages carry packet ids whose earlier owners, 65,535
+    # deliveries before, had the same topic and value (5 steady sensors) and were acknowledged.
+    ("receive", 70_000),
+])
 def test_killed_and_restarted_ingest_stores_every_reading_exactly_once(app, mosquitto_port, tmp_path,
-                                                                       clock):
+                                                                       clock, total):
     """With device timestamps, and as bare numbers stored at their receive time (Shelly Gen1,
     ESPHome, plain): values repeat, as a steady fridge's do, so only the delivery can tell a
     redelivery from a new reading."""
@@ -123,35 +128,42 @@ def test_killed_and_restarted_ingest_stores_every_reading_exactly_once(app, mosq
         warmup = json.dumps({"t": 4.0, "ts": (T0 - dt.timedelta(hours=1)).isoformat()})
         assert wait_until(lambda: pub.publish("brigade/warmup/reading", warmup, qos=1) and
                           stored(app) == 1, 30), "ingest did not start"
-        total, t0 = 10_000, T0
+        t0 = T0
+        sensors = 10 if clock == "device" else 5  # 65,535 % 5 == 0: same topic after a wrap
 
         def publish_all():
             for i in range(total):
-                value = round(3 + (i % 40) / 10, 1)
                 if clock == "device":
+                    value = round(3 + (i % 40) / 10, 1)
                     payload = {"t": value, "ts": (t0 + dt.timedelta(seconds=i // 10)).isoformat()}
                     pub.publish(f"brigade/fridge-{i % 10}/reading", json.dumps(payload), qos=1)
-                else:
-                    pub.publish(f"brigade/fridge-{i % 10}/temperature", str(value), qos=1)
+                else:  # each sensor steady at its own value
+                    sent = pub.publish(f"brigade/fridge-{i % 5}/temperature", str(3 + i % 5 / 10),
+                                       qos=1)
+                    if i % 5_000 == 4_999:
+                        # paho gives a new message a packet id when it is queued and takes over
+                        # the id of one still queued 65,535 messages back: keep fewer queued.
+                        sent.wait_for_publish(60)
 
         sender = threading.Thread(target=publish_all)
         sender.start()
-        assert wait_until(lambda: stored(app) > 2_000, 60)
+        kill_after = 2_000 if total < 65_535 else 66_000
+        assert wait_until(lambda: stored(app) > kill_after, 120), stored(app)
         worker.kill()  # SIGKILL: no chance to flush or acknowledge
         worker.wait()
         killed_at = stored(app)
         time.sleep(1.0)
         worker = _ingest_process(app, mosquitto_port, tmp_path, client_id)
         sender.join()
-        assert wait_until(lambda: stored(app) == total + 1, 120), stored(app)
+        assert wait_until(lambda: stored(app) == total + 1, 180), stored(app)
         time.sleep(1.5)  # anything redelivered late would show up now
         assert stored(app) == total + 1
-        assert 2_000 < killed_at < total + 1, "the kill did not land mid-run"
+        assert kill_after < killed_at < total + 1, "the kill did not land mid-run"
         with app.app_context():
             per_sensor = dict(db.session.execute(
                 select(Sensor.key, func.count(Reading.id)).join(Reading).group_by(Sensor.key)).all())
         assert per_sensor.pop("brigade/warmup") == 1
-        assert sorted(per_sensor.values()) == [1000] * 10
+        assert sorted(per_sensor.values()) == [total // sensors] * sensors
     finally:
         worker.terminate()
         worker.wait(10)
@@ -492,3 +504,41 @@ def test_the_broker_confirms_ingests_acks_and_ingest_records_how_far(app, ingest
         row = db.session.get(IngestSession, ingestor.session_key)
         first = db.session.execute(select(Reading.received_at).order_by(Reading.id)).scalars().first()
     assert row is not None and row.acks_confirmed_through == first
+
+
+@pytest.mark.parametrize("client", ["batching", "stock"])
+def test_what_a_renumbering_broker_resends_after_a_lost_connection_is_stored_once(
+        app, mosquitto_port, client):
+    """RabbitMQ, and NATS on another node, resend with new packet ids. The connection ends while
+    ingest commits a batch, so its acks are never sent; the broker resends that batch (and all
+    in flight) renumbered. Steady bare numbers stored at receive time: by packet id alone each
+    committed one would be stored again."""
+    from tests.services import RenumberingProxy
+    proxy = RenumberingProxy(mosquitto_port)
+    worker = make_ingestor(app, MqttSettings(port=proxy.port, flush_ms=50, client=client,
+                                             client_id=f"brigade-renumber-{time.time_ns()}"))
+    real, severed = worker.store, threading.Event()
+
+    def connection_lost_while_committing(session, messages, **kwargs):
+        if not severed.is_set():
+            severed.set()
+            proxy.sever()
+            assert wait_until(lambda: not worker.connected.is_set(), 10)
+        return real(session, messages, **kwargs)
+    worker.store = connection_lost_while_committing
+    worker.start()
+    pub = publisher(mosquitto_port)
+    try:
+        assert worker.connected.wait(10)
+        time.sleep(0.3)
+        for _ in range(60):
+            pub.publish("shellies/shellyht-steady/sensor/temperature", "4.0", qos=1)
+        assert wait_until(lambda: stored(app) >= 60, 30), stored(app)
+        time.sleep(2)  # anything resent late would show now
+        assert stored(app) == 60
+        assert severed.is_set() and proxy.renumbered > 60  # the broker did resend, renumbered
+        assert worker.stats["duplicates"] > 0 and not worker._resent
+    finally:
+        pub.loop_stop()
+        worker.stop()
+        proxy.close()

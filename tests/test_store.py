@@ -331,6 +331,74 @@ def test_two_readings_of_the_same_value_in_flight_are_not_taken_for_one(ctx):
     assert (result.duplicates, result.stored) == (1, 1)
 
 
+# --- brokers that renumber what they resend (RabbitMQ, NATS JetStream) ------------------------
+
+def _resent(mid, at, value="4.0", session="s1"):
+    return Message("brigade/steady/temperature", value.encode(), at, True, mid, 1, "mqtt", session)
+
+
+def _known_unacked(*messages):
+    """What ingest passes as ``resent``: messages it committed and never acknowledged."""
+    from collections import Counter
+    from sensors.store import digest_of
+    return Counter(digest_of(m) for m in messages)
+
+
+def test_a_message_committed_without_its_ack_is_recognised_under_a_new_packet_id(ctx):
+    """The connection to a NATS node ended after ingest committed a reading and before its ack
+    went out: another node resends it as id 1, not 7. By packet id alone it was stored twice."""
+    first = _bare(7, T0)
+    store_batch(db.session, [first])
+    db.session.commit()
+    later = T0 + dt.timedelta(seconds=30)
+    by_id = store_batch(db.session, [_resent(1, later)])
+    db.session.rollback()
+    known = store_batch(db.session, [_resent(1, later)], resent=_known_unacked(first))
+    db.session.commit()
+    assert (by_id.stored, by_id.duplicates) == (1, 0)
+    assert (known.stored, known.duplicates) == (0, 1)
+    assert dict(known.resent_taken) == dict(_known_unacked(first))
+    assert db.session.scalar(select(func.count(Reading.id))) == 1
+
+
+def test_each_unacknowledged_message_stands_for_one_resent_message(ctx):
+    """Committed, never acked: one 4.0. In flight, never received: another 4.0 and a 4.5. All
+    three come back renumbered: one is the committed one, the other two are new."""
+    first = _bare(40, T0)
+    store_batch(db.session, [first])
+    db.session.commit()
+    later = T0 + dt.timedelta(seconds=30)
+    result = store_batch(db.session, [_resent(1, later), _resent(2, later + dt.timedelta(seconds=1)),
+                                      _resent(3, later, value="4.5")], resent=_known_unacked(first))
+    db.session.commit()
+    assert (result.stored, result.duplicates) == (2, 1)
+
+
+def test_a_resent_message_matched_by_its_packet_id_is_not_counted_twice(ctx):
+    """A broker that keeps its ids: id 2 (4.0, committed, never acked) and id 3 (4.0, never
+    received) come back as themselves. Id 2 is recognised by its id and uses up what ingest
+    expected, so id 3 is not taken for it."""
+    first = _bare(2, T0)
+    store_batch(db.session, [first])
+    db.session.commit()
+    later = T0 + dt.timedelta(seconds=30)
+    result = store_batch(db.session, [_resent(2, later), _resent(3, later + dt.timedelta(seconds=1))],
+                         resent=_known_unacked(first))
+    assert (result.stored, result.duplicates) == (1, 1)
+
+
+def test_only_resent_messages_are_recognised_by_content(ctx):
+    """Not a DUP, or nothing known unacknowledged: the same topic and value is a new reading."""
+    first = _bare(7, T0)
+    store_batch(db.session, [first])
+    db.session.commit()
+    later = T0 + dt.timedelta(seconds=30)
+    new = store_batch(db.session, [_bare(8, later)], resent=_known_unacked(first))
+    assert (new.stored, new.duplicates) == (1, 0)
+    nothing_known = store_batch(db.session, [_resent(9, later + dt.timedelta(seconds=1))])
+    assert (nothing_known.stored, nothing_known.duplicates) == (1, 0)
+
+
 def test_device_reports_cost_statements_per_batch_not_per_reading(ctx):
     """Devices send battery with every reading: storing a batch of them must not run an upsert
     and an UPDATE per reading (that cut ingest 14×), and each device's newest report wins."""
