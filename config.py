@@ -162,6 +162,8 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
                                              minimum=1, maximum=20000),
         "BRIGADE_INGEST_FLUSH_MS": env_int("BRIGADE_INGEST_FLUSH_MS", 200, environ, minimum=1,
                                            maximum=10000),
+        "BRIGADE_INGEST_QUEUE_MB": env_int("BRIGADE_INGEST_QUEUE_MB", 64, environ, minimum=1,
+                                           maximum=4096),
         "BRIGADE_SIMULATE": env_bool("BRIGADE_SIMULATE", False, environ),
         # Alerts: minutes after opening at which an unacknowledged alert reaches each level
         # (on-duty cooks, head chef, owner), and how often it is repeated until acknowledged.

@@ -47,7 +47,10 @@ def ingest_command():
     log_to_console()
     # No BRIGADE_MQTT_HOST: the embedded broker (`flask sensors broker`), which speaks 3.1.1.
     settings = ingest_settings(current_app.config)
+    bound = (f"at most {settings.in_flight} messages in flight, "
+             f"{settings.queue_bytes // 2**20} MiB" if settings.protocol == "5"
+             else "in flight as many as the broker's max_inflight_messages allows")
     click.echo(f"ingest: {settings.client_id} on {settings.host}:{settings.port} "
-               f"(MQTT {settings.protocol})")
+               f"(MQTT {settings.protocol}; {bound})")
     # Right after each committed batch, the units it touched are evaluated for alerts.
     make_ingestor(current_app._get_current_object(), settings).run_forever()

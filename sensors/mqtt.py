@@ -24,8 +24,8 @@ from sensors.formats import SUBSCRIPTIONS
 from sensors.models import DeadLetter
 from sensors.batching_client import BatchingClient, check_paho
 from sensors.mqtt_client import connect_properties, make_client
-from sensors.store import (BatchResult, Message, confirm_acks, dead_letter_row, digest_of, received,
-                           store_batch)
+from sensors.store import (QUEUED_MESSAGE_MAX_BYTES, BatchResult, Message, confirm_acks,
+                           dead_letter_row, digest_of, received, store_batch)
 
 logger = logging.getLogger(__name__)
 #: The database cannot take anything now (down, locked, connection lost): retry the batch.
@@ -74,6 +74,9 @@ class MqttSettings:
     #: MQTT 5: at most this many messages unacknowledged at once — the broker holds the rest,
     #: which is ingest's back-pressure (on 3.1.1 the broker's own in-flight limit does it).
     receive_maximum: int = 10_000
+    #: What ingest's queue may hold at most: receive_maximum is lowered so that this many
+    #: messages of the largest size kept (sensors.store.QUEUED_MESSAGE_MAX_BYTES) fit.
+    queue_bytes: int = 64 * 1024 * 1024
     #: "batching": sensors.batching_client (what the ingest targets need); "stock": plain paho.
     client: str = "batching"
 
@@ -86,7 +89,13 @@ class MqttSettings:
                    shared_group=cfg["BRIGADE_MQTT_SHARED_GROUP"],
                    session_expiry=cfg["BRIGADE_MQTT_SESSION_EXPIRY"],
                    client=cfg["BRIGADE_MQTT_CLIENT"],
-                   batch_size=cfg["BRIGADE_INGEST_BATCH_SIZE"], flush_ms=cfg["BRIGADE_INGEST_FLUSH_MS"])
+                   batch_size=cfg["BRIGADE_INGEST_BATCH_SIZE"], flush_ms=cfg["BRIGADE_INGEST_FLUSH_MS"],
+                   queue_bytes=cfg["BRIGADE_INGEST_QUEUE_MB"] * 1024 * 1024)
+
+    @property
+    def in_flight(self) -> int:
+        """Receive Maximum as asked of the broker: within the queue's bytes, whatever arrives."""
+        return max(1, min(self.receive_maximum, self.queue_bytes // QUEUED_MESSAGE_MAX_BYTES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +252,9 @@ class Ingestor:
 
     def _on_message(self, client, userdata, msg):
         # Hand off and return: no waiting here, or paho's thread would stop answering the
-        # broker (keepalive). The broker sends at most receive_maximum unacknowledged
-        # messages, which bounds this queue; a payload too large for any format is cut now.
+        # broker (keepalive). The broker sends at most settings.in_flight unacknowledged
+        # messages (MQTT 5; on 3.1.1 its own in-flight limit), and a payload or topic too large
+        # for any format is cut now: together they bound this queue in bytes.
         inbox = self.queue
         inbox.append(Received(received(msg.topic, msg.payload, dt.datetime.now(UTC),
                                        dup=bool(msg.dup), mid=msg.mid, qos=msg.qos,
@@ -435,7 +445,7 @@ class Ingestor:
         if s.protocol == "5":
             # Room for several batches unacknowledged (we ack per batch), and no more.
             properties = connect_properties(session_expiry=s.session_expiry,
-                                            receive_maximum=s.receive_maximum)
+                                            receive_maximum=s.in_flight)
             self.client.connect_async(s.host, s.port, keepalive=s.keepalive, clean_start=False,
                                       properties=properties)
         else:

@@ -36,6 +36,7 @@ MAX_FUTURE_SKEW = dt.timedelta(minutes=2)
 #: A device timestamp older than this is a clock that was never set (or a very stale buffer).
 MAX_DEVICE_AGE = dt.timedelta(days=7)
 DEAD_LETTER_KEEP_BYTES = 4096
+DEAD_LETTER_TOPIC_CHARS = 500
 #: Formats whose payload is a bare number in the device's own unit (its Sensor.temp_unit).
 BARE_NUMBER_FORMATS = (formats.shelly_gen1, formats.esphome)
 #: (session, sensor id) -> the sensor's offsets as ordered (since, offset °C) pairs.
@@ -58,10 +59,25 @@ class Message:
     #: The payload's size as it arrived, when it was too large and cut at receive time to
     #: what a dead letter keeps (so a flood of huge payloads cannot fill ingest's memory).
     size: int | None = None
+    #: The topic's length as it arrived, when it was too long and cut at receive time.
+    topic_size: int | None = None
+
+
+#: No format takes a topic this long (a sensor id is at most 200 characters): a longer one is
+#: cut at receive time, like a payload over formats.MAX_PAYLOAD_BYTES.
+MAX_TOPIC_CHARS = 1024
+#: The most memory one message can hold while it waits in ingest's queue: the largest payload
+#: kept, the longest topic kept (4 bytes a character at worst) and the objects around them.
+QUEUED_MESSAGE_MAX_BYTES = formats.MAX_PAYLOAD_BYTES + 4 * MAX_TOPIC_CHARS + 512
 
 
 def received(topic: str, payload: bytes, received_at: dt.datetime, **fields) -> Message:
-    """A message as ingest keeps it: a payload over what any format accepts is cut now."""
+    """A message as ingest keeps it: a payload or a topic over what any format accepts is cut
+    now, to what a dead letter keeps (so a message never holds more than
+    QUEUED_MESSAGE_MAX_BYTES while it waits)."""
+    if len(topic) > MAX_TOPIC_CHARS:
+        return Message(topic[:DEAD_LETTER_TOPIC_CHARS], payload[:DEAD_LETTER_KEEP_BYTES],
+                       received_at, size=len(payload), topic_size=len(topic), **fields)
     if len(payload) > formats.MAX_PAYLOAD_BYTES:
         return Message(topic, payload[:DEAD_LETTER_KEEP_BYTES], received_at, size=len(payload),
                        **fields)
@@ -141,6 +157,10 @@ def store_batch(session, messages: list[Message], site_id: int | None = None, *,
     dead: list[dict] = []
     fahrenheit = None
     for message in messages:
+        if message.topic_size is not None:
+            dead.append(dead_letter_row(message, f"topic too long: {message.topic_size} characters",
+                                        site_id))
+            continue
         if message.size is not None:
             dead.append(dead_letter_row(message, f"payload too large: {message.size} bytes",
                                         site_id))
@@ -242,7 +262,7 @@ def dead_letter_row(message: Message, reason: str, site_id: int | None = None) -
     """The dead-letter table's row for a message that will not become readings."""
     payload = bytes(message.payload or b"")
     return {"received_at": message.received_at, "source": message.source, "site_id": site_id,
-            "topic": clean_text((message.topic or "")[:500]),
+            "topic": clean_text((message.topic or "")[:DEAD_LETTER_TOPIC_CHARS]),
             "payload": payload[:DEAD_LETTER_KEEP_BYTES],
             "payload_size": message.size if message.size is not None else len(payload),
             "reason": clean_text(reason[:500])}

@@ -145,9 +145,10 @@ class RenumberingProxy:
     gave before), and maps the client's
     PUBACKs back. ``sever()`` drops every connection, as a broker node going away does."""
 
-    def __init__(self, upstream_port: int):
+    def __init__(self, upstream_port: int, renumber: bool = True):
         import threading
         self.upstream_port = upstream_port
+        self.renumber = renumber  # False: only a proxy that can sever connections
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.connections: list[socket.socket] = []
@@ -169,7 +170,8 @@ class RenumberingProxy:
                 self.connections += [client, broker]
                 self.accepted += 1
                 first_id = 40_000 + 1_000 * self.accepted
-            threading.Thread(target=self._pump, args=(broker, client, ids, first_id),
+            threading.Thread(target=self._pump,
+                             args=(broker, client, ids, first_id if self.renumber else None),
                              daemon=True).start()
             threading.Thread(target=self._pump, args=(client, broker, ids, None),
                              daemon=True).start()

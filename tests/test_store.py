@@ -117,6 +117,28 @@ def test_bad_input_is_dead_lettered_and_good_readings_around_it_land(ctx):
         assert letter.payload_size == len(payload) and len(letter.payload) <= 4096
 
 
+def test_a_topic_longer_than_any_format_takes_is_cut_at_receive_and_dead_lettered(ctx):
+    """5,000 distinct 60 KB topics held 300 MB: a topic, like a payload, is cut when it arrives,
+    so that no message waiting in ingest's queue holds more than QUEUED_MESSAGE_MAX_BYTES."""
+    import sys
+
+    from sensors import formats
+    from sensors.store import MAX_TOPIC_CHARS, QUEUED_MESSAGE_MAX_BYTES, received
+    topic = "brigade/" + "x" * 60_000 + "/temperature"
+    message = received(topic, b"4.0", T0)
+    assert len(message.topic) == 500 and message.topic_size == len(topic)
+    assert received("brigade/f/temperature", b"4.0", T0).topic_size is None
+    worst = received("\U0001f9ca" * MAX_TOPIC_CHARS, b"4" * formats.MAX_PAYLOAD_BYTES, T0)
+    assert worst.topic_size is None and worst.size is None  # kept whole: the most a message holds
+    assert sum(map(sys.getsizeof, (worst, worst.topic, worst.payload, worst.received_at))) \
+        <= QUEUED_MESSAGE_MAX_BYTES
+    result = store_batch(db.session, [message, received("brigade/f/temperature", b"4.0", T0)])
+    db.session.commit()
+    assert (result.stored, result.rejected) == (1, 1)
+    letter = db.session.execute(select(DeadLetter)).scalar_one()
+    assert letter.reason == f"topic too long: {len(topic)} characters" and letter.topic == topic[:500]
+
+
 def test_rollups_merge_across_batches(ctx):
     values = [4.0, 6.0, 2.0, 5.0]
     for i, v in enumerate(values):
