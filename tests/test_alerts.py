@@ -140,9 +140,21 @@ def test_overdue_checklists_and_expired_timers_raise_alerts(ctx, kitchen):
     db.session.commit()
     [expired] = alerts("timer_expired")
     record_outcome(db.session, timer, cook, None, "discarded")
-    sweep_timers(db.session, T0 + dt.timedelta(minutes=17))
+    from sqlalchemy import event
+    outcome_queries = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if "FROM timer_outcomes" in statement:
+            outcome_queries.append(statement)
+    event.listen(db.engine, "after_cursor_execute", seen)
+    try:
+        sweep_timers(db.session, T0 + dt.timedelta(minutes=17))
+    finally:
+        event.remove(db.engine, "after_cursor_execute", seen)
     db.session.commit()
     assert expired.state.recovered_at is not None
+    # Only the outcomes of the timers in the sweep's window, never every outcome ever recorded.
+    assert outcome_queries and all("WHERE timer_outcomes.timer_id IN" in q for q in outcome_queries)
 
 
 @pytest.mark.parametrize("minutes,level", [(0, 0), (9, 0), (10, 1), (29, 1), (30, 2), (600, 2)])

@@ -197,3 +197,32 @@ def test_a_winner_that_cannot_be_read_after_the_conflict_is_a_409():
     from app.units.ingest import replay
     reply = replay(None, "0" * 64)
     assert reply.status == 409 and "in progress" in reply.body["error"] and not reply.replayed
+
+
+def test_a_token_is_found_by_its_hash_not_by_reading_every_live_token(app, kitchen):
+    """The HTTP ingest looked at every live token on each request: with 200 tokens, one query
+    that names the hash and fetches one row; a revoked or unknown token is refused."""
+    from sqlalchemy import event
+
+    from app.units.tokens import revoke_token, token_from_header
+    with app.app_context():
+        site = db.session.get(Site, kitchen["site"])
+        plains = [create_token(db.session, site, f"probe {i}")[1] for i in range(200)]
+        revoked, revoked_plain = create_token(db.session, site, "old probe")
+        revoke_token(db.session, revoked, T0)
+        db.session.commit()
+        fetched = []
+
+        def count_rows(conn, cursor, statement, parameters, context, executemany):
+            if "ingest_tokens" in statement:
+                fetched.append(statement)
+        event.listen(db.engine, "after_cursor_execute", count_rows)
+        try:
+            found = token_from_header(db.session, f"Bearer {plains[150]}")
+        finally:
+            event.remove(db.engine, "after_cursor_execute", count_rows)
+        assert found is not None and found.name == "probe 150"
+        assert len(fetched) == 1 and "token_hash = " in fetched[0]
+        assert token_from_header(db.session, f"Bearer {revoked_plain}") is None
+        assert token_from_header(db.session, "Bearer nope") is None
+        assert token_from_header(db.session, f"Basic {plains[0]}") is None

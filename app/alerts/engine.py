@@ -282,8 +282,10 @@ def sweep_timers(session, now: dt.datetime | None = None) -> list:
     changed = []
     recent = now - dt.timedelta(days=2)
     timers = session.execute(select(HoldTimer).where(HoldTimer.expires_at <= now,
-                                                     HoldTimer.expires_at >= recent)).scalars()
-    settled = set(session.execute(select(TimerOutcome.timer_id)).scalars())
+                                                     HoldTimer.expires_at >= recent)).scalars().all()
+    # The outcomes of these timers only (by the timer_id index), not every outcome ever.
+    settled = set(session.execute(select(TimerOutcome.timer_id).where(
+        TimerOutcome.timer_id.in_([t.id for t in timers]))).scalars()) if timers else set()
     for timer in timers:
         subject = f"timer:{timer.id}"
         if timer.id not in settled:

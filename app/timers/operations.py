@@ -95,7 +95,8 @@ def timer_state(timer: HoldTimer, now: dt.datetime) -> str:
 
 def timers_context(session, site: Site, now: dt.datetime) -> dict:
     """Timers still needing an outcome, plus those settled in the last hour."""
-    unsettled = HoldTimer.id.not_in(select(TimerOutcome.timer_id))
+    # Correlated NOT EXISTS (the timer_id index), not NOT IN over every outcome ever recorded.
+    unsettled = ~select(TimerOutcome.id).where(TimerOutcome.timer_id == HoldTimer.id).exists()
     timers = session.execute(
         select(HoldTimer).where(HoldTimer.site_id == site.id,
                                 or_(HoldTimer.started_at >= now - dt.timedelta(days=1), unsettled))
