@@ -14,6 +14,22 @@ from app.extensions import babel, csrf, db, login_manager, migrate
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _owner_only_database(url: str) -> None:
+    """The SQLite file readable by its owner only (0600), created so if missing: SQLite gives
+    its -wal and -shm files the database file's permissions, so they are 0600 too. PIN hashes
+    and every record are in it; a shared machine's other users must not read it."""
+    from sqlalchemy.engine import make_url
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(0o600)
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Create the web application; starts no background work."""
     app = Flask(__name__, instance_path=os.environ.get("BRIGADE_INSTANCE_PATH")
@@ -25,10 +41,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.config.get("SECRET_KEY") or not app.config.get("BRIGADE_AUDIT_KEY"):
         raise config.ConfigError(
             "No secret key: set BRIGADE_SECRET_KEY and BRIGADE_AUDIT_KEY, or run "
-            "`flask --app app init-secrets` to generate them into the instance folder "
+            "`python -m app.instance init-secrets` to generate them into the instance folder "
             f"({app.instance_path})")
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        Path(app.instance_path).mkdir(mode=0o700, parents=True, exist_ok=True)
+        _owner_only_database(app.config["SQLALCHEMY_DATABASE_URI"])
 
     from werkzeug.routing import IntegerConverter
 

@@ -46,7 +46,7 @@ def link_hash(key: bytes, seq: int, prev_hash: str, action: str, entity: str, en
 def _key() -> bytes:
     key = current_app.config.get("BRIGADE_AUDIT_KEY")
     if not key:
-        raise RuntimeError("BRIGADE_AUDIT_KEY is not set (run `flask --app app init-secrets`)")
+        raise RuntimeError("BRIGADE_AUDIT_KEY is not set (run `python -m app.instance init-secrets`)")
     return key.encode()
 
 

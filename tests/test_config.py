@@ -50,6 +50,50 @@ def test_no_default_secret(tmp_path, monkeypatch):
         create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db"})
 
 
+def test_no_secret_names_the_command_that_makes_them(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from app import create_app
+    monkeypatch.setenv("BRIGADE_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("BRIGADE_SECRET_KEY", raising=False)
+    monkeypatch.delenv("BRIGADE_AUDIT_KEY", raising=False)
+    with pytest.raises(config.ConfigError) as refused:
+        create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db"})
+    command = refused.value.args[0].split("`")[1]
+    assert command == "python -m app.instance init-secrets"
+    made = subprocess.run([sys.executable, *command.split()[1:]], capture_output=True, text=True,
+                          env={**__import__("os").environ, "BRIGADE_INSTANCE_PATH": str(tmp_path)})
+    assert made.returncode == 0 and (tmp_path / "audit_key").exists(), made.stderr
+
+
+def test_the_database_and_its_wal_files_are_the_owners_only(tmp_path, monkeypatch):
+    """They hold PIN hashes and every record: 0600 in a 0700 folder, not world-readable."""
+    import os
+    from sqlalchemy import text
+
+    from app import create_app
+    from app.models import db
+    instance = tmp_path / "instance"
+    monkeypatch.setenv("BRIGADE_INSTANCE_PATH", str(instance))
+    old = os.umask(0o022)
+    try:
+        app = create_app({"SECRET_KEY": "x", "BRIGADE_AUDIT_KEY": "y",
+                          "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance}/brigade.db"})
+        with app.app_context():
+            db.session.execute(text("PRAGMA journal_mode=WAL"))
+            db.session.execute(text("CREATE TABLE t (x INTEGER)"))
+            db.session.execute(text("INSERT INTO t VALUES (1)"))
+            db.session.commit()
+            files = {p.name: p.stat().st_mode & 0o777 for p in instance.iterdir()}
+            db.engine.dispose()
+    finally:
+        os.umask(old)
+    assert instance.stat().st_mode & 0o777 == 0o700
+    assert {"brigade.db", "brigade.db-wal", "brigade.db-shm"} <= set(files), files
+    assert all(mode == 0o600 for name, mode in files.items() if name.startswith("brigade.db")), files
+
+
 def test_instance_secrets_are_generated_once(tmp_path):
     first = config.instance_secret(tmp_path, "secret_key", create=True)
     assert len(first) == 64
