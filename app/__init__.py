@@ -14,6 +14,13 @@ from app.extensions import babel, csrf, db, login_manager, migrate
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Scripts, styles and images from the app itself only (HTMX and plotly.js are served from
+#: static/), no inline or evaluated script, never inside another site's frame.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
+                           "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+                           "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
 def _owner_only_database(url: str) -> None:
     """The SQLite file readable by its owner only (0600), created so if missing: SQLite gives
     its -wal and -shm files the database file's permissions, so they are 0600 too. PIN hashes
@@ -71,6 +78,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     # First, so the time covers the login, idle-lock and device hooks too.
     _add_server_timing(app)
+    _add_security_headers(app)
     _add_health_check(app)
     from app import models  # noqa: F401  (every table, the device path's included)
     from app import auth, checklists, devices, records, timers
@@ -99,6 +107,19 @@ def _select_locale():
     if current_user and current_user.is_authenticated:
         return current_user.locale
     return request.accept_languages.best_match(["en", "zh"]) or "en"
+
+
+def _add_security_headers(app: Flask) -> None:
+    @app.after_request
+    def _security_headers(response):
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        if app.config["SESSION_COOKIE_SECURE"]:  # served over HTTPS
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
 
 
 def _add_server_timing(app: Flask) -> None:

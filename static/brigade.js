@@ -70,6 +70,17 @@
     if (ev.detail.elt.hasAttribute("data-poll")) ev.detail.headers["X-Brigade-Poll"] = "1";
   });
 
+  // A section marked data-hold-while-typing skips its timed refresh while someone types in
+  // one of its fields (the swap would wipe what they typed); other triggers still refresh it.
+  // Done here, not as an hx-trigger filter: those are evaluated code, which the CSP forbids.
+  document.addEventListener("htmx:confirm", function (ev) {
+    var elt = ev.detail.elt, active = document.activeElement;
+    if (elt.hasAttribute("data-hold-while-typing") && !ev.detail.triggeringEvent &&
+        active && active.tagName === "INPUT" && elt.contains(active)) {
+      ev.preventDefault();
+    }
+  });
+
   // A tap made while the connection is down is kept and retried until it is saved.
   document.addEventListener("htmx:sendError", function (ev) {
     var cfg = ev.detail.requestConfig;

@@ -368,3 +368,18 @@ def test_the_sign_off_queue_is_paginated_and_costs_the_same_queries_at_any_lengt
     assert client.get("/records?page=0").status_code == 400
     assert client.get("/records?page=x").status_code == 400
     assert client.get("/records?page=99").status_code == 200  # past the end: the last page
+
+
+def test_every_response_carries_the_security_headers(app, client):
+    """A CSP without inline or evaluated script, no framing, no sniffing, no full referrer;
+    HSTS only when the cookies are secure (served over HTTPS)."""
+    for path in ("/pin", "/healthz", "/login", "/static/brigade.js", "/no-such-page"):
+        headers = client.get(path).headers
+        policy = headers["Content-Security-Policy"]
+        assert "script-src 'self';" in policy and "'unsafe-inline'" not in policy
+        assert "'unsafe-eval'" not in policy and "frame-ancestors 'none'" in policy
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY" and headers["Referrer-Policy"] == "same-origin"
+        assert "Strict-Transport-Security" not in headers
+    app.config["SESSION_COOKIE_SECURE"] = True
+    assert client.get("/pin").headers["Strict-Transport-Security"] == "max-age=31536000"

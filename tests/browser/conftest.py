@@ -125,8 +125,13 @@ def tablet(browser):
         page.requests = []
         context.on("request", lambda request: page.requests.append(request.url))
         page.clock.install(time=kitchen.now)
+        # Anything the Content-Security-Policy blocks is a page that does not work as written.
+        page.on("console", lambda message: ("Content Security Policy" in message.text
+                                            and refused.append(message.text)))
         return page
 
+    refused: list[str] = []
     yield _open
     for context in contexts:
         context.close()
+    assert refused == [], refused
