@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort
+from flask import abort, session
+from flask_babel import lazy_gettext
 from flask_login import current_user
 
 from app.models import Role
@@ -15,13 +16,26 @@ def public(view):
     return view
 
 
-def roles_required(*roles: Role):
-    """Refuse (403) anyone whose role is not one of ``roles``."""
+PASSWORD_NEEDED = lazy_gettext("Settings need your password: sign in with your email and "
+                               "password, not with a PIN on the tablet.")
+
+
+def password_session() -> bool:
+    """Whether this session began with a password (a PIN on the shared tablet does not count)."""
+    return current_user.is_authenticated and not session.get("via_pin")
+
+
+def roles_required(*roles: Role, password: bool = False):
+    """Refuse (403) anyone whose role is not one of ``roles``; with ``password``, also a
+    session that began with a PIN: a PIN typed on a shared tablet gets the tablet's work, not
+    what changes settings, people, tokens or units."""
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
             if not current_user.is_authenticated or current_user.role not in roles:
                 abort(403)
+            if password and not password_session():
+                abort(403, description=str(PASSWORD_NEEDED))
             return view(*args, **kwargs)
         wrapper.roles = roles
         return wrapper

@@ -97,6 +97,10 @@ def login_pin(client, staff_id: int, pin: str):
     return client.post(f"/pin/{staff_id}", data={"pin": pin})
 
 
+def login_password(client, email: str, password: str):
+    return client.post("/login", data={"email": email, "password": password})
+
+
 SALAD_T0 = dt.datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 

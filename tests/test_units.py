@@ -12,7 +12,7 @@ from app.models.ingest import IngestToken
 from app.models.units import Unit
 from sensors.models import DeadLetter, Reading, Sensor
 from sensors.store import Message, store_batch
-from tests.factories import Kitchen, login_pin, make_app
+from tests.factories import Kitchen, login_password, login_pin, make_app
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -28,7 +28,10 @@ def _client(app, kitchen, who):
 
 @pytest.fixture
 def admin(app, kitchen):
-    return _client(app, kitchen, "admin")
+    """The admin signed in with a password: settings are refused to a PIN session."""
+    client = app.test_client()
+    assert login_password(client, "admin@test.kitchen", "admin-password").status_code == 302
+    return client
 
 
 @pytest.fixture
@@ -74,8 +77,10 @@ def _other_site(app):
         site = Site(name="Other Kitchen", timezone="America/New_York", temp_unit="F")
         db.session.add(site)
         db.session.flush()
-        other = Staff(site_id=site.id, name="Other Admin", role=Role.ADMIN)
+        other = Staff(site_id=site.id, name="Other Admin", role=Role.ADMIN,
+                      email="other@test.kitchen")
         other.set_pin("4321")
+        other.set_password("other-password")
         unit = Unit(site_id=site.id, name="Their fridge", kind="fridge", target_max_c=5.0,
                     critical_max_c=7.0)
         db.session.add_all([other, unit])
@@ -98,6 +103,23 @@ def test_cooks_are_refused_every_page(app, cook, kitchen):
         assert cook.open(url, method=method, data=GOOD).status_code == 403, (method, url)
     page = cook.get("/").get_data(as_text=True)
     assert "/units" not in page  # no nav link either
+
+
+def test_an_admin_on_the_tablet_with_a_pin_gets_no_settings(app, kitchen):
+    """A PIN typed on the shared tablet reached /units/tokens with full admin rights: settings,
+    tokens and units now need a session begun with the password."""
+    unit_id = _unit(app, kitchen["site"])
+    tablet = _client(app, kitchen, "admin")
+    for method, url in ADMIN_PAGES:
+        response = tablet.open(url, method=method, data=GOOD)
+        assert response.status_code == 403, (method, url)
+    assert "need your password" in tablet.get("/units/tokens").get_data(as_text=True)
+    page = tablet.get("/units").get_data(as_text=True)  # reading the units is the tablet's work
+    assert "Pass fridge" in page and f"/units/{unit_id}/edit" not in page
+    laptop = app.test_client()
+    assert login_password(laptop, "admin@test.kitchen", "admin-password").status_code == 302
+    assert laptop.get("/units/tokens").status_code == 200
+    assert f"/units/{unit_id}/edit" in laptop.get("/units").get_data(as_text=True)
 
 
 def test_head_chef_reads_the_units_but_cannot_change_anything(app, chef, kitchen):
@@ -457,7 +479,7 @@ def test_a_breach_posted_over_http_raises_its_alert_at_once(app, admin, client, 
 
 def _other_admin(app, other):
     client = app.test_client()
-    assert login_pin(client, other["admin"], "4321").status_code == 302
+    assert login_password(client, "other@test.kitchen", "other-password").status_code == 302
     return client
 
 

@@ -14,7 +14,7 @@ from app.errors import OperationError
 from app.models import Role, Site, db, utcnow
 from app.models.ingest import IngestToken
 from app.models.units import Unit
-from app.security import chef_only, roles_required
+from app.security import chef_only, password_session, roles_required
 from app.units.dead_letters import dead_letter_summary, latest_dead_letters, preview
 from app.units.forms import (KINDS, PRESET_LABELS, FormInvalid, form_values, new_unit_values,
                              parse_unit_form, preset_summary)
@@ -26,7 +26,7 @@ from sensors.models import Sensor
 from sensors.temperature import show_delta
 
 bp = Blueprint("units", __name__, url_prefix="/units")
-admin_only = roles_required(Role.ADMIN)
+admin_only = roles_required(Role.ADMIN, password=True)
 
 
 def _units(site: Site) -> list[Unit]:
@@ -56,7 +56,8 @@ def index():
                                      .order_by(Sensor.key)).scalars():
         sensors[sensor.unit_id].append(sensor)
     return render_template("units/index.html", site=site, units=units, sensors=sensors,
-                           now=utcnow(), can_edit=current_user.role == Role.ADMIN)
+                           now=utcnow(),
+                           can_edit=current_user.role == Role.ADMIN and password_session())
 
 
 def _form_page(site: Site, values: dict, errors: dict, unit: Unit | None = None, status: int = 200):
