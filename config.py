@@ -136,6 +136,9 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         "BRIGADE_THREADS": env_int("BRIGADE_THREADS", 16, environ, minimum=1, maximum=256),
         "SESSION_COOKIE_SECURE": env_bool("BRIGADE_SECURE_COOKIES", False, environ),
         "SESSION_COOKIE_HTTPONLY": True,
+        # A CSRF token lives as long as the session it is tied to: a tablet page kept alive by
+        # HTMX for hours must still be able to post (Flask-WTF's default is one hour).
+        "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": "UTC",

@@ -582,3 +582,22 @@ def test_rejected_http_posts_are_shown_to_their_sites_admin_and_mqtt_ones_to_all
     page = theirs.get("/units/dead-letters").get_data(as_text=True)
     assert "no/such/mqtt-topic" in page and "their broken body" in page
     assert "implausible temperature" not in page and "cellar1" not in page
+
+
+def test_a_tablet_page_open_for_hours_can_still_post(database_url, tmp_path, kitchen, monkeypatch):
+    """HTMX keeps a tablet's page alive all day; its CSRF token expired after an hour."""
+    import time
+
+    import itsdangerous.timed
+    app = make_app(database_url, tmp_path / "csrf-age", WTF_CSRF_ENABLED=True)
+    client = app.test_client()
+    page = client.get(f"/pin/{kitchen['cook']}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    later = time.time() + 9 * 3600  # a whole service later
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: later)
+    response = client.post(f"/pin/{kitchen['cook']}", data={"pin": Kitchen.PINS["cook"],
+                                                             "csrf_token": csrf})
+    assert response.status_code == 302
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
