@@ -383,3 +383,26 @@ def test_every_response_carries_the_security_headers(app, client):
         assert "Strict-Transport-Security" not in headers
     app.config["SESSION_COOKIE_SECURE"] = True
     assert client.get("/pin").headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_a_photo_over_the_limit_is_refused_on_the_item_in_the_cooks_language(app, cook, freeze):
+    """It got Werkzeug's bare 413 and the tablet showed nothing."""
+    app.config.update(MAX_CONTENT_LENGTH=100_000, BRIGADE_PHOTO_MAX_BYTES=100_000)
+    run_id = _open_before_lunch(cook, app, freeze)
+    item = _items(app, run_id)["covered"]
+    cook.post(f"/runs/{run_id}/items/{item}", data={"value": "pass"}, headers={"HX-Request": "1"})
+    big = {"photo": (io.BytesIO(b"\x89PNG" + b"0" * 300_000), "big.png")}
+    response = cook.post(f"/runs/{run_id}/items/{item}", headers={"HX-Request": "1"}, data=big,
+                         content_type="multipart/form-data")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422  # swapped into the item by the tablet, like any refusal
+    assert "That photo is too large (the limit is 0.1 MB)" in page and f"item-{item}" in page
+    cook.post("/me/language", data={"language": "zh"})
+    big = {"photo": (io.BytesIO(b"\x89PNG" + b"0" * 300_000), "big.png")}
+    page = cook.post(f"/runs/{run_id}/items/{item}", headers={"HX-Request": "1"}, data=big,
+                     content_type="multipart/form-data").get_data(as_text=True)
+    assert "照片太大" in page
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Photo.id))) == 0
+        answers = db.session.execute(select(Answer).where(Answer.item_id == item)).scalars().all()
+        assert [a.value for a in answers] == ["pass"]  # the answer in force stays

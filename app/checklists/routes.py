@@ -5,9 +5,11 @@ import datetime as dt
 
 from flask import (abort, current_app, flash, make_response, redirect, render_template,
                    request, url_for)
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.checklists import bp
 from app.checklists.definitions import current_definitions
@@ -109,6 +111,10 @@ def answer(run_id: int, item_id: int):
     except OperationError as exc:
         db.session.rollback()
         error, current = str(exc), latest_answer(db.session, run, item)
+    return _item_reply(run, item, current, error)
+
+
+def _item_reply(run: Run, item: ChecklistItem, current: Answer | None, error: str | None):
     if not _is_htmx():
         if error:
             flash(error, "error")
@@ -123,6 +129,23 @@ def answer(run_id: int, item_id: int):
         # item's own marker stays until the next submit says what is still missing).
         html += '<div id="refused" hx-swap-oob="delete"></div>'
     return make_response(html), 422 if error else 200
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(exc):
+    """A photo over the limit is refused before the view reads the form: the cook is told so
+    in their language, on the item, and the answer in force stays as it was."""
+    limit = format_decimal(current_app.config["BRIGADE_PHOTO_MAX_BYTES"] / 2**20, "#.#")
+    error = _("That photo is too large (the limit is %(mb)s MB): nothing was saved. Take it "
+              "again at a lower resolution.", mb=limit)
+    args = request.view_args or {}
+    if request.endpoint == "checklists.answer":
+        run = site_row_or_404(Run, args["run_id"])
+        item = db.session.get(ChecklistItem, args["item_id"])
+        if item is None or item.definition_id != run.definition_id:
+            abort(404)
+        return _item_reply(run, item, latest_answer(db.session, run, item), error)
+    return error, 413
 
 
 @bp.post("/runs/<int:run_id>/submit")
