@@ -97,6 +97,34 @@ def test_password_login_is_for_head_chef_and_admin(client, kitchen):
                                        "password": "nope"}).status_code == 401
 
 
+def test_the_password_form_does_not_tell_who_has_an_account(app, client, kitchen, monkeypatch):
+    """An unknown email answered in 3 ms and a real one in 90 ms, and only real accounts got the
+    lock message: now each failure costs one password hash and gets the same words."""
+    import hashlib
+    hashed = []
+    real_scrypt = hashlib.scrypt
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: hashed.append(1) or real_scrypt(*a, **k))
+
+    def attempt(email, password="nope"):
+        hashed.clear()
+        response = client.post("/login", data={"email": email, "password": password})
+        return response.status_code, len(hashed), response.get_data(as_text=True)
+
+    answers = [attempt("nobody@test.kitchen"), attempt("chef@test.kitchen"),
+               attempt("Cook Sam")]  # a cook has no password login
+    for _ in range(app.config["BRIGADE_PIN_MAX_TRIES"]):
+        attempt("chef@test.kitchen")
+    answers.append(attempt("chef@test.kitchen"))  # locked now
+    for status, hashes, page in answers:
+        assert (status, hashes) == (401, 1)
+        assert "Wrong email or password." in page and "Too many" not in page
+    # The stand-in hash costs what a real one does (the same method and work factors).
+    from werkzeug.security import generate_password_hash
+
+    from app.auth.operations import _STAND_IN_HASH
+    assert _STAND_IN_HASH.split("$")[0] == generate_password_hash("x").split("$")[0]
+
+
 def test_idle_tablet_falls_back_to_the_pin_pad(app, cook):
     assert cook.get("/").status_code == 200
     with cook.session_transaction() as session:

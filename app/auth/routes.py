@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.auth import bp
 from app.security import public
-from app.auth.operations import PinLocked, check_password, check_pin
+from app.auth.operations import PinLocked, check_password, check_pin, spend_a_password_check
 from app.models import Alert, AlertState, Role, Site, Staff, db, utcnow
 
 LANGUAGES = {"en": "English", "zh": "简体中文"}
@@ -89,17 +89,23 @@ def login():
         staff = db.session.execute(select(Staff).where(Staff.email == email)).scalar_one_or_none()
         cfg = current_app.config
         ok = False
+        password = request.form.get("password", "")
+        # The same answer, after the same work, for an unknown email, a locked account and a
+        # wrong password: the form does not tell who has an account.
         if staff is not None and staff.active and staff.role in (Role.HEAD_CHEF, Role.ADMIN):
             try:
-                ok = check_password(staff, request.form.get("password", ""), utcnow(),
+                ok = check_password(staff, password, utcnow(),
                                     cfg["BRIGADE_PIN_MAX_TRIES"], cfg["BRIGADE_PIN_LOCK_SECONDS"])
-            except PinLocked as exc:
-                error = str(exc)
+            except PinLocked as locked:
+                if not locked.checked:
+                    spend_a_password_check(password)
             db.session.commit()
+        else:
+            spend_a_password_check(password)
         if ok:
             _start_session(staff, via_pin=False)
             return redirect(url_for("records.index"))
-        error = error or _("Wrong email or password.")
+        error = _("Wrong email or password.")
     return render_template("auth/login.html", error=error), 200 if not error else 401
 
 
