@@ -139,6 +139,8 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         # A CSRF token lives as long as the session it is tied to: a tablet page kept alive by
         # HTMX for hours must still be able to post (Flask-WTF's default is one hour).
         "WTF_CSRF_TIME_LIMIT": None,
+        "BRIGADE_SESSION_HOURS": env_int("BRIGADE_SESSION_HOURS", 12, environ, minimum=1,
+                                         maximum=24 * 31),
         "SESSION_COOKIE_SAMESITE": "Lax",
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": "UTC",

@@ -125,6 +125,65 @@ def test_the_password_form_does_not_tell_who_has_an_account(app, client, kitchen
     assert _STAND_IN_HASH.split("$")[0] == generate_password_hash("x").split("$")[0]
 
 
+def _session_cookie(client):
+    return client.get_cookie("session").value
+
+
+def _with_cookie(app, value):
+    thief = app.test_client()
+    thief.set_cookie("session", value)
+    return thief
+
+
+def test_logout_ends_the_session_on_the_server_copied_cookies_included(app, client, kitchen):
+    """A cookie copied before logout still worked for 31 days."""
+    assert client.post("/login", data={"email": "chef@test.kitchen",
+                                       "password": "chef-password"}).status_code == 302
+    copied = _session_cookie(client)
+    assert _with_cookie(app, copied).get("/records").status_code == 200
+    client.post("/logout")
+    assert _with_cookie(app, copied).get("/records").status_code == 302  # to the login
+    # Logging in again works, with a new session.
+    assert client.post("/login", data={"email": "chef@test.kitchen",
+                                       "password": "chef-password"}).status_code == 302
+    assert client.get("/records").status_code == 200
+
+
+def test_leaving_the_tablet_does_not_end_the_chefs_laptop_session(app, kitchen):
+    laptop, tablet = app.test_client(), app.test_client()
+    assert laptop.post("/login", data={"email": "chef@test.kitchen",
+                                       "password": "chef-password"}).status_code == 302
+    assert login_pin(tablet, kitchen["chef"], Kitchen.PINS["chef"]).status_code == 302
+    copied_tablet = _session_cookie(tablet)
+    tablet.post("/logout")
+    assert _with_cookie(app, copied_tablet).get("/").status_code == 302
+    assert laptop.get("/records").status_code == 200
+
+
+def test_a_new_pin_or_password_ends_the_persons_sessions(app, kitchen):
+    laptop, tablet = app.test_client(), app.test_client()
+    assert laptop.post("/login", data={"email": "chef@test.kitchen",
+                                       "password": "chef-password"}).status_code == 302
+    assert login_pin(tablet, kitchen["chef"], Kitchen.PINS["chef"]).status_code == 302
+    with app.app_context():
+        chef = db.session.get(Staff, kitchen["chef"])
+        chef.set_pin("8642")
+        db.session.commit()
+    assert laptop.get("/records").status_code == 302
+    assert tablet.get("/").status_code == 302
+
+
+def test_a_password_session_ends_after_its_hours_however_busy(app, client, kitchen):
+    assert client.post("/login", data={"email": "chef@test.kitchen",
+                                       "password": "chef-password"}).status_code == 302
+    with client.session_transaction() as session:
+        session["started"] = time.time() - app.config["BRIGADE_SESSION_HOURS"] * 3600 + 60
+    assert client.get("/records").status_code == 200
+    with client.session_transaction() as session:
+        session["started"] = time.time() - app.config["BRIGADE_SESSION_HOURS"] * 3600 - 1
+    assert client.get("/records").status_code == 302
+
+
 def test_idle_tablet_falls_back_to_the_pin_pad(app, cook):
     assert cook.get("/").status_code == 200
     with cook.session_transaction() as session:

@@ -21,7 +21,13 @@ def init_app(app: Flask) -> None:
     @login_manager.user_loader
     def _load(staff_id: str):
         staff = db.session.get(Staff, int(staff_id))
-        return staff if staff is not None and staff.active else None
+        if staff is None or not staff.active:
+            return None
+        # Honoured only while the person's session version is the one it began with: logout,
+        # a new PIN or password end it on the server, whoever holds a copy of the cookie.
+        if session.get("version") != staff.session_version(bool(session.get("via_pin"))):
+            return None
+        return staff
 
     @login_manager.unauthorized_handler
     def _unauthorized():
@@ -49,6 +55,11 @@ def init_app(app: Flask) -> None:
         if session.get("via_pin") and now - session.get("last_seen", now) > idle:
             logout_user()
             session.pop("via_pin", None)
+            return login_manager.unauthorized()
+        # A password session lasts a working day at most, however busy.
+        lifetime = app.config["BRIGADE_SESSION_HOURS"] * 3600
+        if not session.get("via_pin") and now - session.get("started", 0) > lifetime:
+            logout_user()
             return login_manager.unauthorized()
         if not request.headers.get("X-Brigade-Poll"):
             session["last_seen"] = now

@@ -31,7 +31,8 @@ def _tablet_site() -> Site:
 def _start_session(staff: Staff, via_pin: bool) -> None:
     login_user(staff)
     session["via_pin"] = via_pin
-    session["last_seen"] = time.time()
+    session["last_seen"] = session["started"] = time.time()
+    session["version"] = staff.session_version(via_pin)
 
 
 @bp.get("/pin")
@@ -112,6 +113,10 @@ def login():
 @bp.post("/logout")
 def logout():
     via_pin = session.get("via_pin")
+    if current_user.is_authenticated:
+        # Server-side: a copy of this cookie (or this kind of session anywhere) stops working.
+        current_user.end_sessions(via_pin=bool(via_pin))
+        db.session.commit()
     logout_user()
     session.pop("via_pin", None)
     return redirect(url_for("auth.pin_pad") if via_pin else url_for("auth.login"))

@@ -51,17 +51,34 @@ class Staff(UserMixin, db.Model):
     failed_pins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: A session carries the version it began with and is honoured only while it matches:
+    #: logging out of a PIN (tablet) or a password (laptop) session moves its kind's version
+    #: on, ending every copy of that kind of session; a new PIN or password moves both.
+    pin_session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    password_session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     site: Mapped[Site] = relationship(back_populates="staff")
 
     def set_pin(self, pin: str) -> None:
         self.pin_hash = generate_password_hash(pin)
+        self.end_sessions()
 
     def check_pin(self, pin: str) -> bool:
         return bool(self.pin_hash) and check_password_hash(self.pin_hash, pin)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
+        self.end_sessions()
+
+    def end_sessions(self, via_pin: bool | None = None) -> None:
+        """End this person's sessions: PIN ones, password ones, or (None) both."""
+        if via_pin is not False:
+            self.pin_session_version = (self.pin_session_version or 0) + 1
+        if via_pin is not True:
+            self.password_session_version = (self.password_session_version or 0) + 1
+
+    def session_version(self, via_pin: bool) -> int:
+        return (self.pin_session_version if via_pin else self.password_session_version) or 0
 
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)
