@@ -337,6 +337,32 @@ def test_parallel_wrong_pins_still_lock_the_person(app, kitchen):
     assert login_pin(app.test_client(), kitchen["cook"], Kitchen.PINS["cook"]).status_code == 401
 
 
+def test_forty_parallel_guesses_check_no_more_pins_than_one_lock_allows(app, kitchen, monkeypatch):
+    """40 simultaneous guesses checked 15 wrong PINs (and could hit the right one) in one lock
+    window: each attempt is now counted before its PIN is hashed, so at most MAX_TRIES are."""
+    import hashlib
+    import threading
+    checked = []
+    real_scrypt = hashlib.scrypt
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: checked.append(1) or real_scrypt(*a, **k))
+    guesses = [f"{n:04d}" for n in range(40)]
+    guesses[20] = Kitchen.PINS["cook"]
+    results, start = [], threading.Barrier(40)
+
+    def guess(pin):
+        client = app.test_client()
+        start.wait()
+        results.append(login_pin(client, kitchen["cook"], pin).status_code)
+    threads = [threading.Thread(target=guess, args=(pin,)) for pin in guesses]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    tries = app.config["BRIGADE_PIN_MAX_TRIES"]
+    assert len(results) == 40 and len(checked) <= tries, len(checked)
+    assert results.count(401) >= 40 - tries
+
+
 @pytest.mark.parametrize("url,status", [("/pin/99999999999999999999", 404),
                                         ("/records?day=9999-12-31", 400),
                                         ("/records?day=0001-01-01", 400),

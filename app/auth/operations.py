@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import object_session
 
 from werkzeug.security import check_password_hash
@@ -25,46 +25,49 @@ class PinLocked(OperationError):
                            seconds=seconds))
 
 
-def ensure_not_locked(staff: Staff, now: dt.datetime) -> None:
-    session = object_session(staff)
-    # Read afresh: a guess running in parallel may have just locked this person.
-    locked_until = session.execute(select(Staff.locked_until).where(Staff.id == staff.id)) \
-        .scalar_one() if session is not None else staff.locked_until
-    if locked_until is not None and now < locked_until:
-        raise PinLocked(int((locked_until - now).total_seconds()) + 1)
+def reserve_attempt(staff: Staff, now: dt.datetime, max_tries: int, lock_seconds: int) -> int:
+    """Count this attempt as a wrong one *before* the secret is checked, and commit that.
 
-
-def register_failure(staff: Staff, now: dt.datetime, max_tries: int, lock_seconds: int) -> None:
-    """Count a wrong PIN or password; the ``max_tries``-th locks the person.
-
-    The count is incremented in the database in one statement, so guesses sent in
-    parallel are each counted (a read-then-write would let them all see the same count).
+    One UPDATE that takes an attempt only while the person is not locked and has attempts left,
+    so guesses sent in parallel — from any number of server processes — cannot all pass a
+    check made before any of them was counted: at most ``max_tries`` secrets are checked per
+    lock window. Returns this attempt's number; raises PinLocked, unchecked, when none is left.
     """
     session = object_session(staff)
-    count = session.execute(update(Staff).where(Staff.id == staff.id)
-                            .values(failed_pins=Staff.failed_pins + 1)
-                            .returning(Staff.failed_pins)).scalar_one()
-    if count >= max_tries:
+    taken = session.execute(
+        update(Staff).where(Staff.id == staff.id, Staff.failed_pins < max_tries,
+                            or_(Staff.locked_until.is_(None), Staff.locked_until <= now))
+        .values(failed_pins=Staff.failed_pins + 1, locked_until=None)
+        .returning(Staff.failed_pins)).scalar_one_or_none()
+    if taken is None:
+        locked_until = session.scalar(select(Staff.locked_until).where(Staff.id == staff.id))
+        session.commit()
+        left = (locked_until - now).total_seconds() if locked_until is not None else lock_seconds
+        raise PinLocked(int(max(left, 0)) + 1)
+    session.commit()  # counted before the slow hash, where every other guess can see it
+    return taken
+
+
+def settle_attempt(staff: Staff, ok: bool, attempt: int, now: dt.datetime, max_tries: int,
+                   lock_seconds: int) -> bool:
+    """The right secret clears the count; the ``max_tries``-th wrong one locks the person."""
+    session = object_session(staff)
+    if ok:
+        session.execute(update(Staff).where(Staff.id == staff.id)
+                        .values(failed_pins=0, locked_until=None))
+        return True
+    if attempt >= max_tries:
         session.execute(update(Staff).where(Staff.id == staff.id)
                         .values(failed_pins=0, locked_until=now + dt.timedelta(seconds=lock_seconds)))
         raise PinLocked(lock_seconds, checked=True)
-
-
-def check_secret(staff: Staff, ok: bool, now: dt.datetime, max_tries: int,
-                 lock_seconds: int) -> bool:
-    """Apply the lock rules to one attempt whose correctness is ``ok``."""
-    if ok:
-        object_session(staff).execute(update(Staff).where(Staff.id == staff.id)
-                                      .values(failed_pins=0, locked_until=None))
-        return True
-    register_failure(staff, now, max_tries, lock_seconds)
     return False
 
 
 def check_pin(staff: Staff, pin: str, now: dt.datetime, max_tries: int, lock_seconds: int) -> bool:
-    """True for the right PIN; counts wrong ones and locks the person after ``max_tries``."""
-    ensure_not_locked(staff, now)
-    return check_secret(staff, staff.check_pin(pin or ""), now, max_tries, lock_seconds)
+    """True for the right PIN; counts wrong ones and locks the person after ``max_tries``.
+    Commits the attempt's reservation itself (see reserve_attempt); the caller commits the rest."""
+    attempt = reserve_attempt(staff, now, max_tries, lock_seconds)
+    return settle_attempt(staff, staff.check_pin(pin or ""), attempt, now, max_tries, lock_seconds)
 
 
 #: A hash of nobody's password, with Werkzeug's default scrypt cost, made once (not a secret).
@@ -80,5 +83,6 @@ def spend_a_password_check(password: str) -> None:
 def check_password(staff: Staff, password: str, now: dt.datetime, max_tries: int,
                    lock_seconds: int) -> bool:
     """As ``check_pin``, for the laptop password; both share one lock."""
-    ensure_not_locked(staff, now)
-    return check_secret(staff, staff.check_password(password or ""), now, max_tries, lock_seconds)
+    attempt = reserve_attempt(staff, now, max_tries, lock_seconds)
+    return settle_attempt(staff, staff.check_password(password or ""), attempt, now, max_tries,
+                          lock_seconds)
