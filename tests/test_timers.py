@@ -62,3 +62,47 @@ def test_the_tablet_demands_an_outcome_at_expiry(app, client, kitchen, freeze):
         assert (outcome.outcome, outcome.recorded_by_id) == ("served", kitchen["cook"])
         assert outcome.recorded_at == T0 + dt.timedelta(minutes=16)
     assert "Time is up" not in client.get("/timers/panel").get_data(as_text=True)
+
+
+def test_the_timers_panel_costs_the_same_with_a_days_timers_or_a_few(app, client, kitchen, freeze):
+    """Each timer on the panel lazy-loaded its outcomes (200 statements for a busy day), and
+    every timer ever was scanned: now one query for the last two days' timers, one for their
+    outcomes. An unsettled timer older than that is history, not the tablet's business."""
+    from sqlalchemy import event
+    freeze(T0)
+    login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+
+    def settle(count, start):
+        with app.app_context():
+            site = db.session.get(Site, kitchen["site"])
+            cook = db.session.get(Staff, kitchen["cook"])
+            for n in range(count):
+                at = start + dt.timedelta(minutes=3 * n)
+                timer = start_timer(db.session, site, cook, None, "plated", f"Dish {n}", now=at)
+                record_outcome(db.session, timer, cook, None, "served", now=at)
+            db.session.commit()
+
+    def statements():
+        seen = []
+        with app.app_context():
+            engine = db.engine
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            panel = client.get("/timers/panel")
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        assert panel.status_code == 200
+        return len(seen), panel.get_data(as_text=True)
+
+    settle(3, T0 - dt.timedelta(minutes=30))
+    few, _ = statements()
+    settle(60, T0 - dt.timedelta(hours=5))
+    many, panel = statements()
+    assert many == few
+    with app.app_context():  # a timer never settled, three days old: not on the panel
+        start_timer(db.session, db.session.get(Site, kitchen["site"]),
+                    db.session.get(Staff, kitchen["cook"]), None, "plated", "Forgotten soup",
+                    now=T0 - dt.timedelta(days=3))
+        db.session.commit()
+    assert "Forgotten soup" not in statements()[1]

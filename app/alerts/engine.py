@@ -281,8 +281,10 @@ def sweep_timers(session, now: dt.datetime | None = None) -> list:
     now = now or utcnow()
     changed = []
     recent = now - dt.timedelta(days=2)
-    timers = session.execute(select(HoldTimer).where(HoldTimer.expires_at <= now,
-                                                     HoldTimer.expires_at >= recent)).scalars().all()
+    # started_at bounds the scan (its index; no hold window is near a week), expires_at decides.
+    timers = session.execute(select(HoldTimer).where(
+        HoldTimer.started_at >= recent - dt.timedelta(days=7), HoldTimer.expires_at <= now,
+        HoldTimer.expires_at >= recent)).scalars().all()
     # The outcomes of these timers only (by the timer_id index), not every outcome ever.
     settled = set(session.execute(select(TimerOutcome.timer_id).where(
         TimerOutcome.timer_id.in_([t.id for t in timers]))).scalars()) if timers else set()

@@ -21,7 +21,8 @@ class HoldTimer(Immutable, db.Model):
     rule_code: Mapped[str] = mapped_column(String(20))
     dish: Mapped[str] = mapped_column(String(200))
     started_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
-    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Indexed: the tablet's panel and the expiry sweep read the last days' timers only.
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
 
