@@ -21,6 +21,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(audit_cli)
     app.cli.add_command(scheduler_cli)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(setup)
     app.cli.add_command(serve)
     from app.ingest import ingest_command
     from sensors.cli import sensors_cli
@@ -146,6 +147,40 @@ def print_demo_credentials() -> None:
         login = f"  email {p['email']}  password {p['password']}" if p.get("email") else ""
         click.echo(f"    {p['role']:9} {p['name']:12} PIN {p['pin']}{login}")
     click.echo("")
+
+
+@click.command("setup")
+@with_appcontext
+@click.option("--site-name", prompt="Kitchen's name", help="The site's name, as staff know it.")
+@click.option("--timezone", prompt="Time zone (e.g. Europe/London, Asia/Shanghai)",
+              help="IANA time zone of the kitchen: schedules and reports follow it.")
+@click.option("--language", prompt="Language (en or zh)", type=click.Choice(["en", "zh"]),
+              help="The admin's language (each person chooses their own later).")
+@click.option("--temp-unit", prompt="Temperature unit (C or F)", type=click.Choice(["C", "F"]),
+              help="How temperatures are shown at this site.")
+@click.option("--admin-name", prompt="Admin's name", help="The first admin's name.")
+@click.option("--admin-email", prompt="Admin's email", help="The first admin's login email.")
+@click.option("--admin-password", prompt="Admin's password (10 characters or more)",
+              hide_input=True, confirmation_prompt=True,
+              help="Asked for, hidden, when not given (giving it here leaves it in the shell's "
+                   "history).")
+def setup(site_name, timezone, language, temp_unit, admin_name, admin_email, admin_password):
+    """Set up a real kitchen on an empty database: its site and first admin (no demo data).
+
+    Run `flask --app app db upgrade` first. Nothing that grants access is printed or written.
+    """
+    from app.errors import OperationError
+    from app.setup import first_kitchen
+    try:
+        site, admin = first_kitchen(db.session, site_name=site_name, timezone=timezone,
+                                    language=language, temp_unit=temp_unit, admin_name=admin_name,
+                                    admin_email=admin_email, admin_password=admin_password)
+    except OperationError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Kitchen {site.name!r} set up ({site.timezone}, °{site.temp_unit}); "
+               f"{admin.name} signs in at /login with {admin.email}.")
 
 
 @click.command("serve")

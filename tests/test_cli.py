@@ -40,3 +40,46 @@ def test_checklists_load_reports_a_bad_file_and_changes_nothing(app, runner, tmp
     with app.app_context():
         from app.models import ChecklistDefinition
         assert db.session.query(ChecklistDefinition).count() == 0
+
+
+def test_setup_makes_a_real_kitchen_from_prompts_with_no_demo_and_no_secret_printed(app, runner):
+    answers = "\n".join(["Golden Wok", "Asia/Shanghai", "zh", "C", "Lin Admin",
+                         "Lin@GoldenWok.example", "correct horse 1", "correct horse 1"]) + "\n"
+    result = runner.invoke(args=["setup"], input=answers)
+    assert result.exit_code == 0, result.output
+    assert "Golden Wok" in result.output and "lin@goldenwok.example" in result.output
+    assert result.output.count("correct horse 1") == 0  # hidden as typed, never echoed
+    with app.app_context():
+        site = db.session.query(Site).one()
+        assert (site.name, site.timezone, site.temp_unit) == ("Golden Wok", "Asia/Shanghai", "C")
+        admin = db.session.query(Staff).one()
+        assert (admin.role, admin.email, admin.locale) == (Role.ADMIN, "lin@goldenwok.example", "zh")
+        assert admin.check_password("correct horse 1") and "correct" not in admin.password_hash
+        assert db.session.query(Unit).count() == 0  # nothing of the demo
+        from app.checklists.definitions import current_definitions
+        assert current_definitions(db.session)  # the tablet's checklists are there
+    import os
+    assert not os.path.exists(f"{app.instance_path}/demo-credentials.json")
+    client = app.test_client()
+    assert client.post("/login", data={"email": "lin@goldenwok.example",
+                                       "password": "correct horse 1"}).status_code == 302
+    again = runner.invoke(args=["setup", "--site-name", "X", "--timezone", "UTC", "--language",
+                                "en", "--temp-unit", "C", "--admin-name", "Y", "--admin-email",
+                                "y@example.com", "--admin-password", "long enough pw"])
+    assert again.exit_code == 1 and "already has a kitchen" in again.output
+
+
+def test_setup_refuses_what_a_kitchen_cannot_work_with_and_writes_nothing(app, runner):
+    base = {"--site-name": "Golden Wok", "--timezone": "Europe/London", "--language": "en",
+            "--temp-unit": "C", "--admin-name": "Sam", "--admin-email": "sam@example.com",
+            "--admin-password": "long enough pw"}
+    for option, bad, said in [("--timezone", "Mars/Olympus", "Unknown time zone"),
+                              ("--admin-email", "not-an-email", "not an email address"),
+                              ("--admin-password", "short", "at least 10 characters"),
+                              ("--site-name", "   ", "name is needed"),
+                              ("--temp-unit", "K", "Invalid value")]:
+        args = ["setup"] + [x for k, v in {**base, option: bad}.items() for x in (k, v)]
+        result = runner.invoke(args=args)
+        assert result.exit_code != 0 and said in result.output, (option, result.output)
+    with app.app_context():
+        assert db.session.query(Site).count() == 0 and db.session.query(Staff).count() == 0
