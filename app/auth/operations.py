@@ -1,16 +1,17 @@
-"""PIN checks with a per-person lock after repeated wrong guesses."""
+"""PIN and password checks, with locks after repeated wrong guesses per person, kind and device."""
 from __future__ import annotations
 
 import datetime as dt
 
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import object_session
 
 from werkzeug.security import check_password_hash
 
 from app.errors import OperationError
-from app.models import Staff
+from app.models import SignInGuard, Staff
 
 
 
@@ -25,49 +26,89 @@ class PinLocked(OperationError):
                            seconds=seconds))
 
 
-def reserve_attempt(staff: Staff, now: dt.datetime, max_tries: int, lock_seconds: int) -> int:
+#: The guard row for every device a person has not signed in on before.
+OTHER_DEVICES = ""
+
+
+def _insert(session, model):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def _guarded_device(session, staff: Staff, kind: str, device_id: str | None) -> str:
+    """The device's own guard if the person has signed in on it this way, else everyone else's."""
+    if device_id and session.scalar(select(SignInGuard.trusted_at).where(
+            SignInGuard.staff_id == staff.id, SignInGuard.kind == kind,
+            SignInGuard.device_id == device_id)) is not None:
+        return device_id
+    return OTHER_DEVICES
+
+
+def reserve_attempt(staff: Staff, kind: str, device_id: str | None, now: dt.datetime,
+                    max_tries: int, lock_seconds: int) -> tuple[str, int]:
     """Count this attempt as a wrong one *before* the secret is checked, and commit that.
 
-    One UPDATE that takes an attempt only while the person is not locked and has attempts left,
+    One UPDATE that takes an attempt only while the guard is not locked and has attempts left,
     so guesses sent in parallel — from any number of server processes — cannot all pass a
     check made before any of them was counted: at most ``max_tries`` secrets are checked per
-    lock window. Returns this attempt's number; raises PinLocked, unchecked, when none is left.
+    lock window and guard. Returns (the guard's device, this attempt's number); raises
+    PinLocked, unchecked, when none is left.
     """
     session = object_session(staff)
+    device = _guarded_device(session, staff, kind, device_id)
+    session.execute(_insert(session, SignInGuard).values(
+        staff_id=staff.id, kind=kind, device_id=device, failed=0).on_conflict_do_nothing())
+    guard = ((SignInGuard.staff_id == staff.id) & (SignInGuard.kind == kind)
+             & (SignInGuard.device_id == device))
     taken = session.execute(
-        update(Staff).where(Staff.id == staff.id, Staff.failed_pins < max_tries,
-                            or_(Staff.locked_until.is_(None), Staff.locked_until <= now))
-        .values(failed_pins=Staff.failed_pins + 1, locked_until=None)
-        .returning(Staff.failed_pins)).scalar_one_or_none()
+        update(SignInGuard).where(guard, SignInGuard.failed < max_tries,
+                                  or_(SignInGuard.locked_until.is_(None),
+                                      SignInGuard.locked_until <= now))
+        .values(failed=SignInGuard.failed + 1, locked_until=None)
+        .returning(SignInGuard.failed)).scalar_one_or_none()
     if taken is None:
-        locked_until = session.scalar(select(Staff.locked_until).where(Staff.id == staff.id))
+        locked_until = session.scalar(select(SignInGuard.locked_until).where(guard))
         session.commit()
         left = (locked_until - now).total_seconds() if locked_until is not None else lock_seconds
         raise PinLocked(int(max(left, 0)) + 1)
     session.commit()  # counted before the slow hash, where every other guess can see it
-    return taken
+    return device, taken
 
 
-def settle_attempt(staff: Staff, ok: bool, attempt: int, now: dt.datetime, max_tries: int,
+def settle_attempt(staff: Staff, kind: str, guarded: tuple[str, int], ok: bool,
+                   device_id: str | None, now: dt.datetime, max_tries: int,
                    lock_seconds: int) -> bool:
-    """The right secret clears the count; the ``max_tries``-th wrong one locks the person."""
+    """The right secret clears its guard and makes this device the person's own for this kind
+    of secret; the ``max_tries``-th wrong one locks the guard."""
     session = object_session(staff)
+    device, attempt = guarded
+    guard = ((SignInGuard.staff_id == staff.id) & (SignInGuard.kind == kind)
+             & (SignInGuard.device_id == device))
     if ok:
-        session.execute(update(Staff).where(Staff.id == staff.id)
-                        .values(failed_pins=0, locked_until=None))
+        session.execute(update(SignInGuard).where(guard).values(failed=0, locked_until=None))
+        if device_id:
+            stmt = _insert(session, SignInGuard).values(staff_id=staff.id, kind=kind,
+                                                        device_id=device_id, failed=0,
+                                                        trusted_at=now)
+            session.execute(stmt.on_conflict_do_update(
+                index_elements=["staff_id", "kind", "device_id"],
+                set_={"trusted_at": now, "failed": 0, "locked_until": None}))
         return True
     if attempt >= max_tries:
-        session.execute(update(Staff).where(Staff.id == staff.id)
-                        .values(failed_pins=0, locked_until=now + dt.timedelta(seconds=lock_seconds)))
+        session.execute(update(SignInGuard).where(guard).values(
+            failed=0, locked_until=now + dt.timedelta(seconds=lock_seconds)))
         raise PinLocked(lock_seconds, checked=True)
     return False
 
 
-def check_pin(staff: Staff, pin: str, now: dt.datetime, max_tries: int, lock_seconds: int) -> bool:
-    """True for the right PIN; counts wrong ones and locks the person after ``max_tries``.
-    Commits the attempt's reservation itself (see reserve_attempt); the caller commits the rest."""
-    attempt = reserve_attempt(staff, now, max_tries, lock_seconds)
-    return settle_attempt(staff, staff.check_pin(pin or ""), attempt, now, max_tries, lock_seconds)
+def check_pin(staff: Staff, pin: str, now: dt.datetime, max_tries: int, lock_seconds: int,
+              device_id: str | None = None) -> bool:
+    """True for the right PIN; counts wrong ones and locks (this device's, or strangers',
+    guard) after ``max_tries``. Commits the attempt's reservation itself (see
+    reserve_attempt); the caller commits the rest."""
+    guarded = reserve_attempt(staff, "pin", device_id, now, max_tries, lock_seconds)
+    return settle_attempt(staff, "pin", guarded, staff.check_pin(pin or ""), device_id, now,
+                          max_tries, lock_seconds)
 
 
 #: A hash of nobody's password, with Werkzeug's default scrypt cost, made once (not a secret).
@@ -81,8 +122,9 @@ def spend_a_password_check(password: str) -> None:
 
 
 def check_password(staff: Staff, password: str, now: dt.datetime, max_tries: int,
-                   lock_seconds: int) -> bool:
-    """As ``check_pin``, for the laptop password; both share one lock."""
-    attempt = reserve_attempt(staff, now, max_tries, lock_seconds)
-    return settle_attempt(staff, staff.check_password(password or ""), attempt, now, max_tries,
-                          lock_seconds)
+                   lock_seconds: int, device_id: str | None = None) -> bool:
+    """As ``check_pin``, for the laptop password, with guards of its own: wrong passwords do
+    not lock the PIN."""
+    guarded = reserve_attempt(staff, "password", device_id, now, max_tries, lock_seconds)
+    return settle_attempt(staff, "password", guarded, staff.check_password(password or ""),
+                          device_id, now, max_tries, lock_seconds)

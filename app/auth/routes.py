@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.auth import bp
 from app.security import public
 from app.auth.operations import PinLocked, check_password, check_pin, spend_a_password_check
+from app.devices import current_device_id
 from app.models import Alert, AlertState, Role, Site, Staff, db, utcnow
 
 LANGUAGES = {"en": "English", "zh": "简体中文"}
@@ -66,7 +67,8 @@ def pin_entry(staff_id: int):
         cfg = current_app.config
         try:
             ok = check_pin(staff, request.form.get("pin", ""), utcnow(),
-                           cfg["BRIGADE_PIN_MAX_TRIES"], cfg["BRIGADE_PIN_LOCK_SECONDS"])
+                           cfg["BRIGADE_PIN_MAX_TRIES"], cfg["BRIGADE_PIN_LOCK_SECONDS"],
+                           device_id=current_device_id())
         except PinLocked as exc:
             db.session.commit()
             error, ok = str(exc), False
@@ -95,8 +97,8 @@ def login():
         # wrong password: the form does not tell who has an account.
         if staff is not None and staff.active and staff.role in (Role.HEAD_CHEF, Role.ADMIN):
             try:
-                ok = check_password(staff, password, utcnow(),
-                                    cfg["BRIGADE_PIN_MAX_TRIES"], cfg["BRIGADE_PIN_LOCK_SECONDS"])
+                ok = check_password(staff, password, utcnow(), cfg["BRIGADE_PIN_MAX_TRIES"],
+                                    cfg["BRIGADE_PIN_LOCK_SECONDS"], device_id=current_device_id())
             except PinLocked as locked:
                 if not locked.checked:
                     spend_a_password_check(password)

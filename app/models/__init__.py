@@ -8,7 +8,7 @@ from app.models.calibration import Calibration
 from app.models.checklists import (Answer, ChecklistDefinition, ChecklistItem, Photo, Rule, Run,
                                    Submission, Verification)
 from app.models.ingest import IdempotencyKey, IngestToken
-from app.models.people import Device, Role, Site, Staff
+from app.models.people import Device, Role, SignInGuard, Site, Staff
 from app.models.timers import HoldTimer, TimerOutcome
 from app.models.units import PRESETS, Unit
 # The device path's tables, on the same base: one metadata for Alembic.
@@ -19,6 +19,7 @@ __all__ = [
     "AuditRecord", "Base", "Calibration", "ChecklistDefinition", "ChecklistItem", "DeadLetter",
     "Delivery", "Device", "DeviceState", "HoldTimer", "IdempotencyKey", "Immutable",
     "ImmutableRecordError", "IngestToken", "JobRun", "Notification", "Photo", "Reading", "Role",
-    "Rollup", "Rule", "Run", "SchedulerLease", "Sensor", "Site", "Staff", "Submission",
+    "Rollup", "Rule", "Run", "SchedulerLease", "Sensor", "SignInGuard", "Site", "Staff",
+    "Submission",
     "TimerOutcome", "UTC", "UTCDateTime", "Unit", "Verification", "db", "set_clock", "utcnow",
 ]

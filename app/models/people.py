@@ -47,9 +47,6 @@ class Staff(UserMixin, db.Model):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     locale: Mapped[str] = mapped_column(String(10), default="en")
     active: Mapped[bool] = mapped_column(default=True)
-    #: PIN guessing: consecutive wrong PINs and the time the lock lifts.
-    failed_pins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: A session carries the version it began with and is honoured only while it matches:
     #: logging out of a PIN (tablet) or a password (laptop) session moves its kind's version
@@ -89,6 +86,27 @@ class Staff(UserMixin, db.Model):
 
     def has_role(self, *roles: Role) -> bool:
         return self.role in roles
+
+
+class SignInGuard(db.Model):
+    """Wrong PINs or passwords, counted apart for each person, kind of secret and device.
+
+    ``device_id`` is a device the person has signed in on with that kind of secret before, or
+    "" for every other device: guesses from a stranger's browser lock the person out of
+    strangers' browsers only, never out of their own tablet or laptop, and five wrong passwords
+    do not lock the PIN (nor the other way round).
+    """
+
+    __tablename__ = "sign_in_guards"
+
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    #: pin | password
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    failed: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: When the person last signed in from this device this way (None for the "" row).
+    trusted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Device(db.Model):
