@@ -136,6 +136,10 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         "BRIGADE_THREADS": env_int("BRIGADE_THREADS", 16, environ, minimum=1, maximum=256),
         "SESSION_COOKIE_SECURE": env_bool("BRIGADE_SECURE_COOKIES", False, environ),
         "SESSION_COOKIE_HTTPONLY": True,
+        # Reverse proxies in front of Brigade whose X-Forwarded-For/-Proto/-Host are believed
+        # (0: none, so a client cannot claim HTTPS or another address by sending the header).
+        "BRIGADE_TRUSTED_PROXIES": env_int("BRIGADE_TRUSTED_PROXIES", 0, environ, minimum=0,
+                                           maximum=5),
         # A CSRF token lives as long as the session it is tied to: a tablet page kept alive by
         # HTMX for hours must still be able to post (Flask-WTF's default is one hour).
         "WTF_CSRF_TIME_LIMIT": None,

@@ -79,6 +79,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     # First, so the time covers the login, idle-lock and device hooks too.
     _add_server_timing(app)
     _add_security_headers(app)
+    hops = app.config.get("BRIGADE_TRUSTED_PROXIES", 0)
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     _add_health_check(app)
     from app import models  # noqa: F401  (every table, the device path's included)
     from app import auth, checklists, devices, records, timers
@@ -117,7 +121,7 @@ def _add_security_headers(app: Flask) -> None:
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "same-origin")
-        if app.config["SESSION_COOKIE_SECURE"]:  # served over HTTPS
+        if app.config["SESSION_COOKIE_SECURE"] or request.is_secure:  # served over HTTPS
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 

@@ -541,3 +541,16 @@ def test_a_photo_over_the_limit_is_refused_on_the_item_in_the_cooks_language(app
         assert db.session.scalar(select(func.count(Photo.id))) == 0
         answers = db.session.execute(select(Answer).where(Answer.item_id == item)).scalars().all()
         assert [a.value for a in answers] == ["pass"]  # the answer in force stays
+
+
+@pytest.mark.parametrize("trusted", [0, 1])
+def test_a_proxys_forwarded_headers_count_only_when_it_is_trusted(database_url, tmp_path, kitchen,
+                                                                  trusted):
+    """Behind a TLS-terminating proxy (BRIGADE_TRUSTED_PROXIES=1) a request it forwards as HTTPS
+    is HTTPS (HSTS is sent); without that setting anyone could send X-Forwarded-Proto."""
+    app = make_app(database_url, tmp_path / "proxy", BRIGADE_TRUSTED_PROXIES=trusted)
+    headers = app.test_client().get("/pin", headers={"X-Forwarded-Proto": "https"}).headers
+    assert ("Strict-Transport-Security" in headers) == bool(trusted)
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
