@@ -149,6 +149,7 @@ def verify(session, key: bytes | None = None) -> tuple[int, list[Problem]]:
     for entity, model in audited_models().items():
         problems.extend(_check_table(session, entity, model))
     problems.extend(_sensor_offsets(session))
+    problems.extend(_alert_states(session))
     return count, problems
 
 
@@ -206,6 +207,82 @@ def _check_table(session, entity: str, model) -> list[Problem]:
     problems += [Problem(f"{entity} {entity_id}", f"removed (recorded in audit record #{seq})")
                  for seq, entity_id in removed]
     return problems
+
+
+def _derive_alert_state(alert, events) -> dict:
+    """What an alert's working state must say, from the alert and its chained events in order."""
+    status, acknowledged_at, resolved_at, recovered_at = "open", None, None, None
+    tier, level = alert.tier, 0
+    for kind, at, data in events:
+        data = data or {}
+        if kind == "acknowledged":
+            status, acknowledged_at = "acknowledged", at
+        elif kind == "resolved":
+            status, resolved_at = "resolved", at
+        elif kind == "recovered":
+            recovered_at = at
+        elif kind in ("relapsed", "tier_raised"):
+            recovered_at = None
+            if data.get("tier") == "critical":
+                tier = "critical"
+        elif kind == "escalated":
+            level = max(level, int(data.get("level") or 0))
+    return {"status": status, "acknowledged_at": acknowledged_at, "resolved_at": resolved_at,
+            "recovered_at": recovered_at, "tier": tier, "escalation_level": level,
+            "open_subject": None if status == "resolved" else alert.subject}
+
+
+def _alert_states(session) -> list[Problem]:
+    """Each alert's stored working state (status, times, tier, escalation) against what its
+    chained events say: a state row edited behind the app's back — an open alert made to read
+    resolved, which also stops its escalation — is named. States and events are streamed side
+    by side in alert order: constant memory."""
+    from app.models import Alert, AlertEvent, AlertState
+    problems = []
+    states = session.execute(
+        select(Alert, AlertState).join(AlertState, AlertState.alert_id == Alert.id)
+        .order_by(Alert.id).execution_options(yield_per=VERIFY_BATCH))
+    events = _event_stream(session, AlertEvent)
+    pending = next(events, None)
+    for alert, state in states:
+        mine = []
+        while pending is not None and pending[0] < alert.id:
+            pending = next(events, None)
+        while pending is not None and pending[0] == alert.id:
+            mine.append(pending[1:])
+            pending = next(events, None)
+        derived = _derive_alert_state(alert, mine)
+        for field, expected in derived.items():
+            stored = getattr(state, field)
+            if stored != expected:
+                problems.append(Problem(
+                    f"alert {alert.id}", f"its state says {field} {_shown(stored)} but its "
+                    f"chained events say {_shown(expected)} (state edited behind the app's back)"))
+        session.expunge(alert)
+        session.expunge(state)
+    return problems
+
+
+def _event_stream(session, model):
+    """(alert_id, kind, at, data) of every alert event in alert order, fetched in batches on a
+    connection of its own (the states are being streamed on the session's)."""
+    last = (0, 0)
+    while True:
+        rows = session.execute(
+            select(model.alert_id, model.id, model.kind, model.at, model.data)
+            .where((model.alert_id > last[0]) | ((model.alert_id == last[0]) & (model.id > last[1])))
+            .order_by(model.alert_id, model.id).limit(VERIFY_BATCH)).all()
+        if not rows:
+            return
+        for alert_id, event_id, kind, at, data in rows:
+            yield alert_id, kind, at, data
+        last = (rows[-1][0], rows[-1][1])
+
+
+def _shown(value) -> str:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+    return repr(value)
 
 
 def _sensor_offsets(session) -> list[Problem]:

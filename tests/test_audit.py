@@ -224,3 +224,32 @@ def _seq_of(alert_id):
     from app.models import AuditRecord
     return db.session.scalar(db.select(AuditRecord.seq).where(AuditRecord.entity == "alerts",
                                                              AuditRecord.entity_id == alert_id))
+
+
+def test_an_alert_state_that_contradicts_its_events_is_named(app, kitchen, runner):
+    """Setting alert_states so an open alert reads resolved passed verify (and stopped its
+    escalation): the working state is now checked against the chained events."""
+    from app.alerts.operations import acknowledge, mark_recovered, notify_due, raise_alert
+    t0 = dt.datetime(2026, 11, 27, 12, tzinfo=dt.timezone.utc)
+    with app.app_context():
+        opened = raise_alert(db.session, site_id=kitchen["site"], kind="offline",
+                             subject="unit:9:offline", now=t0)
+        other = raise_alert(db.session, site_id=kitchen["site"], kind="offline",
+                            subject="unit:8:offline", now=t0)
+        notify_due(db.session, t0 + dt.timedelta(minutes=45))  # escalates both
+        acknowledge(db.session, other, db.session.get(Staff, kitchen["cook"]), None,
+                    corrective_action="Moved the stock", food_outcome="moved",
+                    now=t0 + dt.timedelta(minutes=50))
+        mark_recovered(db.session, "unit:8:offline", t0 + dt.timedelta(minutes=55))
+        db.session.commit()
+        ids = (opened.id, other.id)
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    _run_sql(app, f"UPDATE alert_states SET status = 'resolved', open_subject = NULL, "
+                  f"escalation_level = 0 WHERE alert_id = {ids[0]}")
+    _run_sql(app, f"UPDATE alert_states SET recovered_at = NULL WHERE alert_id = {ids[1]}")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert f"alert {ids[0]}: its state says status 'resolved' but its chained events say 'open'" \
+        in result.output
+    assert f"alert {ids[0]}: its state says escalation_level 0" in result.output
+    assert f"alert {ids[1]}: its state says recovered_at None" in result.output
