@@ -554,3 +554,23 @@ def test_a_proxys_forwarded_headers_count_only_when_it_is_trusted(database_url, 
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def test_switching_language_on_a_refused_submit_returns_to_a_page_that_shows(app, cook, freeze):
+    """A refused submit is shown at /runs/<id>/submit (a POST); switching to 中文 there sent the
+    browser back to it with a GET: Method Not Allowed."""
+    run_id = _open_before_lunch(cook, app, freeze)
+    refused = cook.post(f"/runs/{run_id}/submit")
+    assert refused.status_code in (200, 422) and f"/runs/{run_id}/submit" in refused.request.path
+    back = cook.post("/me/language", data={"language": "zh"},
+                     headers={"Referer": f"http://localhost/runs/{run_id}/submit"})
+    assert back.status_code == 302 and back.headers["Location"] == f"/runs/{run_id}"
+    page = cook.get(back.headers["Location"])
+    assert page.status_code == 200 and "提交" in page.get_data(as_text=True)
+    # A page that shows keeps its query; another site's address is never followed.
+    back = cook.post("/me/language", data={"language": "en"},
+                     headers={"Referer": "http://localhost/records?day=2026-11-27"})
+    assert back.headers["Location"] == "/records?day=2026-11-27"
+    back = cook.post("/me/language", data={"language": "en"},
+                     headers={"Referer": "https://evil.example/phish"})
+    assert back.headers["Location"] == "/"

@@ -131,4 +131,30 @@ def set_language():
         abort(400, "Unknown language.")
     current_user.locale = language
     db.session.commit()
-    return redirect(request.referrer or url_for("checklists.home"))
+    return redirect(_page_to_return_to(request.referrer))
+
+
+def _page_to_return_to(referrer: str | None) -> str:
+    """The page the switch was pressed on, if a GET can show it; else the nearest page above it
+    that can (a refused submit is shown at /runs/<id>/submit, which only takes a POST); never
+    another site."""
+    from urllib.parse import urlsplit
+
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.routing import RequestRedirect
+    home = url_for("checklists.home")
+    parts = urlsplit(referrer or "")
+    if parts.netloc and parts.netloc != request.host:
+        return home
+    adapter = current_app.url_map.bind(request.host)
+    path = parts.path or "/"
+    while path:
+        try:
+            adapter.match(path, method="GET")
+        except RequestRedirect:
+            return path
+        except HTTPException:
+            path = path.rsplit("/", 1)[0]
+            continue
+        return path + (f"?{parts.query}" if parts.query and path == parts.path else "")
+    return home
