@@ -439,6 +439,14 @@ def test_a_locked_tablet_still_shows_what_needs_attention(app, client, kitchen, 
     page = client.get("/pin").get_data(as_text=True)
     box = page.split('data-testid="locked-attention"')[1].split("</div>")[0]
     assert "Prawn salad: served or discarded?" in box and "Prep fridge: no readings" in box
+    # Once the sweep has raised the timer's alert, the timer is listed once, not twice.
+    from app.alerts.engine import sweep_timers
+    with app.app_context():
+        assert sweep_timers(db.session, t0 + dt.timedelta(minutes=16))
+        db.session.commit()
+    page = client.get("/pin").get_data(as_text=True)
+    box = page.split('data-testid="locked-attention"')[1].split("</div>")[0]
+    assert box.count("Prawn salad") == 1 and box.count("<li>") == 2, box
 
 
 def test_an_id_too_large_for_any_table_is_not_found(client, kitchen):

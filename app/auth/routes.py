@@ -52,7 +52,10 @@ def _needs_attention(site: Site) -> dict:
         select(Alert).join(AlertState).where(Alert.site_id == site.id, AlertState.status == "open")
         .order_by(Alert.opened_at.desc()).limit(10)).scalars().all()
     timers = timers_context(db.session, site, utcnow())
-    expired = [t for t in timers["timers"] if timers["timer_states"][t.id] == "expired"]
+    # An expired timer the sweep has already raised an alert for is listed once, as the alert.
+    alerted = {a.subject for a in alerts}
+    expired = [t for t in timers["timers"] if timers["timer_states"][t.id] == "expired"
+               and f"timer:{t.id}" not in alerted]
     return {"alerts": alerts, "timers": expired}
 
 
