@@ -149,6 +149,12 @@ def _add_health_check(app: Flask) -> None:
     def healthz():
         return "ok", 200, {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}
 
+    # Browsers ask for /favicon.ico whatever the page says: the app's icon, not a 404.
+    @app.get("/favicon.ico")
+    @public
+    def favicon():
+        return app.send_static_file("favicon.svg")
+
 
 def _add_template_helpers(app: Flask) -> None:
     from app import formatting

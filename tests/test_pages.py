@@ -48,13 +48,13 @@ def test_every_page_needs_a_login_except_the_login_pages(app, client, kitchen):
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             response = client.open(url, method=method)
             if response.status_code in (200, 401) and method == "GET" and \
-                    "/pin" in url or url in ("/login", "/healthz"):
+                    "/pin" in url or url in ("/login", "/healthz", "/favicon.ico"):
                 public.add(url)
                 continue
             assert response.status_code in (302, 401), (method, url, response.status_code)
             if response.status_code == 302:
                 assert response.headers["Location"].endswith("/pin")
-    assert public <= {"/pin", "/pin/1", "/login", "/healthz"}
+    assert public <= {"/pin", "/pin/1", "/login", "/healthz", "/favicon.ico"}
 
 
 def test_cooks_cannot_reach_the_head_chefs_pages(app, cook, kitchen, freeze):
@@ -582,3 +582,10 @@ def test_switching_language_on_a_refused_submit_returns_to_a_page_that_shows(app
     back = cook.post("/me/language", data={"language": "en"},
                      headers={"Referer": "https://evil.example/phish"})
     assert back.headers["Location"] == "/"
+
+
+def test_the_app_has_an_icon_and_favicon_ico_is_not_a_404(client, kitchen):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    assert b"<svg" in icon.data
+    assert 'rel="icon" href="/static/favicon.svg"' in client.get("/pin").get_data(as_text=True)

@@ -24,7 +24,8 @@ def _tablet_site() -> Site:
     site = db.session.get(Site, site_id) if site_id else None
     site = site or db.session.execute(select(Site).order_by(Site.id).limit(1)).scalar_one_or_none()
     if site is None:
-        abort(503, "No site yet: run `flask --app app seed-demo` or create one.")
+        abort(503, "No kitchen yet: set one up with `flask --app app setup` (or try the demo "
+                   "with `flask --app app seed-demo`).")
     session["tablet_site"] = site.id
     return site
 
