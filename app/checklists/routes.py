@@ -127,7 +127,7 @@ def _item_reply(run: Run, item: ChecklistItem, current: Answer | None, error: st
     if not error:
         # The answer changed what a refused submission listed: its summary goes (each
         # item's own marker stays until the next submit says what is still missing).
-        html += '<div id="refused" hx-swap-oob="delete"></div>'
+        html += '<div id="refused" hidden hx-swap-oob="outerHTML"></div>'
     return make_response(html), 422 if error else 200
 
 
