@@ -589,3 +589,14 @@ def test_the_app_has_an_icon_and_favicon_ico_is_not_a_404(client, kitchen):
     assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
     assert b"<svg" in icon.data
     assert 'rel="icon" href="/static/favicon.svg"' in client.get("/pin").get_data(as_text=True)
+
+
+def test_the_camera_button_shows_an_icon_the_app_serves_not_an_emoji(app, cook, freeze):
+    """📷 rendered as an empty box where no emoji font is installed (Debian's tablets)."""
+    run_id = _open_before_lunch(cook, app, freeze)
+    item = _items(app, run_id)["covered"]
+    part = cook.post(f"/runs/{run_id}/items/{item}", data={"value": "fail"},
+                     headers={"HX-Request": "1"}).get_data(as_text=True)
+    assert 'src="/static/camera.svg"' in part and "📷" not in part
+    icon = cook.get("/static/camera.svg")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
