@@ -600,3 +600,27 @@ def test_the_camera_button_shows_an_icon_the_app_serves_not_an_emoji(app, cook, 
     assert 'src="/static/camera.svg"' in part and "📷" not in part
     icon = cook.get("/static/camera.svg")
     assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+
+
+def test_a_runs_history_says_what_each_record_changed(app, cook, kitchen, freeze):
+    """One fail, its corrective action and its photo added later read 'Fail' three times."""
+    run_id = _open_before_lunch(cook, app, freeze)
+    item = _items(app, run_id)["covered"]
+    url = f"/runs/{run_id}/items/{item}"
+    cook.post(url, data={"value": "fail"}, headers={"HX-Request": "1"})
+    cook.post(url, data={"corrective_action": "Covered the dishes"}, headers={"HX-Request": "1"})
+    cook.post(url, headers={"HX-Request": "1"}, data={"photo": (io.BytesIO(PNG), "p.png")},
+              content_type="multipart/form-data")
+    chef = app.test_client()
+    assert chef.post("/login", data={"email": "chef@test.kitchen",
+                                     "password": "chef-password"}).status_code == 302
+    page = chef.get(f"/records/runs/{run_id}").get_data(as_text=True)
+    with app.app_context():
+        ids = db.session.execute(select(Answer.id).where(Answer.item_id == item)
+                                 .order_by(Answer.id)).scalars().all()
+    lines = [re.sub(r"\s+", " ", page.split(f'data-testid="history-{i}">')[1].split("<")[0]).strip()
+             for i in ids]
+    assert len(lines) == 3
+    assert lines[0].endswith("Cook Sam: Fail")
+    assert lines[1].endswith("Cook Sam: corrective action: Covered the dishes")
+    assert lines[2].endswith("Cook Sam: photo added")

@@ -82,7 +82,34 @@ def run(run_id: int):
                                   AuditRecord.entity_id.in_([a.id for a in run.answers])))
         .scalars()}
     return render_template("records/run.html", run=run, site=current_site(),
-                           answers=current_answers(run), links=links)
+                           answers=current_answers(run), links=links,
+                           changes=history_changes(run.answers))
+
+
+def history_changes(answers: list[Answer]) -> dict[int, list[str]]:
+    """What each answer changed from the one before it for the same item, for people: the
+    first says its answer; a later one only what it changed (the answer, a corrective action, a
+    photo, a note), so three records of one fail read as what happened, not three 'Fail's."""
+    from app.formatting import label
+    changes: dict[int, list[str]] = {}
+    before: dict[int, Answer] = {}
+    for answer in answers:
+        previous = before.get(answer.item_id)
+        said = []
+        if previous is None or (answer.outcome, answer.value) != (previous.outcome, previous.value):
+            said.append(" ".join(str(x) for x in (label(answer.outcome), answer.value
+                                                   if answer.value not in ("pass", "fail", "na")
+                                                   else None) if x))
+        if answer.corrective_action and (previous is None
+                                         or answer.corrective_action != previous.corrective_action):
+            said.append(_("corrective action: %(text)s", text=answer.corrective_action))
+        if answer.photo_id and (previous is None or answer.photo_id != previous.photo_id):
+            said.append(_("photo added"))
+        if answer.note and (previous is None or answer.note != previous.note):
+            said.append(_("note: %(text)s", text=answer.note))
+        changes[answer.id] = said or [_("no change")]
+        before[answer.item_id] = answer
+    return changes
 
 
 @bp.post("/runs/<int:run_id>/verify")
