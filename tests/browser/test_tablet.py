@@ -195,7 +195,7 @@ def test_cook_ticks_off_a_run_and_the_head_chef_signs_it_off(live, tablet, artif
     expect(page).to_have_url(live.url + "/records")
     assert_layout(page, "records", targets=False)
     page.get_by_test_id(f"review-{run_id}").click()
-    expect(page.get_by_text(action)).to_be_visible()
+    expect(page.locator(".history").get_by_text(f"corrective action: {action}")).to_be_visible()
     page.get_by_test_id("verify-run").click()
     expect(page.get_by_test_id("verified")).to_contain_text("Verified by Chef Mei")
     assert_layout(page, "run record", targets=False)
