@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased, joinedload
 
 from app.checklists.operations import current_answers, record_answer, verify_run
 from app.errors import OperationError
@@ -52,9 +52,12 @@ def index():
                  joinedload(Run.submission).joinedload(Submission.submitted_by))
         .order_by(Run.slot_start, Run.id)
         .limit(SIGN_OFF_PAGE).offset((page - 1) * SIGN_OFF_PAGE)).scalars().all()
+    # A fail replaced by a later answer (the same item corrected) is history, not a fail.
+    replaced = aliased(Answer)
     fails = dict(db.session.execute(
-        select(Answer.run_id, func.count()).where(Answer.run_id.in_([r.id for r in to_verify]),
-                                                  Answer.outcome == "fail")
+        select(Answer.run_id, func.count()).where(
+            Answer.run_id.in_([r.id for r in to_verify]), Answer.outcome == "fail",
+            ~select(replaced.id).where(replaced.supersedes_id == Answer.id).exists())
         .group_by(Answer.run_id)).all())
     return render_template("records/index.html", site=site, day=day, runs=runs,
                            to_verify=to_verify, fails=fails, total=total, page=page, pages=pages,
