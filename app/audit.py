@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.models import AuditHead, AuditRecord, Immutable, db, utcnow
+from app.models import AuditHead, AuditRecord, Change, Immutable, db, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,17 @@ def append(session, record, action: str, actor_id: int | None, device_id: str | 
     session.info[_HEAD] = (seq, digest)
     logger.debug("audit %s: %s %s %s", seq, action, entity, record.id)
     return digest
+
+
+def record_change(session, *, subject: str, action: str, actor_id: int | None,
+                  data: dict, site_id: int | None = None, device_id: str | None = None) -> Change:
+    """Chain a change to something records are read against (a person, a site, a unit's
+    limits): ``subject`` is "<table>:<id>", ``data`` maps each changed field to
+    ``[before, after]`` (never a secret). The caller commits."""
+    change = Change(site_id=site_id, subject=subject, action=action, data=canonical(data),
+                    actor_id=actor_id, device_id=device_id, at=utcnow())
+    append(session, change, action, actor_id, device_id)
+    return change
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import UTCDateTime, db, utcnow
+from app.models.base import Immutable, UTCDateTime, db, utcnow
 
 
 class AuditRecord(db.Model):
@@ -40,3 +40,27 @@ class AuditHead(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(db.Integer, "sqlite"), default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Change(Immutable, db.Model):
+    """A change to what records are read against — a person, a site, a unit's limits: who
+    changed what, from what to what, and when. Chained like every record, never edited."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), index=True)
+    #: What changed, as "<table>:<id>" (e.g. "staff:12").
+    subject: Mapped[str] = mapped_column(String(60), index=True)
+    #: What happened to it (e.g. "staff.added", "staff.deactivated", "site.updated").
+    action: Mapped[str] = mapped_column(String(60))
+    #: Canonical JSON: the fields that changed, each as [before, after] (secrets never).
+    data: Mapped[str] = mapped_column(Text)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    device_id: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def audit_payload(self) -> dict:
+        return {"site_id": self.site_id, "subject": self.subject, "action": self.action,
+                "data": self.data, "actor_id": self.actor_id, "device_id": self.device_id,
+                "at": self.at}

@@ -13,9 +13,20 @@ from app.models.base import UTCDateTime, db, utcnow
 
 
 class Role(str, enum.Enum):
+    """What a person may do. A cook, head chef or admin works at one site; an admin manages
+    that site's people and settings, and every site of the group; an owner sees every site."""
+
     COOK = "cook"
     HEAD_CHEF = "head_chef"
     ADMIN = "admin"
+    OWNER = "owner"
+
+
+#: Roles that sign in with a password on a laptop (a cook has only a PIN).
+PASSWORD_ROLES = (Role.HEAD_CHEF, Role.ADMIN, Role.OWNER)
+#: Roles whose current site is the one they chose, among every site of the group.
+GROUP_ROLES = (Role.ADMIN, Role.OWNER)
+PIN_LENGTHS = range(4, 9)
 
 
 class Site(db.Model):
@@ -27,6 +38,10 @@ class Site(db.Model):
     timezone: Mapped[str] = mapped_column(String(64))
     #: "C" or "F": how temperatures are shown; storage is always °C.
     temp_unit: Mapped[str] = mapped_column(String(1), default="C")
+    #: The language a new person of this site starts with ("en" or "zh").
+    language: Mapped[str] = mapped_column(String(10), default="en", server_default="en")
+    #: Digits in a new or reset PIN (4–8); PINs set before a change keep their length.
+    pin_length: Mapped[int] = mapped_column(default=6, server_default="6")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     staff: Mapped[list[Staff]] = relationship(back_populates="site", order_by="Staff.name")
