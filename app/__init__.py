@@ -160,7 +160,7 @@ def _add_template_helpers(app: Flask) -> None:
     from app import formatting
     from flask_babel import get_locale
     app.jinja_env.globals.update(get_locale=get_locale, local_time=formatting.local_time, show_temp=formatting.show_temp,
-                                 bilingual=formatting.bilingual,
+                                 bilingual=formatting.bilingual, slot_label=formatting.slot_label,
                                  label=formatting.label)
     app.jinja_env.filters["local_time"] = formatting.local_time
     from app.alerts.channels import target_for_log

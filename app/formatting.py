@@ -5,7 +5,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, format_skeleton
-from flask_babel import get_locale, lazy_gettext
+from flask_babel import get_locale, gettext, lazy_gettext
 
 from sensors import temperature
 
@@ -41,6 +41,17 @@ def bilingual(obj, field: str) -> str:
     if isinstance(obj, dict):
         return obj.get(suffix) or obj.get("en", "")
     return getattr(obj, f"{field}_{suffix}")
+
+
+def slot_label(schedules: list[dict] | None, schedule_key: str, start: dt.datetime | None,
+               timezone: str) -> str:
+    """A checklist slot as people say it: its schedule's name in their language and its start
+    time ("Before lunch service, 11:00"), never the schedule's key."""
+    name = next((s.get("name") for s in schedules or () if s.get("key") == schedule_key), None)
+    shown = bilingual(name, "name") if isinstance(name, dict) else schedule_key
+    if start is None:
+        return shown
+    return gettext("%(slot)s, %(time)s", slot=shown, time=local_time(start, timezone))
 
 
 LABELS = {

@@ -46,3 +46,66 @@ def test_the_sign_off_queue_counts_a_runs_current_fails_not_replaced_answers(app
     assert login_password(chef, "chef@test.kitchen", "chef-password").status_code == 302
     page = chef.get("/records").get_data(as_text=True)
     assert re.search(rf'data-testid="fails-{run_id}">(\d+)<', page).group(1) == "1"
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def _chef(app, locale="en"):
+    chef = app.test_client()
+    assert login_password(chef, "chef@test.kitchen", "chef-password").status_code == 302
+    if locale != "en":
+        chef.post("/me/language", data={"language": locale})
+    return chef
+
+
+def _overdue_alerts(app, freeze, at="13:05"):
+    from app.alerts.engine import sweep_checklists
+    from app.models import Alert
+    from tests.factories import at_local
+    from tests.test_pages import DAY
+    now = freeze(at_local(DAY, at))
+    with app.app_context():
+        sweep_checklists(db.session, now)
+        db.session.commit()
+        return {a.detail["schedule"]: a.id for a in db.session.query(Alert).all()}
+
+
+@pytest.mark.parametrize("locale, before_lunch, lunch", [
+    ("en", "Serving hygiene overdue: Before lunch service, 11:00",
+     "Serving hygiene overdue: During lunch service (every 2 h), 12:30"),
+    ("zh", "供应卫生检查 已逾期：午市供应前 11:00", "供应卫生检查 已逾期：午市供应中(每2小时) 12:30")])
+def test_overdue_alerts_name_their_slot_and_time_in_the_persons_language(
+        app, kitchen, freeze, locale, before_lunch, lunch):
+    ids = _overdue_alerts(app, freeze)
+    assert set(ids) == {"before_lunch", "lunch_service"}
+    chef = _chef(app, locale)
+    # The locked tablet's list speaks the site's language, not the last person's.
+    for page in ("/alerts", "/", f"/alerts/{ids['before_lunch']}") + (("/pin",) if locale == "en" else ()):
+        if page == "/pin":
+            chef.post("/logout")
+        body = chef.get(page).get_data(as_text=True)
+        assert "before_lunch" not in _text(body) and "lunch_service" not in _text(body), page
+        assert before_lunch in _text(body), page
+        if page != f"/alerts/{ids['before_lunch']}":
+            assert lunch in _text(body), page
+    chef = _chef(app, locale)
+    facts = _text(chef.get(f"/alerts/{ids['before_lunch']}").get_data(as_text=True)
+                  .split('data-testid="facts"')[1].split("</dl>")[0])
+    slot = {"en": "Slot Before lunch service, 11:00", "zh": "时段 午市供应前 11:00"}[locale]
+    assert slot in facts
+
+
+@pytest.mark.parametrize("locale, name", [("en", "Serving hygiene · Before lunch service"),
+                                          ("zh", "供应卫生检查 · 午市供应前")])
+def test_records_name_the_slot_not_its_schedule_key(app, cook, freeze, locale, name):
+    run_id = _open_before_lunch(cook, app, freeze)
+    _all_pass(cook, run_id, _items(app, run_id))
+    assert cook.post(f"/runs/{run_id}/submit").status_code == 302
+    chef = _chef(app, locale)
+    index = chef.get("/records?day=2026-11-27").get_data(as_text=True)
+    assert "before_lunch" not in _text(index)
+    assert _text(index).count(name) == 2  # waiting for sign-off, and the day's runs
+    record = chef.get(f"/records/runs/{run_id}").get_data(as_text=True)
+    assert "before_lunch" not in _text(record) and name in _text(record)

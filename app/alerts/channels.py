@@ -81,7 +81,9 @@ def _detail_lines(kind: str, detail: dict) -> list[str]:
                         ("Battery", None if detail.get("battery_pct") is None
                          else f"{detail['battery_pct']} %")],
         "checklist_overdue": [("Checklist", detail.get("checklist")),
-                              ("Slot", detail.get("schedule")),
+                              ("Slot", (detail.get("slot_name") or {}).get("en")
+                               or detail.get("schedule")),
+                              ("Slot opened", _when(detail.get("slot_start"))),
                               ("Deadline", _when(detail.get("deadline")))],
         "timer_expired": [("Dish", detail.get("dish")), ("Hold", detail.get("timer_kind")),
                           ("Expired", _when(detail.get("expired_at")))],

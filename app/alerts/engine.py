@@ -267,6 +267,8 @@ def sweep_checklists(session, now: dt.datetime | None = None) -> list:
                                         "title": f"{entry.definition.title_en} overdue",
                                         "checklist": entry.definition.key,
                                         "schedule": entry.slot.schedule_key,
+                                        "slot_name": entry.slot.name,
+                                        "slot_start": entry.slot.start.isoformat(),
                                         "deadline": entry.slot.deadline.isoformat()})
                 if alert is not None:
                     changed.append(alert)

@@ -12,8 +12,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from sqlalchemy import select
 
-from app.formatting import bilingual, label
-from app.models import Alert, ChecklistDefinition, db
+from app.formatting import bilingual, label, slot_label
+from app.models import Alert, ChecklistDefinition, Site, db
 from app.models.units import Unit
 
 #: People's-language labels for the codes alerts store (kind, tier, status, event, outcome...).
@@ -95,6 +95,9 @@ def alert_headline(alert: Alert) -> str:
         return _("%(unit)s: sensor battery low", unit=unit)
     if alert.kind == "checklist_overdue":
         title = _checklist_title(detail.get("checklist")) or detail.get("title", "")
+        slot = overdue_slot(alert)
+        if slot:
+            return _("%(checklist)s overdue: %(slot)s", checklist=title, slot=slot)
         return _("%(checklist)s overdue", checklist=title)
     if alert.kind == "timer_expired":
         return _("%(dish)s: served or discarded?", dish=detail.get("dish", ""))
@@ -105,6 +108,28 @@ def alert_headline(alert: Alert) -> str:
     return detail.get("title") or alert_label(alert.kind)
 
 
+def overdue_slot(alert: Alert) -> str:
+    """The slot an overdue-checklist alert is about, by name and time in the person's language.
+
+    The slot's start is in the alert's subject (and, since it was added, its detail); its name
+    comes from the checklist's schedules, falling back to the name recorded at opening.
+    """
+    detail = alert.detail or {}
+    key = detail.get("schedule")
+    if not key:
+        return ""
+    start = detail.get("slot_start") or alert.subject.split(":", 5)[-1]
+    try:
+        start = dt.datetime.fromisoformat(start)
+    except ValueError:
+        start = None
+    site = db.session.get(Site, alert.site_id)
+    schedules = _checklist_schedules(detail.get("checklist"))
+    if not any(s.get("key") == key for s in schedules) and isinstance(detail.get("slot_name"), dict):
+        schedules = [{"key": key, "name": detail["slot_name"]}]
+    return slot_label(schedules, key, start, site.timezone if site else "UTC")
+
+
 def _unit_name(unit_id: int) -> str:
     unit = db.session.get(Unit, unit_id)  # (the session's identity map: once per unit)
     return unit.name if unit else ""
@@ -112,10 +137,20 @@ def _unit_name(unit_id: int) -> str:
 
 def _checklist_title(key: str | None) -> str | None:
     """A checklist's title in the person's language, looked up once per key and request."""
-    titles = g.setdefault("alert_checklist_titles", {})
-    if key not in titles:
-        definition = db.session.execute(
+    definition = _definition(key)
+    return bilingual(definition, "title") if definition else None
+
+
+def _checklist_schedules(key: str | None) -> list[dict]:
+    definition = _definition(key)
+    return definition.schedules if definition else []
+
+
+def _definition(key: str | None) -> ChecklistDefinition | None:
+    """A checklist's latest definition, looked up once per key and request."""
+    definitions = g.setdefault("alert_checklist_definitions", {})
+    if key not in definitions:
+        definitions[key] = db.session.execute(
             select(ChecklistDefinition).where(ChecklistDefinition.key == key)
             .order_by(ChecklistDefinition.version.desc()).limit(1)).scalar_one_or_none()
-        titles[key] = bilingual(definition, "title") if definition else None
-    return titles[key]
+    return definitions[key]

@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from app.alerts.breach import OFFLINE
 from app.alerts.engine import unit_state
+from app.alerts.labels import overdue_slot
 from app.formatting import local_time, show_temp
 from app.models import Alert, AlertState, Notification, Site, db
 from app.models.units import Unit
@@ -62,7 +63,7 @@ FACTS = (  # detail key, label, how to show it
     ("last_reading_at", lazy_gettext("Last reading"), "time"),
     ("sensor", lazy_gettext("Sensor"), "text"),
     ("battery_pct", lazy_gettext("Battery"), "pct"),
-    ("schedule", lazy_gettext("Slot"), "text"),
+    ("schedule", lazy_gettext("Slot"), "slot"),
     ("deadline", lazy_gettext("Deadline"), "time"),
     ("dish", lazy_gettext("Dish"), "text"),
     ("timer_kind", lazy_gettext("Timer"), "text"),
@@ -71,7 +72,7 @@ FACTS = (  # detail key, label, how to show it
     ("last_review", lazy_gettext("Last review"), "time"),
 )
 #: Shown by the headline instead.
-_IN_HEADLINE = {"title", "unit", "direction", "checklist"}
+_IN_HEADLINE = {"title", "unit", "direction", "checklist", "slot_name", "slot_start"}
 
 
 def facts(alert: Alert, site: Site) -> list[tuple[str, str]]:
@@ -86,6 +87,8 @@ def facts(alert: Alert, site: Site) -> list[tuple[str, str]]:
             text = show_temp(value, site.temp_unit)
         elif how == "time":
             text = _time(value, site)
+        elif how == "slot":
+            text = overdue_slot(alert)
         elif how == "pct":
             text = f"{value:.0f} %"
         else:

@@ -35,17 +35,16 @@ def upgrade():
     )
     op.create_index("ix_changes_site_id", "changes", ["site_id"])
     op.create_index("ix_changes_subject", "changes", ["subject"])
-    with op.batch_alter_table("sites") as batch:
-        batch.add_column(sa.Column("language", sa.String(length=10), nullable=False,
-                                   server_default="en"))
-        batch.add_column(sa.Column("pin_length", sa.Integer(), nullable=False,
-                                   server_default="6"))
+    # Plain ADD COLUMN (SQLite too): rebuilding `sites` would trip the keys that point at it.
+    op.add_column("sites", sa.Column("language", sa.String(length=10), nullable=False,
+                                     server_default="en"))
+    op.add_column("sites", sa.Column("pin_length", sa.Integer(), nullable=False,
+                                     server_default="6"))
 
 
 def downgrade():
-    with op.batch_alter_table("sites") as batch:
-        batch.drop_column("pin_length")
-        batch.drop_column("language")
+    op.drop_column("sites", "pin_length")
+    op.drop_column("sites", "language")
     op.drop_index("ix_changes_subject", table_name="changes")
     op.drop_index("ix_changes_site_id", table_name="changes")
     op.drop_table("changes")
