@@ -37,9 +37,25 @@ def canonical(payload: dict) -> str:
                       default=_default)
 
 
+#: The format new links are written in (``AuditRecord.format``); older links verify their way.
+LINK_FORMAT = 2
+
+
 def link_hash(key: bytes, seq: int, prev_hash: str, action: str, entity: str, entity_id: int,
-              payload: str) -> str:
-    message = "\x1f".join([str(seq), prev_hash, action, entity, str(entity_id), payload])
+              payload: str, *, format: int = 1, at: dt.datetime | None = None,
+              actor_id: int | None = None, device_id: str | None = None,
+              context: str | None = None) -> str:
+    """The link's HMAC. Format 1 covers (seq, prev_hash, action, entity, entity_id, payload);
+    format 2 covers all of the link: also its time, actor, device and context, so none of them
+    can be rewritten without the key."""
+    parts = [str(seq), prev_hash, action, entity, str(entity_id), payload]
+    if format == 2:
+        parts = ["brigade-link-2", *parts, canonical({"at": at, "actor_id": actor_id,
+                                                      "device_id": device_id,
+                                                      "context": context})]
+    elif format != 1:
+        raise ValueError(f"unknown audit link format {format!r}")
+    message = "\x1f".join(parts)
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
@@ -96,8 +112,12 @@ def serialize(session) -> None:
     session.info[_HEAD] = (row[0], row[1])
 
 
-def append(session, record, action: str, actor_id: int | None, device_id: str | None) -> str:
-    """Add ``record`` to the session and chain it; returns the link's hash. The caller commits."""
+def append(session, record, action: str, actor_id: int | None, device_id: str | None,
+           context: dict | None = None) -> str:
+    """Add ``record`` to the session and chain it; returns the link's hash. The caller commits.
+
+    ``context`` is chained with the link (under its hash) but not compared with any row: what a
+    reader of the record needs as it was when it was recorded."""
     session.add(record)
     session.flush()  # the record needs its id before it can be vouched for
     if _HEAD not in session.info:
@@ -106,18 +126,24 @@ def append(session, record, action: str, actor_id: int | None, device_id: str | 
     seq += 1
     payload = canonical(record.audit_payload())
     entity = type(record).__tablename__
-    digest = link_hash(_key(), seq, prev_hash, action, entity, record.id, payload)
+    at = utcnow()
+    context = canonical(context) if context else None
+    digest = link_hash(_key(), seq, prev_hash, action, entity, record.id, payload,
+                       format=LINK_FORMAT, at=at, actor_id=actor_id, device_id=device_id,
+                       context=context)
     # Prepared Core statements on the session's connection: a link is never read back in
     # this transaction, and the tablet's tick-off pays for every statement built.
     connection = session.connection()
     connection.execute(_INSERT_LINK, {
-        "seq": seq, "at": utcnow(), "action": action, "entity": entity,
+        "seq": seq, "at": at, "action": action, "entity": entity,
         "entity_id": record.id, "actor_id": actor_id, "device_id": device_id,
-        "payload": payload, "prev_hash": prev_hash, "hash": digest})
+        "payload": payload, "prev_hash": prev_hash, "format": LINK_FORMAT, "context": context,
+        "hash": digest})
     connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
     session.info[_HEAD] = (seq, digest)
     logger.debug("audit %s: %s %s %s", seq, action, entity, record.id)
     return digest
+
 
 
 def record_change(session, *, subject: str, action: str, actor_id: int | None,
@@ -166,12 +192,14 @@ def verify(session, key: bytes | None = None) -> tuple[int, list[Problem]]:
 
 def _walk_chain(session, key: bytes, problems: list[Problem]) -> tuple[int, int, str]:
     """Every link in order: no gap, each follows the previous, each hash matches its content."""
-    prev, expected, count = GENESIS, 1, 0
+    prev, expected, count, newest_format = GENESIS, 1, 0, 1
     links = session.execute(
         select(AuditRecord.seq, AuditRecord.prev_hash, AuditRecord.action, AuditRecord.entity,
-               AuditRecord.entity_id, AuditRecord.payload, AuditRecord.hash)
+               AuditRecord.entity_id, AuditRecord.payload, AuditRecord.hash, AuditRecord.format,
+               AuditRecord.at, AuditRecord.actor_id, AuditRecord.device_id, AuditRecord.context)
         .order_by(AuditRecord.seq).execution_options(yield_per=VERIFY_BATCH))
-    for seq, prev_hash, action, entity, entity_id, payload, digest in links:
+    for (seq, prev_hash, action, entity, entity_id, payload, digest, fmt, at, actor_id, device_id,
+         context) in links:
         count += 1
         where = f"audit record #{seq} ({entity} {entity_id})"
         if seq != expected:
@@ -179,8 +207,16 @@ def _walk_chain(session, key: bytes, problems: list[Problem]) -> tuple[int, int,
                                     "missing from the chain (removed)"))
         if prev_hash != prev:
             problems.append(Problem(where, "does not follow the previous link"))
-        if link_hash(key, seq, prev_hash, action, entity, entity_id, payload) != digest:
-            problems.append(Problem(where, "altered: its hash does not match its content"))
+        if fmt not in (1, 2) or fmt < newest_format:
+            # Links are only ever written in the newest format: an older one after a newer
+            # one is a link moved back to the format that leaves its time and actor unsealed.
+            problems.append(Problem(where, f"altered: format {fmt} after format {newest_format} "
+                                           "links (its time, actor and device would be unsealed)"))
+        elif link_hash(key, seq, prev_hash, action, entity, entity_id, payload, format=fmt,
+                       at=at, actor_id=actor_id, device_id=device_id, context=context) != digest:
+            problems.append(Problem(where, "altered: its hash does not match its content"
+                                    + (" (time, actor, device or record)" if fmt >= 2 else "")))
+        newest_format = max(newest_format, fmt if fmt in (1, 2) else newest_format)
         prev, expected = digest, seq + 1
     return count, expected - 1, prev
 

@@ -164,9 +164,72 @@ def test_a_recorded_head_catches_links_removed_with_the_head_row_rewound(app, re
     assert bad.exit_code == 2 and "SEQ:HASH" in bad.output
 
 
+@pytest.mark.parametrize("tamper", [
+    "UPDATE audit_records SET at = '2026-11-27 09:00:00' WHERE seq = 3",
+    "UPDATE audit_records SET actor_id = (SELECT max(id) FROM staff) WHERE seq = 3",
+    "UPDATE audit_records SET device_id = NULL WHERE seq = 3",
+    "UPDATE audit_records SET context = '{}' WHERE seq = 3",
+])
+def test_a_links_time_actor_and_device_are_under_its_hash(app, records, runner, tamper):
+    """A link's own time, actor and device were outside the HMAC: rewriting who did a record,
+    when, or on which tablet passed verify."""
+    _run_sql(app, tamper)
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert "audit record #3 (answers 2): altered" in result.output, result.output
+
+
+def _v1_link(app, seq, prev):
+    """Rewrite link ``seq`` as a format 1 link (its time, actor and device unsealed), as
+    every link was written before format 2; returns its new hash."""
+    from app.audit import link_hash
+    from app.models import AuditRecord
+    with app.app_context():
+        link = db.session.get(AuditRecord, seq)
+        digest = link_hash(app.config["BRIGADE_AUDIT_KEY"].encode(), seq, prev, link.action,
+                           link.entity, link.entity_id, link.payload)
+    _run_sql(app, f"UPDATE audit_records SET format = 1, context = NULL, hash = '{digest}', "
+                  f"prev_hash = '{prev}' WHERE seq = {seq}")
+    return digest
+
+
+def test_a_chain_begun_in_format_1_still_verifies_and_goes_on_in_format_2(app, records, runner):
+    """The migration path: links written before format 2 verify the old way, the first new
+    link follows the last old one, and a format 1 link after format 2 ones is named."""
+    from app.audit import GENESIS
+    from app.models import AuditRecord
+    with app.app_context():
+        count = db.session.scalar(db.select(db.func.count()).select_from(AuditRecord))
+    prev = GENESIS
+    for seq in range(1, count + 1):  # an old chain: every link format 1
+        prev = _v1_link(app, seq, prev)
+    _run_sql(app, f"UPDATE audit_head SET hash = '{prev}'")
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    with app.app_context():  # the app goes on appending, in format 2, after the old links
+        from app.timers.operations import record_outcome, start_timer
+        site, cook = db.session.get(Site, 1), db.session.query(Staff).filter_by(name="Cook Sam").one()
+        timer = start_timer(db.session, site, cook, "dev1", "plated", "Rice")
+        record_outcome(db.session, timer, cook, "dev1", "discarded")
+        db.session.commit()
+        formats = db.session.execute(db.select(AuditRecord.format).order_by(AuditRecord.seq)).scalars().all()
+    assert formats == [1] * count + [2, 2]
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    # Moving a format 2 link back to format 1 (with the key in hand) is still named.
+    _v1_link(app, count + 2, _hash_of(app, count + 1))
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert f"audit record #{count + 2} (timer_outcomes 2): altered: format 1 after format 2" \
+        in result.output, result.output
+
+
+def _hash_of(app, seq):
+    with app.app_context():
+        return db.session.execute(text(f"SELECT hash FROM audit_records WHERE seq = {seq}")).scalar_one()
+
+
 def _chain_of_alerts(app, site_id: int, count: int) -> None:
     """``count`` alerts and their links, written in bulk as append() would have chained them."""
-    from app.audit import canonical, ensure_head, link_hash
+    from app.audit import LINK_FORMAT, canonical, ensure_head, link_hash
     from app.models import Alert, AuditHead, AuditRecord
     with app.app_context():
         key = app.config["BRIGADE_AUDIT_KEY"].encode()
@@ -181,11 +244,13 @@ def _chain_of_alerts(app, site_id: int, count: int) -> None:
                           unit_id=None, tier="alarm", opened_at=opened, detail={"n": alert_id})
             payload = canonical(alert.audit_payload())
             seq += 1
-            digest = link_hash(key, seq, prev, "alert.open", "alerts", alert_id, payload)
+            digest = link_hash(key, seq, prev, "alert.open", "alerts", alert_id, payload,
+                               format=LINK_FORMAT, at=opened)
             alerts.append({c: getattr(alert, c) for c in
                            ("id", "site_id", "kind", "subject", "unit_id", "tier", "opened_at", "detail")})
             links.append({"seq": seq, "at": opened, "action": "alert.open", "entity": "alerts",
-                          "entity_id": alert_id, "payload": payload, "prev_hash": prev, "hash": digest})
+                          "entity_id": alert_id, "payload": payload, "prev_hash": prev,
+                          "format": LINK_FORMAT, "hash": digest})
             prev = digest
         db.session.execute(db.insert(Alert), alerts)
         db.session.execute(db.insert(AuditRecord), links)

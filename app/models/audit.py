@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Immutable, UTCDateTime, db, utcnow
@@ -28,7 +28,13 @@ class AuditRecord(db.Model):
     #: Canonical JSON of the record as written.
     payload: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
-    #: HMAC-SHA256 under the audit key of (seq, prev_hash, action, entity, entity_id, payload).
+    #: How the hash covers the link. 1 (links written before 2026-12): (seq, prev_hash, action,
+    #: entity, entity_id, payload) only. 2: all of the link, its time, actor, device and context.
+    format: Mapped[int] = mapped_column(SmallInteger, server_default="1")
+    #: Canonical JSON of what a reader needs without joining rows that can change (format 2):
+    #: the actor's name as it was, the item's text and limits, the unit's limits in force.
+    context: Mapped[str | None] = mapped_column(Text)
+    #: HMAC-SHA256 under the audit key of the link (see ``format``).
     hash: Mapped[str] = mapped_column(String(64))
 
 
