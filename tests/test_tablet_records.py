@@ -109,3 +109,62 @@ def test_records_name_the_slot_not_its_schedule_key(app, cook, freeze, locale, n
     assert _text(index).count(name) == 2  # waiting for sign-off, and the day's runs
     record = chef.get(f"/records/runs/{run_id}").get_data(as_text=True)
     assert "before_lunch" not in _text(record) and name in _text(record)
+
+
+def test_submitting_a_late_run_resolves_its_overdue_alert_with_a_chained_event(app, cook, freeze):
+    """Before lunch is due by 11:45; the cook submits at 12:05. The alert it raised at 11:50
+    closes by itself with one 'resolved' event saying 'submitted late at 12:05', in the chain."""
+    from app import audit
+    from app.alerts.engine import sweep_checklists
+    from app.models import Alert, AlertEvent, AuditRecord
+    from sqlalchemy import select
+    from tests.factories import at_local
+    from tests.test_pages import DAY
+    run_id = _open_before_lunch(cook, app, freeze)
+    items = _items(app, run_id)
+    with app.app_context():
+        sweep_checklists(db.session, freeze(at_local(DAY, "11:50")))
+        sweep_checklists(db.session, at_local(DAY, "11:55"))
+        db.session.commit()
+        [alert] = db.session.execute(select(Alert)).scalars().all()
+        alert_id = alert.id
+        assert alert.state.status == "open"
+    freeze(at_local(DAY, "12:05"))
+    _all_pass(cook, run_id, items)
+    assert cook.post(f"/runs/{run_id}/submit").status_code == 302
+    with app.app_context():
+        alert = db.session.get(Alert, alert_id)
+        assert (alert.state.status, alert.state.resolved_at, alert.state.open_subject) == (
+            "resolved", at_local(DAY, "12:05"), None)
+        assert alert.state.acknowledged_at is None and alert.state.next_notify_at is None
+        [event] = alert.events
+        assert (event.kind, event.at, event.actor.name) == ("resolved", at_local(DAY, "12:05"),
+                                                           "Cook Sam")
+        assert event.data == {"submitted_late_at": at_local(DAY, "12:05").isoformat(),
+                              "run_id": run_id}
+        link = db.session.execute(select(AuditRecord).where(
+            AuditRecord.entity == "alert_events", AuditRecord.entity_id == event.id)).scalar_one()
+        assert link.action == "alert.resolved"
+        assert audit.verify(db.session)[1] == []
+        # A sweep after the submission finds nothing overdue and opens nothing new.
+        sweep_checklists(db.session, at_local(DAY, "12:10"))
+        db.session.commit()
+        assert db.session.query(Alert).count() == 1
+        assert db.session.query(AlertEvent).count() == 1
+    for locale, late, banner in (
+            ("en", "Resolved Cook Sam Submitted late at 12:05",
+             "Resolved by itself: the checklist was submitted late at 12:05 by Cook Sam."),
+            ("zh", "已解决 Cook Sam 于 12:05 迟交", "已自动解决：Cook Sam 于 12:05 迟交了检查表。")):
+        page = _text(_chef(app, locale).get(f"/alerts/{alert_id}").get_data(as_text=True))
+        assert late in page and banner in page
+    # The lateness stays on the record.
+    assert "class=\"late\"" in _chef(app).get(f"/records/runs/{run_id}").get_data(as_text=True)
+
+
+def test_a_run_submitted_in_time_touches_no_alert(app, cook, freeze):
+    from app.models import AlertEvent
+    run_id = _open_before_lunch(cook, app, freeze)
+    _all_pass(cook, run_id, _items(app, run_id))
+    assert cook.post(f"/runs/{run_id}/submit").status_code == 302
+    with app.app_context():
+        assert db.session.query(AlertEvent).count() == 0

@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import Integer, column, func, select, values
 
 from app.alerts import breach
-from app.alerts.operations import mark_recovered, open_state, raise_alert
+from app.alerts.operations import mark_recovered, open_state, overdue_subject, raise_alert
 from app.models import AlertState, HoldTimer, Site, TimerOutcome, utcnow
 from app.models.units import Unit
 from sensors.db import UTCDateTime
@@ -259,8 +259,8 @@ def sweep_checklists(session, now: dt.datetime | None = None) -> list:
     definitions = current_definitions(session)
     for site in session.execute(select(Site)).scalars():
         for entry in due_today(session, site, now, definitions):
-            subject = (f"site:{site.id}:checklist:{entry.definition.key}:{entry.slot.schedule_key}:"
-                       f"{entry.slot.start.isoformat()}")
+            subject = overdue_subject(site.id, entry.definition.key, entry.slot.schedule_key,
+                                      entry.slot.start)
             if entry.status == "overdue":
                 alert = raise_alert(session, site_id=site.id, kind="checklist_overdue",
                                     subject=subject, now=now, detail={

@@ -130,6 +130,32 @@ def resolve(session, alert: Alert, staff: Staff, device_id: str | None, *, still
     return event
 
 
+def overdue_subject(site_id: int, checklist_key: str, schedule_key: str,
+                    slot_start: dt.datetime) -> str:
+    """The subject of the overdue alert of one checklist slot (one open alert per slot)."""
+    return f"site:{site_id}:checklist:{checklist_key}:{schedule_key}:{slot_start.isoformat()}"
+
+
+def resolve_submitted_late(session, subject: str, staff: Staff, device_id: str | None, *,
+                           run_id: int, submitted_at: dt.datetime) -> AlertEvent | None:
+    """A late run was submitted: its overdue alert is over, by what the cook did.
+
+    Resolved at once by a chained event that says so ("submitted late at ..."), with nobody
+    left to acknowledge or resolve it; the lateness stays on the run's record.
+    """
+    state = open_state(session, subject)
+    if state is None:
+        return None
+    event = _event(session, state.alert, "resolved", submitted_at, staff.id, device_id,
+                   submitted_late_at=submitted_at.isoformat(), run_id=run_id)
+    state.status = "resolved"
+    state.resolved_at = submitted_at
+    state.open_subject = None
+    state.next_notify_at = None
+    logger.info("alert %s resolved: run %s submitted late", state.alert_id, run_id)
+    return event
+
+
 # --- escalation and notifications ------------------------------------------------------------
 
 def escalation_level(age: dt.timedelta, thresholds_min: list[int]) -> int:

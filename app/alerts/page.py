@@ -106,11 +106,21 @@ def timeline(alert: Alert) -> list[dict]:
     for event in alert.events:
         entries.append({"at": event.at, "type": "event", "kind": event.kind,
                         "who": event.actor.name if event.actor else None,
-                        "device": event.device_id, "data": event.data or {}})
+                        "device": event.device_id, "data": event.data or {},
+                        "late_at": late_submission(event)})
     for note in db.session.execute(select(Notification).where(Notification.alert_id == alert.id)
                                    .order_by(Notification.created_at, Notification.id)).scalars():
         entries.append({"at": note.created_at, "type": "notification", "n": note})
     return sorted(entries, key=lambda e: (e["at"], e["type"] == "notification"))
+
+
+def late_submission(event) -> dt.datetime | None:
+    """When the late checklist that resolved an overdue alert was submitted (else None)."""
+    value = (event.data or {}).get("submitted_late_at") if event.kind == "resolved" else None
+    try:
+        return dt.datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def readings(alert: Alert, unit: Unit, until: dt.datetime) -> dict:

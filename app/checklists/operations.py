@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
+from app.alerts.operations import overdue_subject, resolve_submitted_late
 from app.checklists.definitions import latest_definition
 from app.checklists.schedules import Slot, local_date, local_to_utc, slots_for_day
 from app.errors import OperationError
@@ -26,7 +27,9 @@ from sensors import temperature
 
 logger = logging.getLogger(__name__)
 
-CHEFS = (Role.HEAD_CHEF, Role.ADMIN)
+#: The head chef supervises the rules (seed appendix 1): only a head chef corrects a submitted
+#: checklist or signs it off — not an admin or owner, who look after people and settings.
+CHEFS = (Role.HEAD_CHEF,)
 #: Plausible range for a hand-entered probe reading; outside it is a typo, not a fail.
 PROBE_RANGE_C = (-60.0, 120.0)
 PHOTO_TYPES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png",
@@ -278,6 +281,12 @@ def submit_run(session, run: Run, staff: Staff, device_id: str | None,
     submission = Submission(run=run, submitted_by_id=staff.id, submitted_at=now or utcnow(),
                             device_id=device_id)
     audit.append(session, submission, "run.submitted", staff.id, device_id)
+    if submission.submitted_at >= run.deadline:
+        # Done, if late: the overdue alert closes itself; nobody need acknowledge it.
+        resolve_submitted_late(session, overdue_subject(run.site_id, run.checklist_key,
+                                                        run.schedule_key, run.slot_start),
+                               staff, device_id, run_id=run.id,
+                               submitted_at=submission.submitted_at)
     return submission
 
 
