@@ -42,4 +42,6 @@ def roles_required(*roles: Role, password: bool = False):
     return decorator
 
 
-chef_only = roles_required(Role.HEAD_CHEF, Role.ADMIN)
+#: The head chef's pages (records, alerts, units): also an admin's and an owner's, who see
+#: every site; what only a head chef may do (sign-off) is checked by the operation.
+chef_only = roles_required(Role.HEAD_CHEF, Role.ADMIN, Role.OWNER)

@@ -32,7 +32,7 @@ for _global in (alert_label, escalation_label, alert_age, alert_headline):
 @bp.app_template_global()
 def alert_banner() -> dict:
     """The tablet banner's alerts: a template global, so any page can include the banner."""
-    return {"alerts": banner_alerts(db.session, current_user.site_id), "site": current_site(),
+    return {"alerts": banner_alerts(db.session, current_site().id), "site": current_site(),
             "now": utcnow()}
 
 

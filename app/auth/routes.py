@@ -12,7 +12,7 @@ from app.auth import bp
 from app.security import public
 from app.auth.operations import PinLocked, check_password, check_pin, spend_a_password_check
 from app.devices import current_device_id
-from app.models import Alert, AlertState, Role, Site, Staff, db, utcnow
+from app.models import PASSWORD_ROLES, Alert, AlertState, Site, Staff, db, utcnow
 
 LANGUAGES = {"en": "English", "zh": "简体中文"}
 
@@ -99,7 +99,7 @@ def login():
         password = request.form.get("password", "")
         # The same answer, after the same work, for an unknown email, a locked account and a
         # wrong password: the form does not tell who has an account.
-        if staff is not None and staff.active and staff.role in (Role.HEAD_CHEF, Role.ADMIN):
+        if staff is not None and staff.active and staff.role in PASSWORD_ROLES:
             try:
                 ok = check_password(staff, password, utcnow(), cfg["BRIGADE_PIN_MAX_TRIES"],
                                     cfg["BRIGADE_PIN_LOCK_SECONDS"], device_id=current_device_id())

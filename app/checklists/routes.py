@@ -172,7 +172,7 @@ def photo(photo_id: int):
     photo = db.session.get(Photo, photo_id)
     # A photo is the site's whose run an answer attached it to; other sites get a 404.
     mine = db.session.execute(select(Answer.id).join(Run, Run.id == Answer.run_id).where(
-        Answer.photo_id == photo_id, Run.site_id == current_user.site_id).limit(1)).first()
+        Answer.photo_id == photo_id, Run.site_id == current_site().id).limit(1)).first()
     if photo is None or mine is None:
         abort(404)
     response = make_response(photo.data)

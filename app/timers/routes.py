@@ -8,14 +8,15 @@ from flask_login import current_user
 from app.errors import OperationError
 from app.devices import current_device_id
 from app.formatting import label
-from app.models import HoldTimer, Site, db, utcnow
+from app.models import HoldTimer, db, utcnow
 from app.timers import bp
 from app.timers.operations import record_outcome, start_timer, timer_state, timers_context
+from app.web import current_site
 
 
 def _back():
     if request.headers.get("HX-Request"):
-        site = db.session.get(Site, current_user.site_id)
+        site = current_site()
         return render_template("timers/_panel.html", site=site,
                                **timers_context(db.session, site, utcnow()))
     return redirect(url_for("checklists.home"))
@@ -23,13 +24,13 @@ def _back():
 
 @bp.get("/panel")
 def panel():
-    site = db.session.get(Site, current_user.site_id)
+    site = current_site()
     return render_template("timers/_panel.html", site=site, **timers_context(db.session, site, utcnow()))
 
 
 @bp.post("")
 def start():
-    site = db.session.get(Site, current_user.site_id)
+    site = current_site()
     try:
         start_timer(db.session, site, current_user, current_device_id(),
                     request.form.get("kind", ""), request.form.get("dish", ""))
@@ -43,7 +44,7 @@ def start():
 @bp.post("/<int:timer_id>/outcome")
 def outcome(timer_id: int):
     timer = db.session.get(HoldTimer, timer_id)
-    if timer is None or timer.site_id != current_user.site_id:
+    if timer is None or timer.site_id != current_site().id:
         abort(404)
     try:
         record_outcome(db.session, timer, current_user, current_device_id(),
