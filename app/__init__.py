@@ -96,6 +96,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app import alerts; app.register_blueprint(alerts.bp)  # noqa: E702 (list, page, tablet banner)
     from app import units; units.init_app(app)  # noqa: E702 (units, sensors, HTTP ingest)
     from app import calibration; app.register_blueprint(calibration.bp)  # noqa: E702 (thermometer checks)
+    from app import reports; app.register_blueprint(reports.bp)  # noqa: E702 (report, unit pages, glance)
     from app import people; app.register_blueprint(people.bp)  # noqa: E702 (staff, sites)
 
     from app import cli

@@ -1,0 +1,183 @@
+"""Chart data for plotly.js: a unit's temperatures at the grain its window needs, the
+completion heatmap and the failures by rule. Plain dicts; static/reports.js draws them.
+
+A window up to RAW_SPAN is sent reading by reading; a longer one from the 5-minute rollups,
+grouped in SQL into at most MAX_POINTS buckets (min, max and mean of each), so a year is as
+light as a day. Zooming in asks again for the narrower window, at a finer grain.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from zoneinfo import ZoneInfo
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from app.alerts.engine import unit_settings
+from app.formatting import bilingual
+from app.models import Alert, AlertEvent, Site
+from app.models.units import Unit
+from app.reports.operations import Period, _epoch_sql, _sql, unit_figures
+from sensors.models import Reading, Sensor
+from sensors.store import ROLLUP_SECONDS
+from sensors.temperature import from_celsius
+
+UTC = dt.timezone.utc
+#: Readings one by one up to this window (two days at one a minute per sensor: 2,880 points).
+RAW_SPAN = dt.timedelta(hours=48)
+#: At most this many buckets for a longer window.
+MAX_POINTS = 1500
+#: The widest window a chart asks for.
+MAX_WINDOW = dt.timedelta(days=400)
+WINDOWS = {"24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7),
+           "30d": dt.timedelta(days=30), "1y": dt.timedelta(days=365)}
+
+
+def parse_window(args, timezone: str, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """``window`` (24h, 7d, 30d, 1y: up to now) or ``start``/``end`` as ISO times; a time
+    without an offset is the site's wall clock (what plotly's axis gives back)."""
+    if args.get("window"):
+        if args["window"] not in WINDOWS:
+            raise ValueError("window must be one of " + ", ".join(WINDOWS))
+        return now - WINDOWS[args["window"]], now
+    start, end = _instant(args.get("start"), timezone), _instant(args.get("end"), timezone)
+    if end <= start:
+        raise ValueError("end must be after start")
+    if end - start > MAX_WINDOW:
+        start = end - MAX_WINDOW
+    return start, end
+
+
+def _instant(raw: str | None, timezone: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat((raw or "").strip().replace(" ", "T"))
+    except ValueError:
+        raise ValueError("start and end must be ISO times") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(timezone))
+    return moment.astimezone(UTC)
+
+
+def _local(moment: dt.datetime, tz: ZoneInfo) -> str:
+    """Wall-clock time for plotly's date axis (it has no zones): the site's."""
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def unit_series(session, unit: Unit, site: Site, start: dt.datetime, end: dt.datetime,
+                now: dt.datetime) -> dict:
+    """One unit's chart over [start, end): temperatures, limits, excursions, defrosts, alerts."""
+    tz = ZoneInfo(site.timezone)
+    shown = site.temp_unit
+
+    def temp(value):
+        return None if value is None else round(from_celsius(value, shown), 2)
+
+    sensor_ids = session.execute(select(Sensor.id).where(Sensor.unit_id == unit.id)).scalars().all()
+    out = {"unit": unit.name, "symbol": f"°{shown}", "start": _local(start, tz),
+           "end": _local(end, tz), "limits": {
+               "target": temp(unit.target_max_c), "critical": temp(unit.critical_max_c),
+               "min": temp(unit.min_c)},
+           "labels": {"temperature": _("Temperature"), "target": _("Limit"),
+                      "critical": _("Critical"), "min": _("Lower limit"),
+                      "range": _("Lowest–highest"), "alert": _("Alert"),
+                      "ack": _("Acknowledged"), "excursion": _("Out of range"),
+                      "defrost": _("Defrost")}}
+    if end - start <= RAW_SPAN:
+        rows = session.execute(
+            select(Reading.measured_at, Reading.temperature_c)
+            .where(Reading.sensor_id.in_(sensor_ids), Reading.measured_at >= start,
+                   Reading.measured_at < end).order_by(Reading.measured_at)).all() \
+            if sensor_ids else []
+        out.update(grain="raw", step_s=None, t=[_local(at, tz) for at, _v in rows],
+                   avg=[temp(v) for _a, v in rows], min=[], max=[])
+    else:
+        width = ROLLUP_SECONDS * max(1, math.ceil((end - start).total_seconds()
+                                                  / ROLLUP_SECONDS / MAX_POINTS))
+        first = int(start.timestamp()) // ROLLUP_SECONDS * ROLLUP_SECONDS
+        rows = []
+        if sensor_ids:
+            ids = ",".join(str(int(i)) for i in sensor_ids)
+            epoch = _epoch_sql(session, "bucket_start")
+            rows = session.execute(_sql(
+                f"SELECT ({epoch} - :first) / :width AS g, MIN(min_c), MAX(max_c), SUM(sum_c), "
+                f"SUM(count) FROM rollups WHERE sensor_id IN ({ids}) AND bucket_start >= :a "
+                "AND bucket_start < :b GROUP BY g ORDER BY g"),
+                {"first": first, "width": width, "a": start, "b": end}).all()
+        out.update(grain="rollup", step_s=width,
+                   t=[_local(dt.datetime.fromtimestamp(first + int(g) * width, UTC), tz)
+                      for g, *_rest in rows],
+                   min=[temp(lo) for _g, lo, _h, _s, _n in rows],
+                   max=[temp(hi) for _g, _l, hi, _s, _n in rows],
+                   avg=[temp(s / n) for _g, _l, _h, s, n in rows])
+    figures = unit_figures(session, unit, site, start, end, now, sensor_ids)
+    out["excursions"] = [{"start": _local(max(e.start, start), tz),
+                          "end": _local(e.end or figures.end, tz), "tier": e.tier,
+                          "defrost": e.in_defrost} for e in figures.excursions]
+    out["defrosts"] = [[_local(a, tz), _local(b, tz)] for a, b in
+                       unit_settings(unit, site).defrost_windows(start, min(end, now))]
+    alerts = session.execute(
+        select(Alert).where(Alert.unit_id == unit.id, Alert.opened_at >= start,
+                            Alert.opened_at < end).order_by(Alert.opened_at)).scalars().all()
+    marks = []
+    for alert in alerts:
+        value = (alert.detail or {}).get("value_c")
+        marks.append({"id": alert.id, "t": _local(alert.opened_at, tz), "y": temp(value),
+                      "kind": "alert", "text": _("Alert #%(id)s", id=alert.id)})
+    if alerts:
+        for event in session.execute(select(AlertEvent).where(
+                AlertEvent.alert_id.in_([a.id for a in alerts]),
+                AlertEvent.kind == "acknowledged")).scalars():
+            marks.append({"id": event.alert_id, "t": _local(event.at, tz), "y": None,
+                          "kind": "ack", "text": (event.data or {}).get("corrective_action") or ""})
+    out["alerts"] = marks
+    return out
+
+
+def heatmap(figures: dict, span: Period) -> dict:
+    """Days × schedule slots: the share of each day's slots done on time (late counts half)."""
+    slots = list(dict.fromkeys((e.checklist_key, e.schedule_key) for e in figures["entries"]))
+    names = figures["slot_names"]
+    cells: dict = {}
+    for e in figures["entries"]:
+        if e.status == "pending":
+            continue
+        done, due = cells.get((e.day, e.checklist_key, e.schedule_key), (0.0, 0))
+        cells[(e.day, e.checklist_key, e.schedule_key)] = (
+            done + {"on_time": 1.0, "late": 0.5}.get(e.status, 0.0), due + 1)
+    z = [[(lambda c: round(c[0] / c[1], 3) if c else None)(cells.get((day, *slot)))
+          for day in span.days] for slot in slots]
+    return {"type": "heatmap", "x": [d.isoformat() for d in span.days],
+            "y": [bilingual(names[s], "") for s in slots], "z": z,
+            "title": _("Checklists done on time (late counts half)")}
+
+
+def rules_bars(rules: list[dict]) -> dict:
+    """Failures by rule, with passes and N/A beside them."""
+    names = [f"{r['code']} {bilingual(r['rule'], 'title') if r['rule'] else ''}".strip()
+             for r in rules]
+    return {"type": "bars", "x": names, "fail": [r["fail"] for r in rules],
+            "pass": [r["pass"] for r in rules], "na": [r["na"] for r in rules],
+            "labels": {"fail": _("Fail"), "pass": _("Pass"), "na": _("N/A")},
+            "title": _("Answers by rule")}
+
+
+def sparkline(session, unit: Unit, site: Site, now: dt.datetime, hours: int = 24) -> dict:
+    """The last day of a unit, hourly means, for a small line on the glance page."""
+    sensor_ids = session.execute(select(Sensor.id).where(Sensor.unit_id == unit.id)).scalars().all()
+    if not sensor_ids:
+        return {"t": [], "y": []}
+    start = now - dt.timedelta(hours=hours)
+    width = 1800
+    ids = ",".join(str(int(i)) for i in sensor_ids)
+    epoch = _epoch_sql(session, "bucket_start")
+    first = int(start.timestamp()) // width * width
+    rows = session.execute(_sql(
+        f"SELECT ({epoch} - :first) / :width AS g, SUM(sum_c), SUM(count) FROM rollups "
+        f"WHERE sensor_id IN ({ids}) AND bucket_start >= :a GROUP BY g ORDER BY g"),
+        {"first": first, "width": width, "a": start}).all()
+    tz = ZoneInfo(site.timezone)
+    return {"t": [_local(dt.datetime.fromtimestamp(first + int(g) * width, UTC), tz)
+                  for g, _s, _n in rows],
+            "y": [round(from_celsius(s / n, site.temp_unit), 2) for _g, s, n in rows],
+            "limit": round(from_celsius(unit.target_max_c, site.temp_unit), 2)}
