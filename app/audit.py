@@ -127,6 +127,7 @@ def append(session, record, action: str, actor_id: int | None, device_id: str | 
     payload = canonical(record.audit_payload())
     entity = type(record).__tablename__
     at = utcnow()
+    context = _context(session, record, entity, actor_id, context)
     context = canonical(context) if context else None
     digest = link_hash(_key(), seq, prev_hash, action, entity, record.id, payload,
                        format=LINK_FORMAT, at=at, actor_id=actor_id, device_id=device_id,
@@ -146,15 +147,127 @@ def append(session, record, action: str, actor_id: int | None, device_id: str | 
 
 
 
+def _context(session, record, entity: str, actor_id: int | None, extra: dict | None) -> dict:
+    """What a reader of this record needs as it was, chained with its link: the actor's name,
+    an answer's item (text and limits), an alert's or a calibrated sensor's unit and its limits.
+    Read from the session's identity map where the operation has them loaded already."""
+    from app.models import Alert, ChecklistItem, Staff, Unit
+    context = {}
+    if actor_id is not None:
+        person = session.get(Staff, actor_id)
+        if person is not None:
+            context["actor"] = person.name
+    unit_id = None
+    if entity == "answers":
+        item = session.get(ChecklistItem, record.item_id)
+        if item is not None:
+            context["item"] = {"definition_id": item.definition_id, "key": item.key,
+                               "kind": item.kind, "text_en": item.text_en,
+                               "text_zh": item.text_zh, "min_c": item.temp_min_c,
+                               "max_c": item.temp_max_c, "critical": item.critical}
+    elif entity == "alerts":
+        unit_id = record.unit_id
+    elif entity == "alert_events":
+        alert = session.get(Alert, record.alert_id)
+        unit_id = alert.unit_id if alert is not None else None
+    elif entity == "calibrations" and getattr(record, "sensor_id", None) is not None:
+        from sensors.models import Sensor
+        sensor = session.get(Sensor, record.sensor_id)
+        if sensor is not None:
+            context["sensor"] = sensor.key
+            unit_id = sensor.unit_id
+    if unit_id is not None:
+        unit = session.get(Unit, unit_id)
+        if unit is not None:
+            context["unit"] = unit_limits(unit)
+    context.update(extra or {})
+    return context
+
+
+#: A unit's fields chained by its changes and snapshotted with its alerts: what made a
+#: reading "in range" and when an alarm was due.
+UNIT_FIELDS = ("name", "kind", "target_max_c", "critical_max_c", "min_c", "alert_delay_s",
+               "hysteresis_c", "critical_delay_s", "expected_interval_s", "offline_after",
+               "defrost")
+
+
+def unit_limits(unit) -> dict:
+    return {"id": unit.id, **{field: getattr(unit, field) for field in UNIT_FIELDS}}
+
+
 def record_change(session, *, subject: str, action: str, actor_id: int | None,
-                  data: dict, site_id: int | None = None, device_id: str | None = None) -> Change:
+                  data: dict, site_id: int | None = None, device_id: str | None = None,
+                  reason: str | None = None) -> Change:
     """Chain a change to something records are read against (a person, a site, a unit's
-    limits): ``subject`` is "<table>:<id>", ``data`` maps each changed field to
-    ``[before, after]`` (never a secret). The caller commits."""
+    limits, a sensor's unit, a checklist's definition).
+
+    ``subject`` is "<table>:<id>" (e.g. "staff:12"), ``data`` maps each changed field to
+    ``[before, after]`` (never a secret), ``reason`` is the why, chained with the link.
+    ``flask audit verify`` checks every column named in ``data`` against the newest chained
+    ``after``: a row changed behind the app's back (a renamed person, a unit's limits) is
+    named. The actor's name as it is now is chained with the link. The caller commits."""
     change = Change(site_id=site_id, subject=subject, action=action, data=canonical(data),
                     actor_id=actor_id, device_id=device_id, at=utcnow())
-    append(session, change, action, actor_id, device_id)
+    append(session, change, action, actor_id, device_id,
+           context={"reason": reason} if reason else None)
     return change
+
+
+def adopt_unchained(session) -> int:
+    """Chain the state of every person, unit, sensor assignment and checklist version the
+    chain has never seen (rows from before changes were chained, or made outside the app), so
+    from now on any change to them must be chained to pass verify. Idempotent; returns how
+    many it chained. Run by the scheduler's audit-seal job; the caller commits."""
+    from app.checklists.definitions import definition_digest
+    from app.models import Change, ChecklistDefinition, Staff, Unit
+    from sensors.models import Sensor
+    chained = set(session.execute(select(Change.subject)).scalars())
+    reason = "first recorded by the chain as it stood"
+    count = 0
+
+    def adopt(subject, action, data, site_id=None):
+        nonlocal count
+        if subject not in chained:
+            record_change(session, subject=subject, action=action, actor_id=None, site_id=site_id,
+                          data={field: [None, _scalar(value)] for field, value in data.items()},
+                          reason=reason)
+            count += 1
+
+    for unit in session.execute(select(Unit).order_by(Unit.id)).scalars():
+        adopt(f"units:{unit.id}", "unit.recorded",
+              {f: getattr(unit, f) for f in UNIT_FIELDS}, unit.site_id)
+    for sensor_id, unit_id in session.execute(select(Sensor.id, Sensor.unit_id)
+                                              .where(Sensor.unit_id.is_not(None))
+                                              .order_by(Sensor.id)):
+        adopt(f"sensors:{sensor_id}", "sensor.recorded", {"unit_id": unit_id})
+    for person in session.execute(select(Staff).order_by(Staff.id)).scalars():
+        adopt(f"staff:{person.id}", "staff.recorded",
+              {"name": person.name, "role": person.role, "active": person.active},
+              person.site_id)
+    for definition in session.execute(select(ChecklistDefinition)
+                                      .order_by(ChecklistDefinition.id)).scalars():
+        if definition_digest(definition) == definition.content_hash:  # else verify names it
+            adopt(f"checklist_definitions:{definition.id}", "checklist.recorded",
+                  {"key": definition.key, "version": definition.version,
+                   "content_hash": definition.content_hash})
+    return count
+
+
+def chained_names(session, entity: str, ids) -> dict[int, str]:
+    """The actor's name as it was when each record was chained (format 2 links), by record
+    id: what pages show as "who", which renaming a person must not change."""
+    ids = list(ids)
+    if not ids:
+        return {}
+    rows = session.execute(select(AuditRecord.entity_id, AuditRecord.context)
+                           .where(AuditRecord.entity == entity, AuditRecord.entity_id.in_(ids),
+                                  AuditRecord.context.is_not(None)))
+    names = {}
+    for entity_id, context in rows:
+        name = json.loads(context).get("actor")
+        if name is not None:
+            names[entity_id] = name
+    return names
 
 
 @dataclass(frozen=True)
@@ -187,6 +300,8 @@ def verify(session, key: bytes | None = None) -> tuple[int, list[Problem]]:
         problems.extend(_check_table(session, entity, model))
     problems.extend(_sensor_offsets(session))
     problems.extend(_alert_states(session))
+    problems.extend(_changed_rows(session))
+    problems.extend(_definitions(session))
     return count, problems
 
 
@@ -234,25 +349,95 @@ def _check_table(session, entity: str, model) -> list[Problem]:
     """Each row of an audited table against its link, and each link against its row."""
     problems = []
     rows = session.execute(
-        select(model, AuditRecord.seq, AuditRecord.payload)
+        select(model, AuditRecord.seq, AuditRecord.payload, AuditRecord.at, AuditRecord.context)
         .outerjoin(AuditRecord, (AuditRecord.entity == entity)
                    & (AuditRecord.entity_id == model.id))
         .order_by(model.id).execution_options(yield_per=VERIFY_BATCH))
-    for row, seq, payload in rows:
+    for row, seq, payload, at, context in rows:
         if seq is None:
             problems.append(Problem(f"{entity} {row.id}",
                                     "is not in the audit chain (inserted behind the app's back)"))
         elif canonical(row.audit_payload()) != payload:
-            problems.append(Problem(f"{entity} {row.id}",
-                                    f"altered since it was recorded (audit record #{seq})"))
+            problems.append(Problem(f"{entity} {row.id}", f"altered since it was recorded"
+                                    f"{_by(at, context)} (audit record #{seq})"))
         session.expunge(row)
     removed = session.execute(
-        select(AuditRecord.seq, AuditRecord.entity_id)
+        select(AuditRecord.seq, AuditRecord.entity_id, AuditRecord.at, AuditRecord.context)
         .where(AuditRecord.entity == entity,
                ~select(model.id).where(model.id == AuditRecord.entity_id).exists())
         .order_by(AuditRecord.entity_id).execution_options(yield_per=VERIFY_BATCH))
-    problems += [Problem(f"{entity} {entity_id}", f"removed (recorded in audit record #{seq})")
-                 for seq, entity_id in removed]
+    problems += [Problem(f"{entity} {entity_id}",
+                         f"removed (recorded{_by(at, context)} in audit record #{seq})")
+                 for seq, entity_id, at, context in removed]
+    return problems
+
+
+def _by(at, context: str | None) -> str:
+    """" by <name as chained> at <time>" for a finding: the who and when an inspector reads."""
+    name = json.loads(context).get("actor") if context else None
+    return (f" by {name}" if name else "") + (f" at {_shown(at)}" if at is not None else "")
+
+
+def _scalar(value):
+    """A column's value as chained JSON holds it (enums by value, times as canonical text)."""
+    return json.loads(canonical({"v": value.value if hasattr(value, "value") else value}))["v"]
+
+
+def _changed_rows(session) -> list[Problem]:
+    """Every row a chained change is about (a person, a unit's limits, a sensor's unit, a
+    definition) must still hold, in each column a change named, the newest chained value:
+    a person renamed or a unit's limits changed behind the app's back is named. Changes are
+    few (people and settings, not records): their newest values are held per subject."""
+    from app.models import Change
+    newest: dict[str, dict] = {}
+    for subject, data in session.execute(select(Change.subject, Change.data)
+                                         .order_by(Change.id)
+                                         .execution_options(yield_per=VERIFY_BATCH)):
+        for field, value in json.loads(data).items():
+            if isinstance(value, list) and len(value) == 2:
+                newest.setdefault(subject, {})[field] = value[1]
+    models = {mapper.class_.__tablename__: mapper.class_ for mapper in db.Model.registry.mappers}
+    by_table: dict[str, dict[int, dict]] = {}
+    for subject, fields in newest.items():
+        table, _, ident = subject.partition(":")
+        if table in models and ident.isdigit():
+            by_table.setdefault(table, {})[int(ident)] = fields
+    problems = []
+    for table, subjects in sorted(by_table.items()):
+        model = models[table]
+        columns = {c.key for c in model.__mapper__.column_attrs}
+        present = set()
+        for row in session.execute(select(model).where(model.id.in_(list(subjects)))
+                                   .order_by(model.id)).scalars():
+            present.add(row.id)
+            for field, chained in sorted(subjects[row.id].items()):
+                if field in columns and _scalar(getattr(row, field)) != chained:
+                    problems.append(Problem(
+                        f"{table} {row.id}", f"{field} is {_scalar(getattr(row, field))!r} but "
+                        f"its chained changes say {chained!r} (changed behind the app's back)"))
+            session.expunge(row)
+        problems += [Problem(f"{table} {ident}", "removed (its changes are in the audit chain)")
+                     for ident in sorted(set(subjects) - present)]
+    return problems
+
+
+def _definitions(session) -> list[Problem]:
+    """Each checklist definition version as its rows read now (items' text, limits, kinds)
+    must hash to the content chained when it was loaded: what past answers were answers to."""
+    from sqlalchemy.orm import selectinload
+
+    from app.checklists.definitions import definition_digest
+    from app.models import ChecklistDefinition
+    problems = []
+    for definition in session.execute(select(ChecklistDefinition)
+                                      .options(selectinload(ChecklistDefinition.items))
+                                      .order_by(ChecklistDefinition.id)).scalars():
+        if definition_digest(definition) != definition.content_hash:
+            problems.append(Problem(
+                f"checklist {definition.key} version {definition.version} "
+                f"(checklist_definitions {definition.id})",
+                "its items or title differ from what was loaded and chained (what past answers "
+                "answered was rewritten)"))
     return problems
 
 

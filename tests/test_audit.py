@@ -8,7 +8,7 @@ from app.audit import verify
 from app.checklists.definitions import current_definitions
 from app.checklists.operations import open_run, record_answer, submit_run
 from app.checklists.schedules import slots_for_day
-from app.models import Site, Staff, db
+from app.models import AuditRecord, Site, Staff, db
 from app.timers.operations import record_outcome, start_timer
 from tests.factories import at_local
 
@@ -32,7 +32,10 @@ def records(app, kitchen):
         timer = start_timer(db.session, site, cook, "dev1", "plated", "Cold noodles")
         record_outcome(db.session, timer, cook, "dev1", "served")
         db.session.commit()
-        return {"run": run.id}
+        # Links before the run's: the loaded checklist definitions are chained too.
+        offset = db.session.scalar(db.select(AuditRecord.seq).where(
+            AuditRecord.entity == "runs", AuditRecord.entity_id == run.id)) - 1
+        return {"run": run.id, "seq": {f"s{n}": offset + n for n in range(1, 10)}}
 
 
 def _run_sql(app, sql):
@@ -57,15 +60,15 @@ def test_an_untouched_chain_verifies(app, records, runner):
     ("UPDATE hold_timers SET dish = 'Fresh noodles' WHERE id = 1", "hold_timers 1: altered"),
     ("INSERT INTO timer_outcomes (id, timer_id, outcome, recorded_by_id, recorded_at) "
      "VALUES (99, 1, 'discarded', 2, '2026-11-27 12:00:00')", "timer_outcomes 99: is not in the audit chain"),
-    ("UPDATE audit_records SET payload = replace(payload, 'pass', 'fail') WHERE seq = 3",
-     "audit record #3 (answers 2): altered"),
-    ("DELETE FROM audit_records WHERE seq = 4", "audit records #4–#4: missing"),
+    ("UPDATE audit_records SET payload = replace(payload, 'pass', 'fail') WHERE seq = {s3}",
+     "audit record #{s3} (answers 2): altered"),
+    ("DELETE FROM audit_records WHERE seq = {s4}", "audit records #{s4}–#{s4}: missing"),
 ])
 def test_tampering_is_reported_naming_the_record(app, records, runner, tamper, expected):
-    _run_sql(app, tamper)
+    _run_sql(app, tamper.format(**records["seq"]))
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code == 1
-    assert expected in result.output, result.output
+    assert expected.format(**records["seq"]) in result.output, result.output
 
 
 def test_removing_the_newest_links_is_reported(app, records, runner):
@@ -86,13 +89,13 @@ def test_a_forged_link_without_the_key_is_caught(app, records):
     """Recomputing a link's hash needs the key: a plain sha256 forgery fails."""
     import hashlib
     with app.app_context():
-        row = db.session.execute(text("SELECT seq, payload FROM audit_records WHERE seq = 5")).one()
+        row = db.session.execute(text("SELECT seq, payload FROM audit_records WHERE seq = {s5}".format(**records["seq"]))).one()
         forged = hashlib.sha256(row.payload.replace("pass", "fail").encode()).hexdigest()
-    _run_sql(app, f"UPDATE audit_records SET hash = '{forged}' WHERE seq = 5")
+    _run_sql(app, f"UPDATE audit_records SET hash = '{forged}' WHERE seq = {records['seq']['s5']}")
     with app.app_context():
         _, problems = verify(db.session)
-    assert any("#5" in str(p) and "altered" in str(p) for p in problems)
-    assert any("#6" in str(p) and "does not follow" in str(p) for p in problems)
+    assert any(f"#{records['seq']['s5']} " in str(p) and "altered" in str(p) for p in problems)
+    assert any(f"#{records['seq']['s6']} " in str(p) and "does not follow" in str(p) for p in problems)
 
 
 def test_a_different_key_does_not_verify(app, records):
@@ -109,6 +112,7 @@ def test_concurrent_appends_keep_one_chain(app, kitchen):
         definition = current_definitions(db.session)[0]
         slot = slots_for_day(definition.schedules, DAY, site.timezone)[0]
         cook = db.session.get(Staff, kitchen["cook"])
+        links_before = db.session.scalar(db.select(db.func.count()).select_from(AuditRecord))
         run = open_run(db.session, site, definition.key, slot, cook, None, now=at_local(DAY, "11:01"))
         db.session.commit()
         run_id = run.id
@@ -141,7 +145,7 @@ def test_concurrent_appends_keep_one_chain(app, kitchen):
         count, problems = verify(db.session)
         supersedes = db.session.execute(text("SELECT supersedes_id FROM answers")).scalars().all()
     assert problems == []
-    assert count == 1 + 36
+    assert count == links_before + 1 + 36
     chained = [s for s in supersedes if s is not None]
     assert len(chained) == 36 - len(item_ids) and len(set(chained)) == len(chained)
 
@@ -165,18 +169,19 @@ def test_a_recorded_head_catches_links_removed_with_the_head_row_rewound(app, re
 
 
 @pytest.mark.parametrize("tamper", [
-    "UPDATE audit_records SET at = '2026-11-27 09:00:00' WHERE seq = 3",
-    "UPDATE audit_records SET actor_id = (SELECT max(id) FROM staff) WHERE seq = 3",
-    "UPDATE audit_records SET device_id = NULL WHERE seq = 3",
-    "UPDATE audit_records SET context = '{}' WHERE seq = 3",
+    "UPDATE audit_records SET at = '2026-11-27 09:00:00' WHERE seq = {s3}",
+    "UPDATE audit_records SET actor_id = (SELECT max(id) FROM staff) WHERE seq = {s3}",
+    "UPDATE audit_records SET device_id = NULL WHERE seq = {s3}",
+    "UPDATE audit_records SET context = '{{}}' WHERE seq = {s3}",
 ])
 def test_a_links_time_actor_and_device_are_under_its_hash(app, records, runner, tamper):
     """A link's own time, actor and device were outside the HMAC: rewriting who did a record,
     when, or on which tablet passed verify."""
-    _run_sql(app, tamper)
+    _run_sql(app, tamper.format(**records["seq"]))
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code == 1
-    assert "audit record #3 (answers 2): altered" in result.output, result.output
+    assert "audit record #{s3} (answers 2): altered".format(**records["seq"]) in result.output, \
+        result.output
 
 
 def _v1_link(app, seq, prev):
@@ -282,7 +287,8 @@ def test_verify_runs_in_the_same_memory_at_ten_times_the_links(app, kitchen):
     _run_sql(app, "UPDATE alerts SET subject = 'forged' WHERE id = 1500")
     with app.app_context():
         assert [str(p) for p in verify(db.session)[1]] == [
-            "alerts 1500: altered since it was recorded (audit record #%d)" % _seq_of(1500)]
+            "alerts 1500: altered since it was recorded at 2026-01-01T00:00:00+00:00 "
+            "(audit record #%d)" % _seq_of(1500)]
 
 
 def _seq_of(alert_id):
@@ -318,3 +324,125 @@ def test_an_alert_state_that_contradicts_its_events_is_named(app, kitchen, runne
         in result.output
     assert f"alert {ids[0]}: its state says escalation_level 0" in result.output
     assert f"alert {ids[1]}: its state says recovered_at None" in result.output
+
+
+# --- Records keep what they meant (issue 11, item 2) ------------------------------------------
+
+def _adopt(app):
+    from app.audit import adopt_unchained
+    with app.app_context():
+        adopt_unchained(db.session)
+        db.session.commit()
+
+
+def test_a_person_renamed_behind_the_apps_back_is_named_and_past_records_keep_the_name(
+        app, records, runner, kitchen):
+    """Renaming a person changed the 'who' of every past record, unseen by verify."""
+    from app.models import AuditRecord
+    import json
+    _adopt(app)  # the hourly job chains people the chain has not seen yet
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    with app.app_context():  # the link of every record chains the name as it was
+        contexts = db.session.execute(db.select(AuditRecord.context).where(
+            AuditRecord.entity == "answers")).scalars().all()
+    assert contexts and all(json.loads(c)["actor"] == "Cook Sam" for c in contexts)
+    _run_sql(app, f"UPDATE staff SET name = 'Chef Mei' WHERE id = {kitchen['cook']}")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert f"staff {kitchen['cook']}: name is 'Chef Mei' but its chained changes say 'Cook Sam'" \
+        in result.output, result.output
+
+
+def test_a_person_renamed_through_the_chain_still_shows_the_old_name_on_past_records(
+        app, records, kitchen):
+    from app import audit
+    from tests.factories import login_password
+    with app.app_context():
+        audit.record_change(db.session, subject=f"staff:{kitchen['cook']}", action="staff.renamed",
+                            actor_id=kitchen["admin"], data={"name": ["Cook Sam", "Sam Wu"]},
+                            site_id=kitchen["site"], reason="spelling")
+        db.session.get(Staff, kitchen["cook"]).name = "Sam Wu"
+        db.session.commit()
+        assert verify(db.session)[1] == []
+    chef = app.test_client()
+    login_password(chef, "chef@test.kitchen", "chef-password")
+    page = chef.get(f"/records/runs/{records['run']}").get_data(as_text=True)
+    assert "Opened by Cook Sam" in page and "Submitted by Cook Sam" in page
+    assert "Sam Wu" not in page
+
+
+def test_an_items_text_rewritten_under_past_answers_is_named(app, records, runner):
+    """checklist_items.text_en could be rewritten under past answers: what was asked."""
+    from app.models import AuditRecord
+    import json
+    with app.app_context():
+        link = db.session.execute(db.select(AuditRecord).where(AuditRecord.entity == "answers")
+                                  .order_by(AuditRecord.seq).limit(1)).scalar_one()
+        item = json.loads(link.context)["item"]  # the answer chains what was asked
+        key = db.session.execute(text(
+            f"SELECT key FROM checklist_definitions WHERE id = {item['definition_id']}")).scalar_one()
+    assert item["text_en"] and "min_c" in item and "max_c" in item
+    _run_sql(app, "UPDATE checklist_items SET text_en = 'Anything' "
+                  f"WHERE definition_id = {item['definition_id']} AND key = '{item['key']}'")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert f"checklist {key} version 1 (checklist_definitions {item['definition_id']}): its items" \
+        in result.output, result.output
+
+
+def test_unit_limits_and_sensor_assignment_are_chained_with_who_and_why(app, kitchen, runner):
+    from app.models import AuditRecord, Change
+    from app.models.units import Unit
+    from app.units.forms import parse_unit_form
+    from app.units.operations import attach_sensor, update_unit
+    from sensors.models import Sensor
+    from tests.factories import salad_fridge
+    import json
+    with app.app_context():
+        unit = salad_fridge(kitchen["site"])
+        site = db.session.get(Site, kitchen["site"])
+        other = Unit(site_id=site.id, name="Pass fridge", kind="fridge", target_max_c=5.0,
+                     critical_max_c=8.0)
+        db.session.add(other)
+        db.session.flush()
+        form = {"name": "Salad fridge", "kind": "fridge", "target_max_c": "6", "critical_max_c": "8",
+                "min_c": "", "alert_delay_s": "600", "hysteresis_c": "0.5",
+                "expected_interval_s": "60"}
+        update_unit(db.session, unit, site, parse_unit_form(form, "C"), kitchen["admin"],
+                    "new door seal, runs warmer")
+        sensor = db.session.execute(db.select(Sensor)).scalar_one()
+        attach_sensor(db.session, sensor, other, site, actor_id=kitchen["admin"])
+        db.session.commit()
+        change = db.session.execute(db.select(Change).where(Change.subject == f"units:{unit.id}")
+                                    ).scalar_one()
+        link = db.session.execute(db.select(AuditRecord).where(
+            AuditRecord.entity == "changes", AuditRecord.entity_id == change.id)).scalar_one()
+        assert json.loads(change.data)["target_max_c"] == [5.0, 6.0]
+        assert (link.actor_id, json.loads(link.context)) == (
+            kitchen["admin"], {"actor": "Admin Alex", "reason": "new door seal, runs warmer"})
+        ids = (unit.id, sensor.id)
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    _run_sql(app, f"UPDATE units SET target_max_c = 9 WHERE id = {ids[0]}")
+    _run_sql(app, f"UPDATE sensors SET unit_id = {ids[0]} WHERE id = {ids[1]}")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert f"units {ids[0]}: target_max_c is 9.0 but its chained changes say 6.0" in result.output
+    assert f"sensors {ids[1]}: unit_id is {ids[0]} but its chained changes say" in result.output
+
+
+def test_an_alert_chains_the_unit_limits_in_force(app, kitchen):
+    from app.alerts.operations import raise_alert
+    from app.models import AuditRecord
+    from tests.factories import salad_fridge
+    import json
+    with app.app_context():
+        unit = salad_fridge(kitchen["site"])
+        alert = raise_alert(db.session, site_id=kitchen["site"], kind="temperature",
+                            subject=f"unit:{unit.id}:temperature", unit_id=unit.id,
+                            now=dt.datetime(2026, 11, 27, 12, tzinfo=dt.timezone.utc))
+        db.session.commit()
+        link = db.session.execute(db.select(AuditRecord).where(
+            AuditRecord.entity == "alerts", AuditRecord.entity_id == alert.id)).scalar_one()
+        limits = json.loads(link.context)["unit"]
+    assert (limits["name"], limits["target_max_c"], limits["critical_max_c"]) == \
+        ("Salad fridge", 5.0, 8.0)

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy import func, select
 
+from app import audit
 from app.checklists.schedules import ScheduleError, validate
 from app.models import ChecklistDefinition, ChecklistItem, Rule
 
@@ -171,8 +172,33 @@ def _store_checklist(session, checklist: dict) -> LoadResult:
             required=item["required"], temp_min_c=item["min_c"], temp_max_c=item["max_c"],
             suggested_actions=item["actions"]))
     session.add(definition)
+    session.flush()
+    # What past answers answered is chained: verify rebuilds each version from its rows.
+    audit.record_change(session, subject=f"checklist_definitions:{definition.id}",
+                        action="checklist.loaded", actor_id=None,
+                        data={"key": [None, definition.key], "version": [None, version],
+                              "content_hash": [None, definition_digest(definition)]},
+                        reason=f"a changed checklist file (version {version})"
+                        if latest is not None else None)
     logger.info("checklist %s version %s loaded", checklist["key"], version)
     return LoadResult("checklist", checklist["key"], version, "new" if latest is None else "updated")
+
+
+def definition_content(definition: ChecklistDefinition) -> dict:
+    """A definition version as its rows read now, in the shape ``parse_checklist`` gives."""
+    return {"key": definition.key,
+            "title": {"en": definition.title_en, "zh": definition.title_zh},
+            "schedules": definition.schedules,
+            "items": [{"key": i.key, "kind": i.kind, "rule": i.rule_code, "critical": i.critical,
+                       "required": i.required, "text": {"en": i.text_en, "zh": i.text_zh},
+                       "min_c": i.temp_min_c, "max_c": i.temp_max_c,
+                       "actions": i.suggested_actions}
+                      for i in sorted(definition.items, key=lambda i: i.position)]}
+
+
+def definition_digest(definition: ChecklistDefinition) -> str:
+    """The sha256 its file loaded with: any edit of its items' text or limits changes it."""
+    return _digest(definition_content(definition))
 
 
 def latest_definition(session, key: str) -> ChecklistDefinition | None:

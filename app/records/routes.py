@@ -86,7 +86,32 @@ def run(run_id: int):
         .scalars()}
     return render_template("records/run.html", run=run, site=current_site(),
                            answers=current_answers(run), links=links,
-                           changes=history_changes(run.answers))
+                           changes=history_changes(run.answers), who=_who(run, links))
+
+
+def _who(run: Run, links: dict) -> dict:
+    """Who did each record, by the name chained with it: renaming a person later does not
+    change who did a past record (links from before names were chained show today's name)."""
+    from app.audit import chained_names
+    answers = {}
+    for answer in run.answers:
+        link = links.get(("answers", answer.id))
+        name = audit_actor(link.context) if link is not None else None
+        answers[answer.id] = name or answer.recorded_by.name
+    opened = chained_names(db.session, "runs", [run.id]).get(run.id)
+    submitted = run.submission and (
+        chained_names(db.session, "submissions", [run.submission.id]).get(run.submission.id)
+        or run.submission.submitted_by.name)
+    verified = run.verification and (
+        chained_names(db.session, "verifications", [run.verification.id]).get(run.verification.id)
+        or run.verification.verified_by.name)
+    return {"opened": opened or run.opened_by.name, "submitted": submitted,
+            "verified": verified, "answers": answers}
+
+
+def audit_actor(context: str | None) -> str | None:
+    import json
+    return json.loads(context).get("actor") if context else None
 
 
 def history_changes(answers: list[Answer]) -> dict[int, list[str]]:

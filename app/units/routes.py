@@ -73,7 +73,8 @@ def new():
     site = current_site()
     if request.method == "POST":
         try:
-            unit = create_unit(db.session, site, parse_unit_form(request.form, site.temp_unit))
+            unit = create_unit(db.session, site, parse_unit_form(request.form, site.temp_unit),
+                               current_user.id, (request.form.get("reason") or "").strip() or None)
         except FormInvalid as exc:
             db.session.rollback()
             return _form_page(site, dict(request.form), exc.errors, status=422)
@@ -95,7 +96,8 @@ def edit(unit_id: int):
     if request.method == "POST":
         form = {k: v for k, v in request.form.items() if k != "preset"}
         try:
-            update_unit(db.session, unit, site, parse_unit_form(form, site.temp_unit))
+            update_unit(db.session, unit, site, parse_unit_form(form, site.temp_unit),
+                        current_user.id, (form.get("reason") or "").strip() or None)
         except FormInvalid as exc:
             db.session.rollback()
             return _form_page(site, form, exc.errors, unit, status=422)
@@ -128,7 +130,7 @@ def attach(sensor_id: int):
     unit = site_row_or_404(Unit, request.form.get("unit_id", type=int) or 0, site)
     try:
         attach_sensor(db.session, sensor, unit, site, request.form.get("name"),
-                      request.form.get("temp_unit", sensor.temp_unit))
+                      request.form.get("temp_unit", sensor.temp_unit), current_user.id)
     except OperationError as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -145,7 +147,7 @@ def detach(sensor_id: int):
     site = current_site()
     sensor = sensor_or_404(sensor_id, site)
     try:
-        detach_sensor(db.session, sensor, site)
+        detach_sensor(db.session, sensor, site, current_user.id)
     except OperationError as exc:
         db.session.rollback()
         flash(str(exc), "error")

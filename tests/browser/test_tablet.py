@@ -7,11 +7,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.audit import verify
-from app.models import (Answer, ChecklistItem, Device, HoldTimer, Run, Submission, TimerOutcome,
-                        Verification, db)
+from app.models import (Answer, AuditRecord, ChecklistItem, Device, HoldTimer, Run, Submission,
+                        TimerOutcome, Verification, db)
 from tests.browser.conftest import LAPTOP, TABLET
 
 pytestmark = pytest.mark.browser
@@ -230,7 +230,9 @@ def test_cook_ticks_off_a_run_and_the_head_chef_signs_it_off(live, tablet, artif
         assert run.device_id == tablet_id and db.session.get(Device, tablet_id) is not None
         count, problems = verify(db.session)
         assert problems == []
-        assert count == 1 + len(answers) + 1 + 1  # opened, answers, submitted, verified
+        changes = db.session.scalar(select(func.count()).select_from(AuditRecord)
+                                    .where(AuditRecord.entity == "changes"))  # definitions loaded
+        assert count == changes + 1 + len(answers) + 1 + 1  # opened, answers, submitted, verified
 
 
 def test_chinese_speaking_cook_sees_the_checklist_in_chinese(live, tablet, artifacts):
