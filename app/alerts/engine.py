@@ -16,6 +16,7 @@ from sqlalchemy import Integer, column, func, select, values
 from app.alerts import breach
 from app.alerts.operations import mark_recovered, open_state, overdue_subject, raise_alert
 from app.models import AlertState, HoldTimer, Site, TimerOutcome, utcnow
+from app.live.changes import mark_changed
 from app.models.units import Unit
 from sensors.db import UTCDateTime
 from sensors.models import Reading, Sensor
@@ -317,6 +318,9 @@ def evaluate_after_ingest(session, sensor_ids, earliest: dict[int, dt.datetime] 
         Sensor.id.in_(list(sensor_ids)), Sensor.unit_id.is_not(None))).all()
     if not rows:
         return
+    # New readings change what live screens show: their sites' counters move on at the commit.
+    mark_changed(session, session.execute(select(Unit.site_id).where(
+        Unit.id.in_({unit_id for _, unit_id in rows}))).scalars())
     first: dict[int, dt.datetime] = {}
     for sensor_id, unit_id in rows:
         at = (earliest or {}).get(sensor_id)

@@ -5,6 +5,7 @@ from app.models.audit import AuditHead, AuditRecord, Change
 from app.models.base import (UTC, Base, Immutable, ImmutableRecordError, UTCDateTime, db, set_clock,
                              utcnow)
 from app.models.calibration import Calibration
+from app.models.displays import DisplayToken, LiveVersion
 from app.models.checklists import (Answer, ChecklistDefinition, ChecklistItem, Photo, Rule, Run,
                                    Submission, Verification)
 from app.models.ingest import IdempotencyKey, IngestToken
@@ -19,8 +20,8 @@ __all__ = [
     "FOOD_OUTCOMES", "GROUP_ROLES", "PASSWORD_ROLES", "PIN_LENGTHS", "PRESETS", "Alert",
     "AlertEvent", "AlertState", "Answer", "AuditHead", "AuditRecord", "Base", "Calibration",
     "Change", "ChecklistDefinition", "ChecklistItem", "DeadLetter", "Delivery", "Device",
-    "DeviceState", "HoldTimer", "IdempotencyKey", "Immutable", "ImmutableRecordError",
-    "IngestToken", "JobRun", "Notification", "Photo", "Reading", "Role", "Rollup", "Rule", "Run",
+    "DeviceState", "DisplayToken", "HoldTimer", "IdempotencyKey", "Immutable", "ImmutableRecordError",
+    "IngestToken", "JobRun", "LiveVersion", "Notification", "Photo", "Reading", "Role", "Rollup", "Rule", "Run",
     "SchedulerLease", "Sensor", "SignInGuard", "Site", "Staff", "Submission", "TimerOutcome",
     "UTC", "UTCDateTime", "Unit", "Verification", "db", "set_clock", "utcnow",
 ]

@@ -1,0 +1,305 @@
+"""The live channel and the wall display: versions that move on, a display token that opens
+the board and nothing else, revocation, and open screens that cannot starve the server."""
+from __future__ import annotations
+
+import datetime as dt
+import html as htmlparser
+import json
+import re
+import socket
+import threading
+import time
+
+import pytest
+import requests
+import waitress
+from sqlalchemy import select
+
+from app.alerts.engine import evaluate_after_ingest
+from app.alerts.operations import acknowledge, raise_alert
+from app.displays.board import trend
+from app.displays.tokens import create_display, hash_token
+from app.live.changes import site_version
+from app.models import DisplayToken, Site, Staff, db
+from app.timers.operations import start_timer
+from sensors.models import Sensor
+from tests.factories import Kitchen, feed_salad, login_password, login_pin, salad_fridge
+
+UTC = dt.timezone.utc
+
+
+def _display(kitchen, name="Pass wall", locale="en") -> str:
+    site = db.session.get(Site, kitchen["site"])
+    _row, plain = create_display(db.session, site, name, locale,
+                                 db.session.get(Staff, kitchen["chef"]))
+    db.session.commit()
+    return plain
+
+
+def _live(client, plain, tag=None):
+    return client.get(f"/display/{plain}/live", headers={"If-None-Match": tag} if tag else {})
+
+
+# --- the change counter ----------------------------------------------------------------------
+
+def test_every_change_a_screen_shows_moves_the_sites_counter_and_no_other(app, ctx, kitchen):
+    site = kitchen["site"]
+    other = Site(name="Elsewhere", timezone="UTC")
+    db.session.add(other)
+    db.session.commit()
+    start, elsewhere = site_version(db.session, site), site_version(db.session, other.id)
+
+    unit = salad_fridge(site)  # a unit, a sensor attached: the board changes
+    after_unit = site_version(db.session, site)
+    assert after_unit > start
+    # Readings are stored below the ORM; ingest's alert hook marks their site.
+    feed_salad([4.0, 4.1], dt.datetime.now(UTC) - dt.timedelta(minutes=2))
+    assert site_version(db.session, site) == after_unit
+    evaluate_after_ingest(db.session, db.session.execute(select(Sensor.id)).scalars().all())
+    after_readings = site_version(db.session, site)
+    assert after_readings == after_unit + 1
+
+    alert = raise_alert(db.session, site_id=site, kind="offline", subject="unit:x:offline",
+                        unit_id=unit.id)
+    db.session.commit()
+    after_alert = site_version(db.session, site)
+    assert after_alert == after_readings + 1  # one commit, one step
+    acknowledge(db.session, alert, db.session.get(Staff, kitchen["cook"]), None,
+                corrective_action="Checked the sensor", food_outcome="kept")
+    db.session.commit()
+    assert site_version(db.session, site) == after_alert + 1
+    start_timer(db.session, db.session.get(Site, site), db.session.get(Staff, kitchen["cook"]),
+                None, "cold_out", "Cold noodles")
+    db.session.commit()
+    assert site_version(db.session, site) == after_alert + 2
+    # A rolled back change moves nothing; the other site never moved.
+    start_timer(db.session, db.session.get(Site, site), db.session.get(Staff, kitchen["cook"]),
+                None, "plated", "Prawn salad")
+    db.session.flush()
+    db.session.rollback()
+    assert site_version(db.session, site) == after_alert + 2
+    assert site_version(db.session, other.id) == elsewhere
+
+
+def test_the_tablets_channel_answers_304_until_the_site_changes(app, client, kitchen):
+    login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+    first = client.get("/live", headers={"Accept": "application/json", "X-Brigade-Poll": "1"})
+    assert first.status_code == 200 and first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "no-cache" and first.headers["X-Brigade-Now"]
+    tag = first.headers["ETag"]
+    assert client.get("/live", headers={"If-None-Match": tag}).status_code == 304
+    with app.app_context():
+        raise_alert(db.session, site_id=kitchen["site"], kind="offline", subject="here:1")
+        db.session.commit()
+    changed = client.get("/live", headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != tag
+    # Logged out, the channel says so (the tablet goes back to its PIN pad), never the version.
+    anonymous = app.test_client().get("/live", headers={"Accept": "application/json"})
+    assert anonymous.status_code == 401
+
+
+def test_the_home_banner_watches_the_channel_instead_of_polling(app, client, kitchen):
+    login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+    page = client.get("/").get_data(as_text=True)
+    banner = re.search(r'<section id="alert-banner"[^>]*>', page).group(0)
+    assert 'hx-trigger="brigade:live from:body"' in banner and "every" not in banner
+    assert 'data-live-src="/live"' in banner and re.search(r'data-live-etag="v\d+\.\d+"', banner)
+    assert "/static/live.js" in page
+
+
+def test_trend_arrows():
+    t0 = dt.datetime(2026, 12, 1, tzinfo=UTC)
+    points = [(t0 + dt.timedelta(minutes=m), v) for m, v in ((0, 4.0), (5, 4.1), (11, 4.6))]
+    assert trend(points) == "up"
+    assert trend([(a, 9 - v) for a, v in points]) == "down"
+    assert trend([(t0, 4.0), (t0 + dt.timedelta(minutes=12), 4.2)]) == "steady"
+    assert trend(points[:1]) is None
+
+
+# --- the wall display ------------------------------------------------------------------------
+
+def test_the_board_shows_units_alerts_and_timers_and_304s_until_a_change(app, client, kitchen):
+    with app.app_context():
+        now = dt.datetime.now(UTC)
+        salad_fridge(kitchen["site"], now - dt.timedelta(minutes=30))
+        feed_salad([4.0, 4.2, 4.4], now - dt.timedelta(minutes=2))
+        raise_alert(db.session, site_id=kitchen["site"], kind="temperature", tier="critical",
+                    subject="unit:1:temperature", unit_id=1,
+                    detail={"unit": "Salad fridge", "direction": "critical"})
+        db.session.commit()
+        plain = _display(kitchen, locale="zh")
+    page = client.get(f"/display/{plain}")
+    assert page.status_code == 200 and "Set-Cookie" not in page.headers
+    assert page.headers["Cache-Control"] == "no-store"
+    html = page.get_data(as_text=True)
+    assert f'data-live-url="/display/{plain}/live"' in html and "<script>" not in html
+    labels = json.loads(htmlparser.unescape(re.search(r'data-labels="([^"]+)"', html).group(1)))
+    assert 'lang="zh-Hans"' in html and labels["stale"] == "数据过时"  # the display's language
+
+    first = _live(client, plain)
+    assert first.status_code == 200 and "Set-Cookie" not in first.headers
+    board = first.get_json()
+    tile = board["units"][0]
+    assert (tile["name"], tile["value"], tile["symbol"], tile["state"]) == ("Salad fridge", "4.4", "°C", "ok")
+    assert tile["last_at"] and tile["stale_after_s"] >= 90
+    [alert] = board["alerts"]
+    assert alert["headline"] == "Salad fridge 温度过高" or "Salad fridge" in alert["headline"]
+    assert alert["status"] == "open" and alert["todo"]
+    tag = first.headers["ETag"]
+    assert _live(client, plain, tag).status_code == 304
+    with app.app_context():
+        start_timer(db.session, db.session.get(Site, kitchen["site"]),
+                    db.session.get(Staff, kitchen["cook"]), None, "cold_out", "Cold noodles")
+        db.session.commit()
+    fresh = _live(client, plain, tag)
+    assert fresh.status_code == 200 and fresh.get_json()["timers"][0]["dish"] == "Cold noodles"
+    with app.app_context():
+        seen = db.session.execute(select(DisplayToken)).scalar_one()
+        assert seen.last_seen_at is not None and seen.token_hash == hash_token(plain)
+
+
+def test_a_revoked_display_loses_the_board_at_its_next_question(app, client, kitchen):
+    with app.app_context():
+        plain = _display(kitchen)
+        display_id = db.session.execute(select(DisplayToken.id)).scalar_one()
+    tag = _live(client, plain).headers["ETag"]
+    chef = app.test_client()
+    login_password(chef, "chef@test.kitchen", "chef-password")
+    assert chef.post(f"/settings/displays/{display_id}/revoke").status_code == 302
+    # The very next question is refused, whatever the screen already had.
+    gone = _live(client, plain, tag)
+    assert gone.status_code == 404 and gone.get_json() == {"gone": True}
+    assert client.get(f"/display/{plain}").status_code == 404
+    assert "switched off" in chef.get("/settings/displays").get_data(as_text=True)
+
+
+def _get_routes(app):
+    """Every GET route of the app with sample arguments, but the display's own."""
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint in ("static", "displays.board",
+                                                          "displays.live"):
+            continue
+        view = app.view_functions[rule.endpoint]
+        if getattr(view, "is_public", False):
+            continue
+        args = {name: (1 if isinstance(conv, type(rule._converters.get(name)))
+                       and conv.__class__.__name__ in ("BoundedInt", "IntegerConverter")
+                       else "x") for name, conv in rule._converters.items()}
+        yield rule.endpoint, rule.build(args, append_unknown=False)[1]
+
+
+def test_the_display_token_opens_nothing_else(app, client, kitchen):
+    with app.app_context():
+        plain = _display(kitchen)
+    assert _live(client, plain).status_code == 200
+    tried = 0
+    for endpoint, path in _get_routes(app):
+        for how in ({"headers": {"Authorization": f"Bearer {plain}"}},
+                    {"query_string": {"token": plain}},
+                    {"headers": {"Cookie": f"session={plain}; brigade_display={plain}"}}):
+            response = client.get(path, **how)
+            assert response.status_code in (302, 401, 403, 404), (endpoint, path, response.status_code)
+            if response.status_code == 302:
+                assert "/pin" in response.headers["Location"], (endpoint, path)
+            tried += 1
+    assert tried > 60  # the whole app was tried, pages, exports, photos and the live channel
+    # Posting readings with it, as a device would, is refused too.
+    assert client.post("/api/readings", json={"sensor": "x", "t": 4.0},
+                       headers={"Authorization": f"Bearer {plain}"}).status_code == 401
+    # A token with one character changed opens nothing either.
+    twin = plain[:-1] + ("A" if plain[-1] != "A" else "B")
+    assert _live(client, twin).status_code == 404 and client.get(f"/display/{twin}").status_code == 404
+
+
+@pytest.mark.parametrize("who, status", [("cook", 403), ("chef_pin", 403), ("chef", 200),
+                                         ("admin", 200)])
+def test_displays_are_set_up_by_the_head_chef_or_admin_with_a_password(app, client, kitchen,
+                                                                       who, status):
+    if who == "chef_pin":
+        login_pin(client, kitchen["chef"], Kitchen.PINS["chef"])
+    elif who == "cook":
+        login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+    else:
+        login_password(client, f"{who}@test.kitchen", f"{who}-password")
+    assert client.get("/settings/displays").status_code == status
+    created = client.post("/settings/displays", data={"name": "Walk-in door", "locale": "en"})
+    assert created.status_code == (201 if status == 200 else 403)
+    if status == 200:
+        html = created.get_data(as_text=True)
+        url = re.search(r'data-testid="display-url">(http://[^<]+)<', html).group(1)
+        assert "<svg" in html and created.headers["Cache-Control"] == "no-store"
+        token = url.rsplit("/", 1)[1]
+        assert app.test_client().get(f"/display/{token}/live").status_code == 200
+
+
+def test_another_sites_display_cannot_be_revoked(app, client, kitchen):
+    with app.app_context():
+        other = Site(name="Elsewhere", timezone="UTC")
+        db.session.add(other)
+        db.session.flush()
+        _row, plain = create_display(db.session, other, "Theirs", "en",
+                                     db.session.get(Staff, kitchen["admin"]))
+        db.session.commit()
+        theirs = _row.id
+    login_password(client, "chef@test.kitchen", "chef-password")
+    assert client.post(f"/settings/displays/{theirs}/revoke").status_code == 404
+    assert "Theirs" not in client.get("/settings/displays").get_data(as_text=True)
+    assert _live(app.test_client(), plain).status_code == 200
+
+
+# --- open screens cannot starve the server ---------------------------------------------------
+
+def test_more_screens_than_threads_never_starve_other_requests(app, kitchen):
+    """Four waitress threads; 40 screens asking back to back, 30 idle connections and 10 that
+    send half a request and stop: the PIN pad and /healthz still answer quickly, all along."""
+    with app.app_context():
+        plain = _display(kitchen)
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+    base = f"http://127.0.0.1:{server.effective_port}"
+    threading.Thread(target=server.run, daemon=True).start()
+    stop = threading.Event()
+    answered = [0] * 40
+    idle, screens = [], []
+    try:
+        def screen(n):
+            http = requests.Session()
+            tag = None
+            while not stop.is_set():
+                try:
+                    r = http.get(f"{base}/display/{plain}/live", timeout=10,
+                                 headers={"If-None-Match": tag} if tag else {})
+                except requests.ConnectionError:
+                    if stop.is_set():
+                        return  # the server closing at the end
+                    raise
+                if r.status_code in (200, 304):
+                    tag = r.headers["ETag"]
+                    answered[n] += 1
+
+        screens += [threading.Thread(target=screen, args=(n,), daemon=True) for n in range(40)]
+        for t in screens:
+            t.start()
+        for n in range(40):
+            s = socket.create_connection(("127.0.0.1", server.effective_port))
+            if n % 4 == 0:  # a slow client: half a request, then nothing
+                s.sendall(b"GET /display/" + plain.encode() + b"/live HTTP/1.1\r\nHost: x\r\n")
+            idle.append(s)
+        time.sleep(0.5)
+        worst = 0.0
+        for _ in range(10):
+            for path in ("/healthz", "/pin"):
+                started = time.monotonic()
+                assert requests.get(base + path, timeout=5).status_code == 200
+                worst = max(worst, time.monotonic() - started)
+            time.sleep(0.05)
+        assert worst < 1.0, worst  # about 10-50 ms here; a starved server takes until a timeout
+        before = list(answered)
+        time.sleep(0.3)
+        assert all(b > a for a, b in zip(before, answered)), answered  # every screen still served
+    finally:
+        stop.set()
+        for t in screens:
+            t.join(5)
+        for s in idle:
+            s.close()
+        server.close()
