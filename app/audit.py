@@ -302,6 +302,8 @@ def verify(session, key: bytes | None = None) -> tuple[int, list[Problem]]:
     problems.extend(_alert_states(session))
     problems.extend(_changed_rows(session))
     problems.extend(_definitions(session))
+    from app.seals import verify_seals
+    problems.extend(verify_seals(session, utcnow(), current_app.config["BRIGADE_RETENTION_DAYS"]))
     return count, problems
 
 

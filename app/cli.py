@@ -70,8 +70,18 @@ def verify_audit(anchors):
         click.echo(f"TAMPERED  {problem}", err=True)
     if problems:
         click.echo(f"audit chain: {len(problems)} problem(s) in {count} links", err=True)
+        _echo_late_readings()
         sys.exit(1)
     click.echo(f"audit chain intact: {count} links verified")
+    _echo_late_readings()
+
+
+def _echo_late_readings() -> None:
+    from app.seals import late_readings
+    seals, readings = late_readings(db.session)
+    if readings:
+        click.echo(f"note: {readings} reading(s) arrived after their hour was sealed "
+                   f"(covered by {seals} late seal(s), not taken into the sealed hours)")
 
 
 @audit_cli.command("head")

@@ -67,6 +67,14 @@ def _review_reminder(session, now):
     return remind_review(session, now)
 
 
+def _audit_seal(session, now):
+    """Seal the closed hours' readings and chain what the chain has not seen yet."""
+    from app.audit import adopt_unchained
+    from app.seals import seal_readings
+    adopted = adopt_unchained(session)
+    return f"{seal_readings(session, now)}; {adopted} adopted"
+
+
 def _jobs() -> list[Job]:
     from app.alerts import engine, operations
     jobs = [
@@ -77,6 +85,7 @@ def _jobs() -> list[Job]:
         Job("notify-due", operations.notify_due, 30),
         Job("retention", _retention, 3600, grace=1800),
         Job("review-reminder", _review_reminder, 86400, grace=43200),
+        Job("audit-seal", _audit_seal, 300, grace=240),
     ]
     from app.alerts.dispatch import dispatch_due
     from app.alerts.summary import daily_summary

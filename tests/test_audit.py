@@ -446,3 +446,103 @@ def test_an_alert_chains_the_unit_limits_in_force(app, kitchen):
         limits = json.loads(link.context)["unit"]
     assert (limits["name"], limits["target_max_c"], limits["critical_max_c"]) == \
         ("Salad fridge", 5.0, 8.0)
+
+
+# --- Readings sealed per sensor per hour (issue 11, item 3) -----------------------------------
+
+T_READ = dt.datetime(2026, 11, 27, 12, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def sealed_readings(app, kitchen):
+    """Three hours of one reading a minute for the salad fridge, sealed by the job at 15:15."""
+    from app.seals import seal_readings
+    from sensors.models import Sensor
+    from tests.factories import feed_salad, salad_fridge
+    with app.app_context():
+        salad_fridge(kitchen["site"], at=T_READ - dt.timedelta(minutes=1))
+        feed_salad([4.0 + (i % 7) / 10 for i in range(180)], T_READ)
+        outcome = seal_readings(db.session, T_READ + dt.timedelta(hours=3, minutes=15))
+        db.session.commit()
+        sensor = db.session.execute(db.select(Sensor)).scalar_one()
+        return {"outcome": outcome, "sensor": sensor.id, "key": sensor.key}
+
+
+def _reading_id(app, sensor_id, at):
+    with app.app_context():
+        return db.session.execute(text(
+            f"SELECT id FROM readings WHERE sensor_id = {sensor_id} ORDER BY measured_at")).scalars().all()
+
+
+def test_readings_are_sealed_per_sensor_and_hour_and_the_job_is_idempotent(app, sealed_readings, runner):
+    from app.models.audit import ReadingSeal
+    from app.seals import seal_readings
+    # 11:59 (the fridge's first reading) and 12:00–14:59; 15:00–15:05 is not closed yet.
+    assert sealed_readings["outcome"] == "sealed 4 sensor-hours, 0 late readings"
+    with app.app_context():
+        assert seal_readings(db.session, T_READ + dt.timedelta(hours=3, minutes=20)) == \
+            "sealed 0 sensor-hours, 0 late readings"
+        seals = db.session.execute(db.select(ReadingSeal.hour_start, ReadingSeal.count)
+                                   .order_by(ReadingSeal.hour_start)).all()
+    assert [count for _, count in seals] == [1, 60, 60, 60]
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("tamper,change", [
+    ("UPDATE readings SET temperature_c = 3.0 WHERE id = {id}", "readings altered since it was sealed (60 sealed, 60 now"),
+    ("DELETE FROM readings WHERE id = {id}", "readings removed since it was sealed (60 sealed, 59 now"),
+    ("UPDATE readings SET received_at = received_at + interval '1 second' WHERE id = {id}"
+     if False else "UPDATE readings SET time_source = 'received' WHERE id = {id}",
+     "readings altered since it was sealed"),
+    ("INSERT INTO readings (sensor_id, measured_at, temperature_c, received_at, time_source, offset_c) "
+     "VALUES ({sensor}, '2026-11-27 13:30:30', 2.0, '2026-11-27 13:30:30', 'device', 0)",
+     "readings inserted since it was sealed (60 sealed, 61 now"),
+])
+def test_a_reading_changed_in_a_sealed_hour_is_named_with_its_sensor_and_hour(
+        app, sealed_readings, runner, tamper, change):
+    """Editing or deleting readings was not detected: they were not chained."""
+    ids = _reading_id(app, sealed_readings["sensor"], None)
+    reading_at_1330 = ids[1 + 90]  # 11:59, then one a minute from 12:00
+    _run_sql(app, tamper.format(id=reading_at_1330, sensor=sealed_readings["sensor"]))
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert f"sensor {sealed_readings['key']} hour 2026-11-27T13:00 UTC: {change}" in result.output, \
+        result.output
+
+
+def test_all_of_a_sealed_hours_readings_deleted_is_named(app, sealed_readings, runner):
+    _run_sql(app, "DELETE FROM readings WHERE measured_at >= '2026-11-27 14:00:00'")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert f"sensor {sealed_readings['key']} hour 2026-11-27T14:00 UTC: readings removed since " \
+        "it was sealed (60 sealed, 0 now" in result.output, result.output
+
+
+def test_a_reading_arriving_after_its_hour_was_sealed_is_sealed_apart_as_late(
+        app, sealed_readings, runner):
+    """A device's buffer sent late is not taken silently into the sealed hour."""
+    import json
+    from app.models.audit import ReadingSeal
+    from app.seals import late_readings, seal_readings
+    from sensors.store import Message, store_batch
+    arrived = T_READ + dt.timedelta(hours=3, minutes=30)
+    with app.app_context():
+        store_batch(db.session, [Message("brigade/salad/reading", json.dumps(
+            {"t": 4.4, "ts": "2026-11-27T13:30:30+00:00"}).encode(), arrived)])
+        db.session.commit()
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0  # not sealed yet: pending
+    with app.app_context():
+        assert seal_readings(db.session, arrived + dt.timedelta(minutes=15)) == \
+            "sealed 1 sensor-hours, 1 late readings"
+        db.session.commit()
+        late = db.session.execute(db.select(ReadingSeal).where(ReadingSeal.late.is_(True))).scalar_one()
+        assert (late.hour_start, late.count) == (T_READ + dt.timedelta(hours=1), 1)
+        assert late_readings(db.session) == (1, 1)
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0 and "1 reading(s) arrived after their hour was sealed" in result.output
+    # The late seal is as binding as the first: the late reading cannot be edited either.
+    _run_sql(app, "UPDATE readings SET temperature_c = 9.9 WHERE measured_at > '2026-11-27 13:30:01' "
+                  "AND measured_at < '2026-11-27 13:30:59'")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1 and "hour 2026-11-27T13:00 UTC: readings altered" in result.output

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Immutable, UTCDateTime, db, utcnow
@@ -70,3 +70,35 @@ class Change(Immutable, db.Model):
         return {"site_id": self.site_id, "subject": self.subject, "action": self.action,
                 "data": self.data, "actor_id": self.actor_id, "device_id": self.device_id,
                 "at": self.at}
+
+
+class ReadingSeal(Immutable, db.Model):
+    """The digest of one sensor's readings in one hour, chained when the hour has closed: an
+    edited, deleted or inserted reading in a sealed hour no longer matches it (app/seals.py).
+
+    A seal covers the hour's readings received up to ``received_through``. Readings that
+    arrive after their hour was sealed (a device's buffer, sent late) are covered by a later
+    seal of the same hour marked ``late``: never taken silently into the first."""
+
+    __tablename__ = "reading_seals"
+    __table_args__ = (Index("ix_reading_seals_sensor_hour", "sensor_id", "hour_start"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(db.Integer, "sqlite"),
+                                    primary_key=True)
+    sensor_id: Mapped[int] = mapped_column(ForeignKey("sensors.id"))
+    #: The hour (UTC) of the readings' measured_at.
+    hour_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: Covers the hour's readings received after the previous seal of the hour (if any) and
+    #: up to this time.
+    received_through: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int]
+    #: sha256 over the covered readings in measured_at order (app.seals.reading_line).
+    digest: Mapped[str] = mapped_column(String(64))
+    #: True when the hour had been sealed already when these readings arrived.
+    late: Mapped[bool] = mapped_column(default=False)
+    sealed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def audit_payload(self) -> dict:
+        return {"sensor_id": self.sensor_id, "hour_start": self.hour_start,
+                "received_through": self.received_through, "count": self.count,
+                "digest": self.digest, "late": self.late, "sealed_at": self.sealed_at}
