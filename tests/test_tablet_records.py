@@ -168,3 +168,70 @@ def test_a_run_submitted_in_time_touches_no_alert(app, cook, freeze):
     assert cook.post(f"/runs/{run_id}/submit").status_code == 302
     with app.app_context():
         assert db.session.query(AlertEvent).count() == 0
+
+
+def _facts(page: str) -> list[str]:
+    block = page.split('data-testid="facts"')[1].split("</dl>")[0]
+    return [_text(f"{dt_} {dd}").strip() for dt_, dd in
+            re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", block)]
+
+
+@pytest.mark.parametrize("locale, expected", [
+    ("en", ["Target limit 5.0 °C", "Critical limit 8.0 °C",
+            "This alert is about Critical limit, 8.0 °C"]),
+    ("zh", ["目标上限 5.0 °C", "临界上限 8.0 °C", "本警报针对 临界上限 8.0 °C"])])
+def test_a_critical_alerts_page_shows_both_limits_and_that_it_is_about_the_critical_one(
+        app, kitchen, freeze, locale, expected):
+    """It opened as an alarm on the 5 °C target, then the fridge passed 8 °C: 'Limit 5.0 °C'
+    was all its page said."""
+    import datetime as dt
+    from app.alerts.engine import evaluate_units
+    from app.models import Alert
+    from tests.factories import SALAD_T0, feed_salad, salad_fridge
+    with app.app_context():
+        unit = salad_fridge(kitchen["site"], SALAD_T0)
+        end = feed_salad([4.0] * 3 + [7.0] * 15, SALAD_T0 + dt.timedelta(minutes=1))
+        evaluate_units(db.session, [unit.id], end)
+        db.session.commit()
+        alert = db.session.query(Alert).one()
+        assert alert.tier == "alarm"
+        end = feed_salad([9.0] * 5, end + dt.timedelta(minutes=1))
+        evaluate_units(db.session, [unit.id], end)
+        db.session.commit()
+        alert = db.session.query(Alert).one()
+        assert alert.state.tier == "critical" and alert.detail["limit_c"] == 5.0
+        alert_id = alert.id
+    freeze(end)
+    facts = _facts(_chef(app, locale).get(f"/alerts/{alert_id}").get_data(as_text=True))
+    assert [f for f in facts if any(f.startswith(e.split(" ")[0]) for e in expected)] == expected
+
+
+def test_an_alarm_says_it_is_about_the_target_limit_and_old_alerts_find_their_limits(
+        app, kitchen, freeze):
+    import datetime as dt
+    from app.alerts.operations import raise_alert
+    from tests.factories import SALAD_T0, salad_fridge
+    with app.app_context():
+        unit = salad_fridge(kitchen["site"], SALAD_T0)
+        unit.target_max_c, unit.critical_max_c = 4.0, 9.0  # changed since: not what was recorded
+        # Recorded before alerts kept both limits: the opening's limit and the raise's.
+        old = raise_alert(db.session, site_id=kitchen["site"], kind="temperature",
+                          subject="old", unit_id=unit.id, now=SALAD_T0,
+                          detail={"unit": unit.name, "direction": "high", "limit_c": 5.0})
+        raise_alert(db.session, site_id=kitchen["site"], kind="temperature", subject="old",
+                    tier="critical", unit_id=unit.id, now=SALAD_T0 + dt.timedelta(minutes=5),
+                    detail={"limit_c": 8.0})
+        alarm = raise_alert(db.session, site_id=kitchen["site"], kind="temperature",
+                            subject="new", unit_id=unit.id, now=SALAD_T0, detail={
+                                "unit": unit.name, "direction": "high", "limit_c": 5.0,
+                                "target_c": 5.0, "critical_c": 8.0})
+        db.session.commit()
+        ids = old.id, alarm.id
+    freeze(SALAD_T0 + dt.timedelta(minutes=10))
+    chef = _chef(app)
+    old_facts = _facts(chef.get(f"/alerts/{ids[0]}").get_data(as_text=True))
+    assert "Target limit 5.0 °C" in old_facts and "Critical limit 8.0 °C" in old_facts
+    assert "This alert is about Critical limit, 8.0 °C" in old_facts
+    alarm_facts = _facts(chef.get(f"/alerts/{ids[1]}").get_data(as_text=True))
+    assert "This alert is about Target limit, 5.0 °C" in alarm_facts
+    assert "Critical limit 8.0 °C" in alarm_facts

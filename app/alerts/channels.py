@@ -74,6 +74,8 @@ def _detail_lines(kind: str, detail: dict) -> list[str]:
     fields = {
         "temperature": [("Temperature now", _temp(detail.get("value_c"))),
                         ("Limit", _temp(detail.get("limit_c"))),
+                        ("Target limit", _temp(detail.get("target_c"))),
+                        ("Critical limit", _temp(detail.get("critical_c"))),
                         ("Peak", _temp(detail.get("peak_c"))),
                         ("Out of range since", _when(detail.get("excursion_started")))],
         "offline": [("Last reading", _when(detail.get("last_reading_at")) or "never")],

@@ -170,6 +170,7 @@ def apply_unit_state(session, unit: Unit, state: breach.UnitState, now: dt.datet
         tier = "critical" if exc.tier == "critical" else "alarm"
         detail = {"title": f"{unit.name} {'too cold' if exc.tier == 'low' else 'too warm'}",
                   "unit": unit.name, "direction": exc.tier, "limit_c": _limit_for(exc.tier, unit),
+                  "target_c": unit.target_max_c, "critical_c": unit.critical_max_c,
                   "peak_c": exc.peak, "value_c": state.last_value,
                   "excursion_started": exc.started.isoformat(),
                   "alarmed_at": exc.alarmed_at.isoformat()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from sqlalchemy import Integer, func, select
 from sqlalchemy.orm import selectinload
@@ -72,15 +73,62 @@ FACTS = (  # detail key, label, how to show it
     ("last_review", lazy_gettext("Last review"), "time"),
 )
 #: Shown by the headline instead.
-_IN_HEADLINE = {"title", "unit", "direction", "checklist", "slot_name", "slot_start"}
+_IN_HEADLINE = {"title", "unit", "direction", "checklist", "slot_name", "slot_start",
+                "target_c", "critical_c"}
+ABOUT = lazy_gettext("This alert is about")
+
+
+def limits(alert: Alert) -> dict | None:
+    """A temperature alert's limits as recorded (target, critical, lower) and which one it is
+    about now: the critical limit once it became critical, else the one it opened on.
+
+    Alerts recorded before both limits were kept have only the limit they opened on, and a
+    'became critical' event's; the unit's current limits fill in what neither recorded.
+    """
+    if alert.kind != "temperature":
+        return None
+    detail = alert.detail or {}
+    raised = [e.data for e in alert.events if e.kind == "tier_raised" and e.data]
+    unit = db.session.get(Unit, alert.unit_id) if alert.unit_id else None
+    if detail.get("direction") == "low":
+        lower = detail.get("limit_c", unit.min_c if unit else None)
+        return {"target": None, "critical": None, "lower": lower, "about": "lower"}
+    target = detail.get("target_c")
+    if target is None:
+        target = detail.get("limit_c") if alert.tier != "critical" else None
+    critical = detail.get("critical_c")
+    if critical is None:
+        critical = next((d.get("limit_c") for d in raised), None)
+    if critical is None and alert.tier == "critical":
+        critical = detail.get("limit_c")
+    target = target if target is not None or unit is None else unit.target_max_c
+    critical = critical if critical is not None or unit is None else unit.critical_max_c
+    tier = alert.state.tier if alert.state is not None else alert.tier
+    return {"target": target, "critical": critical, "lower": None,
+            "about": "critical" if tier == "critical" else "target"}
+
+
+LIMIT_NAMES = {"target": lazy_gettext("Target limit"), "critical": lazy_gettext("Critical limit"),
+               "lower": lazy_gettext("Lower limit")}
 
 
 def facts(alert: Alert, site: Site) -> list[tuple[str, str]]:
     """The facts recorded at opening, formatted for people; unknown keys are shown as they are."""
     detail = alert.detail or {}
     shown = []
+    bounds = limits(alert)
     for key, name, how in FACTS:
         value = detail.get(key)
+        if key == "limit_c" and bounds is not None:
+            # Both limits, and which one this alert is about (a critical alert that opened on
+            # the target limit would otherwise read "Limit 5.0 °C").
+            for which in ("target", "critical", "lower"):
+                if bounds[which] is not None:
+                    shown.append((str(LIMIT_NAMES[which]), show_temp(bounds[which], site.temp_unit)))
+            about = bounds["about"]
+            shown.append((str(ABOUT), _("%(limit)s, %(value)s", limit=str(LIMIT_NAMES[about]),
+                                        value=show_temp(bounds[about], site.temp_unit))))
+            continue
         if value is None:
             continue
         if how == "temp":
