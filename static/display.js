@@ -69,8 +69,8 @@
       }
       tile.appendChild(main);
       var foot = el("p", "tile-foot");
-      var state = el("span", "tile-state", t(u.state));
-      foot.appendChild(state);
+      // The state is the server's: not shown while the channel is down (it may have moved on).
+      if (!down) foot.appendChild(el("span", "tile-state", t(u.state)));
       var ageText;
       if (down) ageText = t("no_connection_for", { age: duration(Date.now() - lastOk) });
       else if (age === null) ageText = t("never");
@@ -78,7 +78,7 @@
       else ageText = t("ago", { age: duration(age) });
       foot.appendChild(el("span", "tile-age", ageText));
       if (stale && u.value !== null) {
-        foot.appendChild(el("span", "tile-last", t("last_value", { value: u.value.replace("-", "\u2212") + " " + u.symbol })));
+        main.appendChild(el("span", "tile-last", t("last_value", { value: u.value.replace("-", "\u2212") + " " + u.symbol })));
       }
       tile.appendChild(foot);
       box.appendChild(tile);

@@ -65,11 +65,11 @@
           if (stopped) return;
           failures = 0;
           lastOk = Date.now();
+          status();  // first: a handler rendering the change sees the channel up
           if (fresh) {
             etag = fresh.tag;
             if (handlers.onChange) handlers.onChange(fresh.body, etag);
           }
-          status();
         })
         .catch(function () {
           failures += 1;

@@ -12,10 +12,11 @@ from collections import OrderedDict
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from sqlalchemy import select
 
 from app.alerts.engine import unit_state
-from app.alerts.labels import SUGGESTED_ACTIONS, alert_headline, alert_label
+from app.alerts.labels import alert_headline, alert_label
 from app.alerts.page import banner_alerts
 from app.formatting import bilingual, local_time, slot_label
 from app.models import HoldTimer, Site, TimerOutcome
@@ -58,11 +59,22 @@ def _recent(session, unit_ids: list[int], since: dt.datetime) -> dict[int, list]
     return out
 
 
+#: What to do about an open alert, said as an instruction to whoever reads the wall.
+TODO = {
+    "temperature": lazy_gettext("Check the food with a probe; move it to a working fridge"),
+    "offline": lazy_gettext("Check the sensor and its power"),
+    "low_battery": lazy_gettext("Replace the sensor battery"),
+    "checklist_overdue": lazy_gettext("Do the checklist now"),
+    "timer_expired": lazy_gettext("Serve or discard the dish"),
+    "calibration": lazy_gettext("Check the thermometer against ice water"),
+    "review_due": lazy_gettext("Book a time for the yearly review"),
+}
+
+
 def _todo(alert) -> str:
     if alert.state.status != "open":
         return _("Acknowledged: the head chef resolves it once back to normal")
-    first = SUGGESTED_ACTIONS.get(alert.kind, ())
-    step = f"{first[0]} · " if first else ""
+    step = f"{TODO[alert.kind]} · " if alert.kind in TODO else ""
     return step + _("Acknowledge it on the tablet")
 
 
