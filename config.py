@@ -110,6 +110,19 @@ def instance_secret(instance_path: Path, filename: str, *, create: bool) -> str 
     return value
 
 
+def secret_file(path: str | None, name: str) -> str | None:
+    """A secret read from a file named by ``name`` (e.g. a mounted secret); refused if missing."""
+    if not path:
+        return None
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}={path!r} cannot be read: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"{name}={path!r} is empty")
+    return value
+
+
 def load(instance_path: str | Path, environ=os.environ) -> dict:
     """Return Flask settings from the environment; raise ConfigError on a bad value."""
     instance_path = Path(instance_path)
@@ -121,13 +134,28 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SECRET_KEY": env_str("BRIGADE_SECRET_KEY", None, environ)
         or instance_secret(instance_path, "secret_key", create=False),
+        # The audit key is best kept away from the database it vouches for: the environment,
+        # or a file on another mount / a secrets manager's file (BRIGADE_AUDIT_KEY_FILE).
         "BRIGADE_AUDIT_KEY": env_str("BRIGADE_AUDIT_KEY", None, environ)
+        or secret_file(env_str("BRIGADE_AUDIT_KEY_FILE", None, environ), "BRIGADE_AUDIT_KEY_FILE")
         or instance_secret(instance_path, "audit_key", create=False),
+        # Where the chain's head is anchored (appended, 0600); verify reads it by itself.
+        "BRIGADE_AUDIT_ANCHOR_FILE": env_str("BRIGADE_AUDIT_ANCHOR_FILE", None, environ)
+        or str(instance_path / "audit-anchors"),
+        "BRIGADE_AUDIT_ANCHOR_SECONDS": env_int("BRIGADE_AUDIT_ANCHOR_SECONDS", 3600, environ,
+                                                minimum=60, maximum=86400),
         "BRIGADE_TABLET_IDLE_SECONDS": env_int("BRIGADE_TABLET_IDLE_SECONDS", 120, environ,
                                                minimum=10, maximum=86400),
         "BRIGADE_PIN_MAX_TRIES": env_int("BRIGADE_PIN_MAX_TRIES", 5, environ, minimum=1, maximum=100),
         "BRIGADE_PIN_LOCK_SECONDS": env_int("BRIGADE_PIN_LOCK_SECONDS", 60, environ, minimum=1,
                                             maximum=86400),
+        # Wrong guesses from browsers a person has not signed in on, across everyone, per window.
+        "BRIGADE_SITE_GUESSES": env_int("BRIGADE_SITE_GUESSES", 20, environ, minimum=1,
+                                        maximum=10000),
+        "BRIGADE_DEVICE_GUESSES": env_int("BRIGADE_DEVICE_GUESSES", 10, environ, minimum=1,
+                                          maximum=10000),
+        "BRIGADE_GUESS_WINDOW_SECONDS": env_int("BRIGADE_GUESS_WINDOW_SECONDS", 600, environ,
+                                                minimum=1, maximum=86400),
         "BRIGADE_PHOTO_MAX_BYTES": env_int("BRIGADE_PHOTO_MAX_BYTES", 8 * 1024 * 1024, environ,
                                            minimum=1024),
         "BRIGADE_DEFAULT_TIMEZONE": env_timezone("BRIGADE_DEFAULT_TIMEZONE", "Europe/London", environ),

@@ -385,6 +385,72 @@ def test_forty_parallel_guesses_check_no_more_pins_than_one_lock_allows(app, kit
     assert results == [401] * 40 and len(checked) <= tries, len(checked)
 
 
+def test_a_few_guesses_at_each_of_many_people_run_out_the_sites_budget(app, kitchen):
+    """Five wrong PINs lock one person; but two at each of many people would never lock anyone.
+    Strangers' browsers share the site's budget of wrong guesses, whoever they guess at."""
+    app.config.update(BRIGADE_SITE_GUESSES=6, BRIGADE_DEVICE_GUESSES=100)
+    # The chef's own tablet, used before: the budget never stands in their way.
+    own = app.test_client()
+    assert login_pin(own, kitchen["chef"], Kitchen.PINS["chef"]).status_code == 302
+    people = ["cook", "cook2", "admin"]
+    codes = [login_pin(app.test_client(), kitchen[who], "0000").status_code
+             for who in people for _ in range(2)]
+    assert codes == [401] * 6
+    refused = login_pin(app.test_client(), kitchen["chef"], "0000")
+    assert refused.status_code == 401 and "Try again in" in refused.get_data(as_text=True)
+    # The right PIN from a stranger's browser is refused too, unchecked, until the window ends...
+    assert login_pin(app.test_client(), kitchen["cook"], Kitchen.PINS["cook"]).status_code == 401
+    # ...but not on the chef's own tablet.
+    own.post("/logout")
+    assert login_pin(own, kitchen["chef"], Kitchen.PINS["chef"]).status_code == 302
+    with app.app_context():
+        from app.models import SignInBudget
+        budget = db.session.get(SignInBudget, f"site:{kitchen['site']}:pin")
+        assert budget.used == 6
+        # A new window: the site's budget is whole again.
+        budget.window_start -= dt.timedelta(seconds=app.config["BRIGADE_GUESS_WINDOW_SECONDS"])
+        db.session.commit()
+    assert login_pin(app.test_client(), kitchen["cook"], Kitchen.PINS["cook"]).status_code == 302
+
+
+def test_one_browser_guessing_at_everyone_runs_out_its_own_budget(app, kitchen):
+    app.config.update(BRIGADE_SITE_GUESSES=100, BRIGADE_DEVICE_GUESSES=3)
+    guesser = app.test_client()
+    codes = [login_pin(guesser, kitchen[who], "0000").status_code
+             for who in ("cook", "cook2", "admin")]
+    assert codes == [401] * 3
+    refused = login_pin(guesser, kitchen["chef"], Kitchen.PINS["chef"])
+    assert refused.status_code == 401 and "Try again in" in refused.get_data(as_text=True)
+    # Another browser is not held back by this one, and a right PIN gives its guess back.
+    assert login_pin(app.test_client(), kitchen["chef"], Kitchen.PINS["chef"]).status_code == 302
+    with app.app_context():
+        from app.models import SignInBudget
+        assert db.session.get(SignInBudget, f"site:{kitchen['site']}:pin").used == 3
+
+
+def test_forty_parallel_guesses_at_four_people_hash_no_more_than_the_sites_budget(
+        app, kitchen, monkeypatch):
+    import hashlib
+    import threading
+    app.config.update(BRIGADE_SITE_GUESSES=8, BRIGADE_PIN_MAX_TRIES=100)
+    checked = []
+    real_scrypt = hashlib.scrypt
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: checked.append(1) or real_scrypt(*a, **k))
+    people = ["chef", "cook", "cook2", "admin"]
+    results, start = [], threading.Barrier(40)
+
+    def guess(n):
+        client = app.test_client()
+        start.wait()
+        results.append(login_pin(client, kitchen[people[n % 4]], f"9{n:03d}").status_code)
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [401] * 40 and len(checked) <= 8, len(checked)
+
+
 @pytest.mark.parametrize("url,status", [("/pin/99999999999999999999", 404),
                                         ("/records?day=9999-12-31", 400),
                                         ("/records?day=0001-01-01", 400),

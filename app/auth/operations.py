@@ -1,17 +1,19 @@
-"""PIN and password checks, with locks after repeated wrong guesses per person, kind and device."""
+"""PIN and password checks, with locks after repeated wrong guesses per person, kind and device,
+and budgets of strangers' guesses per site and per device."""
 from __future__ import annotations
 
 import datetime as dt
 
+from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import object_session
 
 from werkzeug.security import check_password_hash
 
 from app.errors import OperationError
-from app.models import SignInGuard, Staff
+from app.models import SignInBudget, SignInGuard, Staff
 
 
 
@@ -44,6 +46,43 @@ def _guarded_device(session, staff: Staff, kind: str, device_id: str | None) -> 
     return OTHER_DEVICES
 
 
+def _budgets(staff: Staff, kind: str, device_id: str | None) -> list[tuple[str, int]]:
+    """The shared budgets a stranger's guess at ``staff`` spends: the site's, the device's."""
+    cfg = current_app.config
+    scopes = [(f"device:{device_id}:{kind}", cfg["BRIGADE_DEVICE_GUESSES"])] if device_id else []
+    # The device's first: a browser over its own budget spends none of the site's.
+    return scopes + [(f"site:{staff.site_id}:{kind}", cfg["BRIGADE_SITE_GUESSES"])]
+
+
+def _take_budgets(session, scopes: list[tuple[str, int]], now: dt.datetime) -> int | None:
+    """Spend one guess of each budget (a fixed window each); None when all had one left, else
+    the seconds until the first one that had not refills. One UPDATE per budget, as for guards."""
+    window = dt.timedelta(seconds=current_app.config["BRIGADE_GUESS_WINDOW_SECONDS"])
+    for scope, limit in scopes:
+        session.execute(_insert(session, SignInBudget).values(
+            scope=scope, window_start=now, used=0).on_conflict_do_nothing())
+        stale = SignInBudget.window_start <= now - window
+        taken = session.execute(
+            update(SignInBudget).where(SignInBudget.scope == scope,
+                                       or_(stale, SignInBudget.used < limit))
+            .values(used=case((stale, 1), else_=SignInBudget.used + 1),
+                    window_start=case((stale, now), else_=SignInBudget.window_start))
+            .returning(SignInBudget.used)).scalar_one_or_none()
+        if taken is None:
+            start = session.scalar(select(SignInBudget.window_start)
+                                   .where(SignInBudget.scope == scope))
+            return int(max((start + window - now).total_seconds(), 0)) + 1
+    return None
+
+
+def _refund_budgets(session, scopes: list[tuple[str, int]]) -> None:
+    """The right secret was not a guess: give its budget back."""
+    for scope, _limit in scopes:
+        session.execute(update(SignInBudget).where(SignInBudget.scope == scope,
+                                                   SignInBudget.used > 0)
+                        .values(used=SignInBudget.used - 1))
+
+
 def reserve_attempt(staff: Staff, kind: str, device_id: str | None, now: dt.datetime,
                     max_tries: int, lock_seconds: int) -> tuple[str, int]:
     """Count this attempt as a wrong one *before* the secret is checked, and commit that.
@@ -56,6 +95,13 @@ def reserve_attempt(staff: Staff, kind: str, device_id: str | None, now: dt.date
     """
     session = object_session(staff)
     device = _guarded_device(session, staff, kind, device_id)
+    if device == OTHER_DEVICES:
+        # A browser the person has not used: it also spends the site's and the device's
+        # budgets, so a few guesses at each of many people run out as fast as many at one.
+        wait = _take_budgets(session, _budgets(staff, kind, device_id), now)
+        if wait is not None:
+            session.commit()
+            raise PinLocked(wait)
     session.execute(_insert(session, SignInGuard).values(
         staff_id=staff.id, kind=kind, device_id=device, failed=0).on_conflict_do_nothing())
     guard = ((SignInGuard.staff_id == staff.id) & (SignInGuard.kind == kind)
@@ -86,6 +132,8 @@ def settle_attempt(staff: Staff, kind: str, guarded: tuple[str, int], ok: bool,
              & (SignInGuard.device_id == device))
     if ok:
         session.execute(update(SignInGuard).where(guard).values(failed=0, locked_until=None))
+        if device == OTHER_DEVICES:
+            _refund_budgets(session, _budgets(staff, kind, device_id))
         if device_id:
             stmt = _insert(session, SignInGuard).values(staff_id=staff.id, kind=kind,
                                                         device_id=device_id, failed=0,

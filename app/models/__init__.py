@@ -10,7 +10,7 @@ from app.models.checklists import (Answer, ChecklistDefinition, ChecklistItem, P
                                    Submission, Verification)
 from app.models.ingest import IdempotencyKey, IngestToken
 from app.models.people import (GROUP_ROLES, PASSWORD_ROLES, PIN_LENGTHS, Device, Role,
-                               SignInGuard, Site, Staff)
+                               SignInBudget, SignInGuard, Site, Staff)
 from app.models.timers import HoldTimer, TimerOutcome
 from app.models.units import PRESETS, Unit
 # The device path's tables, on the same base: one metadata for Alembic.
@@ -20,8 +20,9 @@ __all__ = [
     "FOOD_OUTCOMES", "GROUP_ROLES", "PASSWORD_ROLES", "PIN_LENGTHS", "PRESETS", "Alert",
     "AlertEvent", "AlertState", "Answer", "AuditHead", "AuditRecord", "Base", "Calibration",
     "Change", "ChecklistDefinition", "ChecklistItem", "DeadLetter", "Delivery", "Device",
-    "DeviceState", "DisplayToken", "HoldTimer", "IdempotencyKey", "Immutable", "ImmutableRecordError",
-    "IngestToken", "JobRun", "LiveVersion", "Notification", "Photo", "Reading", "Role", "Rollup", "Rule", "Run",
-    "SchedulerLease", "Sensor", "SignInGuard", "Site", "Staff", "Submission", "TimerOutcome",
-    "UTC", "UTCDateTime", "Unit", "Verification", "db", "set_clock", "utcnow",
+    "DeviceState", "DisplayToken", "HoldTimer", "IdempotencyKey", "Immutable",
+    "ImmutableRecordError", "IngestToken", "JobRun", "LiveVersion", "Notification", "Photo",
+    "Reading", "Role", "Rollup", "Rule", "Run", "SchedulerLease", "Sensor", "SignInBudget",
+    "SignInGuard", "Site", "Staff", "Submission", "TimerOutcome", "UTC", "UTCDateTime", "Unit",
+    "Verification", "db", "set_clock", "utcnow",
 ]

@@ -124,6 +124,18 @@ class SignInGuard(db.Model):
     trusted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
+class SignInBudget(db.Model):
+    """Wrong guesses allowed per window from browsers a person has not signed in on, counted
+    across everyone: per site ("site:<id>:<kind>") and per device ("device:<id>:<kind>"), so
+    trying a few PINs on each of many people is stopped as surely as many on one."""
+
+    __tablename__ = "sign_in_budgets"
+
+    scope: Mapped[str] = mapped_column(String(80), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used: Mapped[int] = mapped_column(default=0)
+
+
 class Device(db.Model):
     """A browser (usually a kitchen tablet), known by a long-lived cookie."""
 
