@@ -274,3 +274,21 @@ def test_a_little_late_reading_carries_on_from_an_earlier_evaluation(fridge):
     assert (memory.whole, memory.incremental) == (1, 2)
     assert state.excursions["high"].peak == 9.5  # the late reading was taken in order
     assert _state_fields(state) == _state_fields(unit_state(db.session, fridge, site, second))
+
+
+def test_the_last_escalation_reaches_the_sites_admin_and_every_owner_of_the_group(app, kitchen):
+    from app.alerts.operations import recipients
+    from app.models import Role
+    with app.app_context():
+        other = Site(name="Riverside", timezone="UTC")
+        owner = Staff(site=other, name="Olga Owner", role=Role.OWNER, email="olga@x.example")
+        their_admin = Staff(site=other, name="Rita Admin", role=Role.ADMIN, email="rita@x.example")
+        gone = Staff(site_id=kitchen["site"], name="Gone Chef", role=Role.HEAD_CHEF, active=False)
+        db.session.add_all([other, owner, their_admin, gone])
+        db.session.commit()
+        names = {level: sorted(p.name for p in recipients(db.session, kitchen["site"], level))
+                 for level in (0, 1, 2)}
+    assert names[0] == ["Cook Li", "Cook Sam"]
+    assert names[1] == ["Chef Mei", "Cook Li", "Cook Sam"]
+    # Riverside's admin is not Test Kitchen's; the owner, who sees every site, is told.
+    assert names[2] == ["Admin Alex", "Chef Mei", "Cook Li", "Cook Sam", "Olga Owner"]

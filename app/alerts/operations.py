@@ -21,7 +21,7 @@ from app.models import (FOOD_OUTCOMES, Alert, AlertEvent, AlertState, Notificati
 logger = logging.getLogger(__name__)
 
 #: Who hears about an alert at each escalation level.
-LEVEL_ROLES = {0: (Role.COOK,), 1: (Role.HEAD_CHEF,), 2: (Role.ADMIN,)}
+LEVEL_ROLES = {0: (Role.COOK,), 1: (Role.HEAD_CHEF,), 2: (Role.ADMIN, Role.OWNER)}
 
 
 def open_state(session, subject: str) -> AlertState | None:
@@ -188,11 +188,13 @@ def notify_due(session, now: dt.datetime | None = None) -> int:
 
 
 def recipients(session, site_id: int, level: int) -> list[Staff]:
-    """On-duty cooks first; each level adds the next role up (cook → head chef → owner)."""
+    """On-duty cooks first; each level adds the next role up (cook → head chef → the site's
+    admin and the group's owners, who see every site)."""
     roles = {role for lvl in range(min(level, 2) + 1) for role in LEVEL_ROLES[lvl]}
-    return list(session.execute(select(Staff).where(Staff.site_id == site_id,
-                                                    Staff.active.is_(True),
-                                                    Staff.role.in_(roles))).scalars())
+    of_the_site = (Staff.site_id == site_id) | (Staff.role == Role.OWNER)
+    return list(session.execute(select(Staff).where(of_the_site, Staff.active.is_(True),
+                                                    Staff.role.in_(roles))
+                                .order_by(Staff.id)).scalars())
 
 
 def alert_message(alert: Alert, level: int) -> dict:
