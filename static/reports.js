@@ -9,7 +9,8 @@
  */
 (function () {
   "use strict";
-  var CONFIG = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"]};
+  // No mode bar: plotly.js would add a <style> element for it, which the CSP refuses.
+  var CONFIG = {displaylogo: false, responsive: true, displayModeBar: false};
   var RED = "#b3261e", AMBER = "#f9ab00", BLUE = "#0b57d0", GREY = "#5f6368";
 
   function fetchJSON(url) {
@@ -121,13 +122,30 @@
 
   function drawInline(el) {
     var d = JSON.parse(el.dataset.chart);
-    var layout = {margin: {l: 160, r: 12, t: 32, b: 48}, title: {text: d.title, font: {size: 14}}};
+    // The title is the page's (a heading above): plotly's own title text sets a style attribute.
+    var layout = {margin: {l: 160, r: 12, t: 12, b: 48}};
     if (d.type === "heatmap") {
-      layout.height = 120 + 24 * d.y.length;
-      layout.xaxis = {type: "category"};
-      return window.Plotly.newPlot(el, [{type: "heatmap", x: d.x, y: d.y, z: d.z, zmin: 0, zmax: 1,
-        colorscale: [[0, "#b3261e"], [0.5, "#f9ab00"], [1, "#1f7a3a"]], xgap: 1, ygap: 1,
-        hoverongaps: false}], layout, CONFIG);
+      // Squares on a scatter plot, not plotly's heatmap trace: that one sets style attributes,
+      // which the CSP refuses.
+      var xs = [], ys = [], zs = [], text = [];
+      d.y.forEach(function (slot, i) {
+        d.x.forEach(function (day, j) {
+          if (d.z[i][j] === null) { return; }
+          xs.push(day); ys.push(slot); zs.push(d.z[i][j]);
+          text.push(Math.round(d.z[i][j] * 100) + " %");
+        });
+      });
+      var width = Math.max(320, el.clientWidth || 800);
+      var size = Math.max(4, Math.min(26, (width - 180) / Math.max(1, d.x.length) * 0.85));
+      layout.height = 90 + 30 * d.y.length;
+      layout.margin.l = 12;
+      layout.xaxis = {type: "category", categoryorder: "array", categoryarray: d.x};
+      layout.yaxis = {type: "category", categoryorder: "array", categoryarray: d.y.slice().reverse(),
+                      automargin: true};
+      return window.Plotly.newPlot(el, [{type: "scatter", mode: "markers", x: xs, y: ys, text: text,
+        hovertemplate: "%{x} · %{y}: %{text}<extra></extra>",
+        marker: {symbol: "square", size: size, color: zs, cmin: 0, cmax: 1, showscale: false,
+                 colorscale: [[0, "#b3261e"], [0.5, "#f9ab00"], [1, "#1f7a3a"]]}}], layout, CONFIG);
     }
     layout.height = 300;
     layout.barmode = "stack";

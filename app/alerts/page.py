@@ -195,7 +195,7 @@ def readings(alert: Alert, unit: Unit, until: dt.datetime) -> dict:
         items.append({"at": at, "value": value, "state": band, "sensor": name or key})
     items += [{"mark": m} for m in marks]
     return {"items": items, "step": step, "count": len(rows), "format": fmt,
-            "sensors": len({r[2] for r in rows}) > 1}
+            "sensors": len({r[2] for r in rows}) > 1, "start": start, "end": until}
 
 
 def _worst(alert: Alert):
