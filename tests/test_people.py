@@ -324,6 +324,9 @@ def test_an_owner_sees_every_site_and_a_head_chef_only_their_own(app, kitchen):
     owner_client.post(f"/sites/{other_id}/switch")
     assert "People at Riverside" in owner_client.get("/people").get_data(as_text=True)
     assert owner_client.get("/records").status_code == 200
+    # An owner may do what an admin does: units and sensors too.
+    assert owner_client.get("/units/new").status_code == 200
+    assert owner_client.get("/units/sensors").status_code == 200
     chef = app.test_client()
     login_password(chef, *CHEF)
     assert chef.post(f"/sites/{other_id}/switch").status_code == 403

@@ -41,7 +41,7 @@ STATUS_FILTERS = ("active", "open", "acknowledged", "resolved")
 
 
 def _is_chef() -> bool:
-    return current_user.role in (Role.HEAD_CHEF, Role.ADMIN)
+    return current_user.role in (Role.HEAD_CHEF, Role.ADMIN, Role.OWNER)
 
 
 def _page_context(alert: Alert, **extra) -> dict:

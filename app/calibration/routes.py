@@ -80,7 +80,7 @@ def index():
     return render_template("calibration/index.html", site=site, now=now, every=every,
                            subjects=subjects(db.session, site, now, every), checks=checks,
                            staff=staff, sensor=sensor, first=first, last=last,
-                           can_export=current_user.role in (Role.HEAD_CHEF, Role.ADMIN))
+                           can_export=current_user.role in (Role.HEAD_CHEF, Role.ADMIN, Role.OWNER))
 
 
 @bp.get("/export.csv")
@@ -138,7 +138,7 @@ def _form(site: Site, values: dict, error: str | None = None, status: int = 200)
                            last_reading=_last_reading(sensor),
                            sensors=site_sensors(db.session, site),
                            probes=known_probes(db.session, site),
-                           can_correct=current_user.role in (Role.HEAD_CHEF, Role.ADMIN),
+                           can_correct=current_user.role in (Role.HEAD_CHEF, Role.ADMIN, Role.OWNER),
                            references={k: from_celsius(v, site.temp_unit)
                                        for k, v in METHOD_REFERENCE_C.items()}), status
 

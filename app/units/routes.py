@@ -26,7 +26,7 @@ from sensors.models import Sensor
 from sensors.temperature import show_delta
 
 bp = Blueprint("units", __name__, url_prefix="/units")
-admin_only = roles_required(Role.ADMIN, password=True)
+admin_only = roles_required(Role.ADMIN, Role.OWNER, password=True)
 
 
 def _units(site: Site) -> list[Unit]:
@@ -57,7 +57,7 @@ def index():
         sensors[sensor.unit_id].append(sensor)
     return render_template("units/index.html", site=site, units=units, sensors=sensors,
                            now=utcnow(),
-                           can_edit=current_user.role == Role.ADMIN and password_session())
+                           can_edit=current_user.role in (Role.ADMIN, Role.OWNER) and password_session())
 
 
 def _form_page(site: Site, values: dict, errors: dict, unit: Unit | None = None, status: int = 200):
