@@ -283,7 +283,8 @@ class Problem:
 VERIFY_BATCH = 1000
 
 
-def verify(session, key: bytes | None = None) -> tuple[int, list[Problem]]:
+def verify(session, key: bytes | None = None, notes: list[str] | None = None,
+           anchor_files=None) -> tuple[int, list[Problem]]:
     """Check the chain and every audited table; return (links checked, problems).
 
     In constant memory: the chain is streamed once in order; each audited table is streamed
@@ -304,6 +305,14 @@ def verify(session, key: bytes | None = None) -> tuple[int, list[Problem]]:
     problems.extend(_definitions(session))
     from app.seals import verify_seals
     problems.extend(verify_seals(session, utcnow(), current_app.config["BRIGADE_RETENTION_DAYS"]))
+    # The heads anchored outside the database (app/anchors.py): a re-chain with the key in
+    # hand rewrites links the anchors still name.
+    from app.anchors import check_anchors
+    for path in anchor_files or [None]:
+        found, said = check_anchors(session, path)
+        problems.extend(found)
+        if notes is not None:
+            notes.extend(said)
     return count, problems
 
 

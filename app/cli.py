@@ -51,12 +51,18 @@ def load_checklists(directory):
               help="A head printed earlier by `flask audit head` (repeatable): the chain must "
                    "still contain that link unchanged. This catches links removed from the end "
                    "together with the head row, which the chain alone cannot show.")
-def verify_audit(anchors):
-    """Check the audit chain, every record and every sensor's calibration correction; exit 1
-    naming what was altered or removed."""
+@click.option("--anchors", "anchor_files", multiple=True, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An anchor file to check instead of BRIGADE_AUDIT_ANCHOR_FILE (repeatable): "
+                   "e.g. the copy kept on another host.")
+def verify_audit(anchors, anchor_files):
+    """Check the audit chain, every record, the sealed readings, the people, units and
+    definitions records are read against, and the heads anchored outside the database;
+    exit 1 naming what was altered or removed."""
     from app.audit import Problem, verify
     from app.models import AuditRecord
-    count, problems = verify(db.session)
+    notes: list[str] = []
+    count, problems = verify(db.session, notes=notes, anchor_files=list(anchor_files) or None)
     for anchor in anchors:
         seq, _, digest = anchor.partition(":")
         if not seq.isdigit() or len(digest) != 64:
@@ -70,9 +76,13 @@ def verify_audit(anchors):
         click.echo(f"TAMPERED  {problem}", err=True)
     if problems:
         click.echo(f"audit chain: {len(problems)} problem(s) in {count} links", err=True)
+        for note in notes:
+            click.echo(f"note: {note}")
         _echo_late_readings()
         sys.exit(1)
     click.echo(f"audit chain intact: {count} links verified")
+    for note in notes:
+        click.echo(f"note: {note}")
     _echo_late_readings()
 
 
@@ -85,11 +95,15 @@ def _echo_late_readings() -> None:
 
 
 @audit_cli.command("head")
-def audit_head():
+@click.option("--anchor", is_flag=True, help="Also append it to BRIGADE_AUDIT_ANCHOR_FILE now.")
+def audit_head(anchor):
     """Print the chain's head as SEQ:HASH, to keep outside the database (a logbook, an email)."""
+    from app.anchors import anchor_head
     from app.models import AuditHead
     head = db.session.get(AuditHead, 1)
     click.echo(f"{head.seq}:{head.hash}" if head else "0:" + "0" * 64)
+    if anchor:
+        click.echo(anchor_head(db.session, force=True), err=True)
 
 
 @scheduler_cli.command("run")

@@ -68,11 +68,15 @@ def _review_reminder(session, now):
 
 
 def _audit_seal(session, now):
-    """Seal the closed hours' readings and chain what the chain has not seen yet."""
+    """Seal the closed hours' readings, chain what the chain has not seen yet, and anchor the
+    head outside the database when it is due."""
     from app.audit import adopt_unchained
     from app.seals import seal_readings
+    from app.anchors import anchor_head
     adopted = adopt_unchained(session)
-    return f"{seal_readings(session, now)}; {adopted} adopted"
+    sealed = seal_readings(session, now)
+    session.commit()  # an anchor names a committed head only
+    return f"{sealed}; {adopted} adopted; {anchor_head(session, now)}"
 
 
 def _jobs() -> list[Job]:

@@ -546,3 +546,133 @@ def test_a_reading_arriving_after_its_hour_was_sealed_is_sealed_apart_as_late(
                   "AND measured_at < '2026-11-27 13:30:59'")
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code == 1 and "hour 2026-11-27T13:00 UTC: readings altered" in result.output
+
+
+# --- The head anchored outside the database (issue 11, item 5) --------------------------------
+
+def _rechain_from(app, seq_from: int) -> None:
+    """What someone with the database and the audit key can do: rewrite a record and
+    recompute every link from ``seq_from`` on, and the head, so the chain alone verifies."""
+    from app.audit import canonical, link_hash
+    from app.models import Answer, AuditHead
+    key = app.config["BRIGADE_AUDIT_KEY"].encode()
+    with app.app_context():
+        prev = db.session.execute(text(
+            f"SELECT hash FROM audit_records WHERE seq = {seq_from - 1}")).scalar_one()
+        links = db.session.execute(db.select(AuditRecord).where(AuditRecord.seq >= seq_from)
+                                   .order_by(AuditRecord.seq)).scalars().all()
+        for link in links:
+            if link.entity == "answers":
+                answer = db.session.get(Answer, link.entity_id)
+                link.payload = canonical(answer.audit_payload())
+            link.prev_hash = prev
+            link.hash = link_hash(key, link.seq, prev, link.action, link.entity, link.entity_id,
+                                  link.payload, format=link.format, at=link.at,
+                                  actor_id=link.actor_id, device_id=link.device_id,
+                                  context=link.context)
+            prev = link.hash
+        head = db.session.get(AuditHead, 1)
+        head.hash = prev
+        db.session.commit()
+
+
+def test_a_rechain_with_the_key_in_hand_is_caught_by_the_anchor_file(app, records, runner):
+    """A full re-chain with instance/audit_key rewrote a 9 °C fail to a 4 °C pass and verify
+    said intact: the head now leaves the database by itself, and verify reads the anchors."""
+    import os
+    import stat
+    from app.anchors import anchor_head, anchor_path
+    from app.models import AuditHead
+    with app.app_context():
+        assert anchor_head(db.session) == "head #%d anchored" % db.session.get(AuditHead, 1).seq
+        assert anchor_head(db.session).endswith("already anchored")  # nothing new: no line
+        path = anchor_path()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert len(path.read_text().splitlines()) == 1
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    first_answer = records["seq"]["s2"]
+    _run_sql(app, "UPDATE answers SET value = '4', temperature_c = 4.0 "
+                  "WHERE id = (SELECT min(id) FROM answers WHERE temperature_c IS NOT NULL)")
+    _rechain_from(app, first_answer)
+    with app.app_context():  # the chain alone is consistent again
+        assert [p for p in verify(db.session)[1] if "anchor" not in p.what] == []
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert "does not match the head anchored at" in result.output and str(path) in result.output, \
+        result.output
+
+
+def test_links_removed_from_the_end_with_the_head_rewound_are_caught_by_the_anchor(
+        app, records, runner):
+    from app.anchors import anchor_head
+    with app.app_context():
+        anchor_head(db.session)
+    with app.app_context():  # the newest link: the timer's outcome
+        seq = db.session.scalar(db.select(db.func.max(AuditRecord.seq)))
+    previous = _hash_of(app, seq - 1)
+    _run_sql(app, f"DELETE FROM audit_records WHERE seq = {seq}")
+    _run_sql(app, "DELETE FROM timer_outcomes WHERE id = 1")
+    _run_sql(app, f"UPDATE audit_head SET seq = {seq - 1}, hash = '{previous}'")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert f"audit record #{seq}: is gone, but it was the head anchored at" in result.output
+
+
+def test_the_head_is_anchored_at_most_hourly_by_the_job_and_an_edited_anchor_is_named(
+        app, records, kitchen, runner):
+    from app.anchors import anchor_head, anchor_path
+    from app.timers.operations import start_timer
+    t0 = dt.datetime(2026, 11, 27, 12, tzinfo=dt.timezone.utc)
+    with app.app_context():
+        assert anchor_head(db.session, t0) .endswith("anchored")
+        start_timer(db.session, db.session.get(Site, kitchen["site"]),
+                    db.session.get(Staff, kitchen["cook"]), "dev1", "plated", "Rice")
+        db.session.commit()
+        assert "anchored next after" in anchor_head(db.session, t0 + dt.timedelta(minutes=30))
+        assert anchor_head(db.session, t0 + dt.timedelta(minutes=61)).endswith("anchored")
+        path = anchor_path()
+    assert len(path.read_text().splitlines()) == 2
+    with open(path, "a") as fh:
+        fh.write("not an anchor\n")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1 and "1 line(s) are not anchors" in result.output
+
+
+def test_the_daily_summary_carries_the_head(app, records):
+    from app.alerts.summary import summarise, summary_text
+    from app.models import AuditHead
+    with app.app_context():
+        site = db.session.get(Site, 1)
+        head = db.session.get(AuditHead, 1)
+        _, body = summary_text(site, summarise(db.session, site, DAY))
+    assert f"Audit chain head now: {head.seq}:{head.hash}" in body
+
+
+def test_the_audit_key_can_come_from_a_file_outside_the_instance_folder(tmp_path):
+    import config
+    key_file = tmp_path / "elsewhere" / "audit.key"
+    key_file.parent.mkdir()
+    key_file.write_text("k" * 64 + "\n")
+    settings = config.load(tmp_path / "instance", {"BRIGADE_SECRET_KEY": "s",
+                                                  "BRIGADE_AUDIT_KEY_FILE": str(key_file)})
+    assert settings["BRIGADE_AUDIT_KEY"] == "k" * 64
+    assert settings["BRIGADE_AUDIT_ANCHOR_FILE"] == str(tmp_path / "instance" / "audit-anchors")
+    with pytest.raises(config.ConfigError, match="BRIGADE_AUDIT_KEY_FILE"):
+        config.load(tmp_path / "instance", {"BRIGADE_SECRET_KEY": "s",
+                                            "BRIGADE_AUDIT_KEY_FILE": str(tmp_path / "missing")})
+
+
+def test_the_audit_seal_job_seals_adopts_and_anchors(app, sealed_readings, runner):
+    from app.anchors import anchor_path
+    from app.scheduler import _audit_seal, _jobs
+    assert any(job.id == "audit-seal" for job in _jobs())
+    with app.app_context():
+        outcome = _audit_seal(db.session, T_READ + dt.timedelta(hours=4, minutes=15))
+        db.session.commit()
+        path = anchor_path()
+    # 15:00 has no readings; the people and the salad fridge were new to the chain.
+    assert outcome.startswith("sealed 0 sensor-hours, 0 late readings; ") and "anchored" in outcome
+    assert " 0 adopted" not in outcome
+    assert path.exists()
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0 and "1 anchor(s) in" in result.output, result.output

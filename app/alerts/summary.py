@@ -8,6 +8,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app import anchors
 from app.checklists.definitions import current_definitions
 from app.checklists.operations import due_today
 from app.models import Alert, AlertState, Answer, JobRun, Notification, Role, Run, Site, Staff
@@ -37,7 +38,8 @@ def summarise(session, site: Site, day: dt.date) -> dict:
     return {"day": day.isoformat(), "slots": len(entries), "submitted": len(submitted),
             "late": len(late), "missed": len(entries) - len(submitted),
             "unverified": sum(1 for e in submitted if e.run.verification is None),
-            "failed_answers": fails, "alerts": dict(alerts), "alerts_not_resolved": still_open}
+            "failed_answers": fails, "alerts": dict(alerts), "alerts_not_resolved": still_open,
+            "audit_head": "{}:{}".format(*anchors.head(session))}
 
 
 def summary_text(site: Site, figures: dict) -> tuple[str, str]:
@@ -49,7 +51,10 @@ def summary_text(site: Site, figures: dict) -> tuple[str, str]:
              f"{figures['unverified']} waiting for your sign-off.",
              f"Failed answers recorded: {figures['failed_answers']}.",
              f"Alerts opened: {alerts}. Not yet resolved now: {figures['alerts_not_resolved']}.",
-             "", "Details are in Brigade under Records and Alerts."]
+             "", "Details are in Brigade under Records and Alerts.", "",
+             f"Audit chain head now: {figures['audit_head']}",
+             "(Keep this email: `flask audit verify --expect` with this value shows whether any "
+             "record up to it was rewritten since.)"]
     return subject, "\n".join(lines)
 
 
