@@ -22,7 +22,7 @@ from app.timers.operations import record_outcome, start_timer
 from sensors.models import Reading
 from sensors.store import Message, store_batch
 from sensors.temperature import Limits
-from tests.factories import at_local, login_password, login_pin, salad_fridge
+from tests.factories import at_local, login_password, login_pin, salad_fridge, unavailable
 
 UTC = dt.timezone.utc
 #: Europe/London leaves summer time at 01:00 UTC on this Sunday: the local day has 25 hours.
@@ -286,3 +286,46 @@ def test_bad_ranges_are_refused(app, kitchen, query):
     with app.app_context():
         assert _chef_client().get(f"/reports?{query}").status_code == 400
 
+
+
+@pytest.mark.parametrize("locale,title", [("en", "Compliance report"), ("zh", "合规报告")])
+def test_the_inspectors_pdf_in_english_and_chinese(app, kitchen, locale, title, tmp_path):
+    """The PDF renders (Chinese in Noto CJK), its first page saved as a PNG for a person to see."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+    if not shutil.which("pdftoppm"):
+        unavailable("pdftoppm (poppler-utils) is not installed: .ci/system-deps")
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("the document does not depend on the database; rendered once, on SQLite")
+    with app.app_context():
+        site = db.session.get(Site, kitchen["site"])
+        chef = db.session.get(Staff, kitchen["chef"])
+        chef.locale = locale
+        t0 = dt.datetime(2026, 11, 20, 8, tzinfo=UTC)
+        salad_fridge(site.id, t0)
+        feed({i: (6.5 if 200 <= i < 240 else 3.0) for i in range(1, 900)}, t0)
+        definition = current_definitions(db.session)[0]
+        slot = slots_for_day(definition.schedules, t0.date(), site.timezone)[0]
+        _run(site, definition, slot, chef, dict(ALL_PASS, covered="fail"),
+             submit_at=slot.start + dt.timedelta(minutes=20))
+        db.session.commit()
+        client = _chef_client()
+        response = client.get("/reports/report.pdf?range=custom&first=2026-11-20&last=2026-11-20")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.data[:5] == b"%PDF-"
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(response.data)
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    flat = " ".join(text.split())
+    assert title in flat and "Covered the dishes now" in flat and "Salad fridge" in flat, flat[:3000]
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
+    if locale == "zh":
+        assert "CJK" in fonts, fonts
+    artifacts = Path(__file__).resolve().parents[1] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    out = artifacts / f"report-pdf-{locale}"
+    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", str(pdf),
+                    str(out)], check=True)
+    png = out.with_suffix(".png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000

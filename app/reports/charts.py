@@ -181,3 +181,71 @@ def sparkline(session, unit: Unit, site: Site, now: dt.datetime, hours: int = 24
                   for g, _s, _n in rows],
             "y": [round(from_celsius(s / n, site.temp_unit), 2) for _g, s, n in rows],
             "limit": round(from_celsius(unit.target_max_c, site.temp_unit), 2)}
+
+
+def svg_chart(session, figures, site: Site, width: int = 720, height: int = 170,
+              points: int = 240) -> str:
+    """A unit's temperatures over its figures' range as a small SVG (for print and PDF, which
+    run no script): min–max band and mean per bucket, limits, excursions shaded. Presentation
+    attributes only, no style attributes (the CSP refuses those)."""
+    from markupsafe import Markup, escape
+    unit, start, end = figures.unit, figures.start, figures.end
+    if end <= start:
+        return Markup("")
+    span = (end - start).total_seconds()
+    step = ROLLUP_SECONDS * max(1, math.ceil(span / ROLLUP_SECONDS / points))
+    sensor_ids = session.execute(select(Sensor.id).where(Sensor.unit_id == unit.id)).scalars().all()
+    rows = []
+    if sensor_ids:
+        ids = ",".join(str(int(i)) for i in sensor_ids)
+        epoch = _epoch_sql(session, "bucket_start")
+        first = int(start.timestamp()) // ROLLUP_SECONDS * ROLLUP_SECONDS
+        rows = [(first + int(g) * step, lo, hi, s / n) for g, lo, hi, s, n in session.execute(_sql(
+            f"SELECT ({epoch} - :first) / :width AS g, MIN(min_c), MAX(max_c), SUM(sum_c), "
+            f"SUM(count) FROM rollups WHERE sensor_id IN ({ids}) AND bucket_start >= :a "
+            "AND bucket_start < :b GROUP BY g ORDER BY g"),
+            {"first": first, "width": step, "a": start, "b": end})]
+    shown = site.temp_unit
+    limits = [v for v in (unit.target_max_c, unit.critical_max_c, unit.min_c) if v is not None]
+    values = [v for r in rows for v in (r[1], r[2])] + limits
+    low, high = min(values) - 1, max(values) + 1
+    left, right, top, bottom = 44, width - 8, 8, height - 22
+    t0 = start.timestamp()
+
+    def x(epoch_s: float) -> float:
+        return round(left + (epoch_s - t0) / span * (right - left), 1)
+
+    def y(celsius: float) -> float:
+        return round(bottom - (celsius - low) / (high - low) * (bottom - top), 1)
+
+    parts = [f'<svg class="chart-svg" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+             f'width="{width}" height="{height}" role="img" aria-label="{escape(unit.name)}">',
+             f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" '
+             'fill="#ffffff" stroke="#999999" stroke-width="0.5"/>']
+    for exc in figures.excursions:
+        a = max(exc.start, start).timestamp()
+        b = (exc.end or end).timestamp()
+        colour = "#9aa0a6" if exc.in_defrost else "#b3261e"
+        parts.append(f'<rect x="{x(a)}" y="{top}" width="{max(1.0, x(b) - x(a))}" '
+                     f'height="{bottom - top}" fill="{colour}" fill-opacity="0.18"/>')
+    if rows:
+        band = [f"{x(t)},{y(hi)}" for t, _lo, hi, _m in rows] + \
+            [f"{x(t)},{y(lo)}" for t, lo, _hi, _m in reversed(rows)]
+        parts.append(f'<polygon points="{" ".join(band)}" fill="#0b57d0" fill-opacity="0.18"/>')
+        line = " ".join(f"{x(t)},{y(m)}" for t, _lo, _hi, m in rows)
+        parts.append(f'<polyline points="{line}" fill="none" stroke="#0b57d0" stroke-width="1.2"/>')
+    for value, colour, dash in ((unit.target_max_c, "#f9ab00", "5,3"),
+                                (unit.critical_max_c, "#b3261e", "2,2"),
+                                (unit.min_c, "#0b57d0", "5,3")):
+        if value is None:
+            continue
+        parts.append(f'<line x1="{left}" x2="{right}" y1="{y(value)}" y2="{y(value)}" '
+                     f'stroke="{colour}" stroke-width="1" stroke-dasharray="{dash}"/>')
+        parts.append(f'<text x="{left - 4}" y="{y(value) + 3}" font-size="9" text-anchor="end">'
+                     f'{from_celsius(value, shown):.0f}°</text>')
+    tz = ZoneInfo(site.timezone)
+    for moment, anchor, at in ((start, "start", left), (end, "end", right)):
+        parts.append(f'<text x="{at}" y="{height - 6}" font-size="9" text-anchor="{anchor}">'
+                     f'{escape(moment.astimezone(tz).strftime("%Y-%m-%d %H:%M"))}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -224,8 +224,46 @@ def readings(session, unit: Unit, site: Site, span: Period, grain: str):
                _temp(high, site)]
 
 
-def pdf_bytes(html: str, base_url: str) -> bytes:
-    """The printable report as PDF. Fonts: Noto (CJK for Chinese), as installed on the server."""
-    from weasyprint import HTML
-    return HTML(string=html, base_url=base_url).write_pdf()
+def pdf_bytes(html: str, base_url: str, static_folder: str) -> bytes:
+    """The printable report as PDF (WeasyPrint). Its stylesheet is read from the app's static
+    folder, never fetched: nothing leaves the machine, not even to itself. Fonts: Noto (CJK
+    for Chinese), as installed on the server (.ci/system-deps)."""
+    from pathlib import Path
+    from urllib.parse import urlsplit
 
+    from weasyprint import HTML
+
+    root = Path(static_folder).resolve()
+
+    def local(url: str) -> tuple[bytes, str] | None:
+        path = urlsplit(url).path
+        if url.startswith(base_url) and path.startswith("/static/"):
+            file = (root / path[len("/static/"):]).resolve()
+            if file.is_relative_to(root) and file.is_file():
+                return file.read_bytes(), _mime(file.suffix)
+        return None
+
+    try:  # WeasyPrint 68+: a fetcher object returning responses
+        from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+        class StaticOnly(URLFetcher):
+            def fetch(self, url, headers=None):
+                found = local(url)
+                if found is None:
+                    raise ValueError(f"not fetched for the PDF: {url}")
+                return URLFetcherResponse(url, found[0], {"Content-Type": found[1]})
+
+        fetcher = StaticOnly()
+    except ImportError:  # older WeasyPrint: a function returning a dict
+        def fetcher(url: str):
+            found = local(url)
+            if found is None:
+                raise ValueError(f"not fetched for the PDF: {url}")
+            return {"string": found[0], "mime_type": found[1], "redirected_url": url}
+
+    return HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf()
+
+
+def _mime(suffix: str) -> str:
+    return {".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}.get(
+        suffix, "application/octet-stream")

@@ -40,15 +40,20 @@ def _range_args(span) -> dict:
     return args
 
 
-def _report_context():
+def _report_context(printing: bool = False):
     site, span = _period()
     now = utcnow()
     report = compliance_report(db.session, site, span, now,
                                current_app.config["BRIGADE_CALIBRATION_DAYS"])
-    return dict(report=report, site=site, span=span, now=now, presets=PRESETS,
-                range_args=_range_args(span),
-                heatmap=charts.heatmap(report["checklists"], span),
-                rules_chart=charts.rules_bars(report["rules"]))
+    context = dict(report=report, site=site, span=span, now=now, presets=PRESETS,
+                   range_args=_range_args(span),
+                   heatmap=charts.heatmap(report["checklists"], span),
+                   rules_chart=charts.rules_bars(report["rules"]))
+    if printing:  # no script runs there: each unit's chart as SVG, and the chain's check
+        context["charts"] = {f.unit.id: charts.svg_chart(db.session, f, site)
+                             for f in report["units"]}
+        context["audit"] = audit_result(db.session)
+    return context
 
 
 @bp.get("/reports")
@@ -60,9 +65,7 @@ def report():
 @bp.get("/reports/print")
 @reports_only
 def printable():
-    context = _report_context()
-    context["audit"] = audit_result(db.session)
-    return render_template("reports/print.html", **context)
+    return render_template("reports/print.html", **_report_context(printing=True))
 
 
 @bp.get("/reports/verify")
@@ -152,12 +155,10 @@ def _csv_response(rows, filename: str) -> Response:
 @bp.get("/reports/report.pdf")
 @reports_only
 def pdf():
-    context = _report_context()
-    context["audit"] = audit_result(db.session)
-    context["pdf"] = True
-    html = render_template("reports/print.html", **context)
+    context = _report_context(printing=True)
+    html = render_template("reports/print.html", pdf=True, **context)
     span = context["span"]
-    data = exports.pdf_bytes(html, request.url_root)
+    data = exports.pdf_bytes(html, request.url_root, current_app.static_folder)
     return Response(data, mimetype="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="brigade-{span.first}-{span.last}.pdf"'})
 
