@@ -99,6 +99,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app import calibration; app.register_blueprint(calibration.bp)  # noqa: E702 (thermometer checks)
     from app import reports; app.register_blueprint(reports.bp)  # noqa: E702 (report, unit pages, glance)
     from app import people; app.register_blueprint(people.bp)  # noqa: E702 (staff, sites)
+    from app import rules; app.register_blueprint(rules.bp)  # noqa: E702 (rule set, review)
 
     from app import cli
     cli.init_app(app)

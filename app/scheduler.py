@@ -88,7 +88,7 @@ def _jobs() -> list[Job]:
         Job("sweep-batteries", engine.sweep_batteries, 900, grace=300),
         Job("notify-due", operations.notify_due, 30),
         Job("retention", _retention, 3600, grace=1800),
-        Job("review-reminder", _review_reminder, 86400, grace=43200),
+        Job("review-reminder", _review_reminder, 3600, grace=1800),
         Job("audit-seal", _audit_seal, 300, grace=240),
     ]
     from app.alerts.dispatch import dispatch_due

@@ -156,6 +156,28 @@ def resolve_submitted_late(session, subject: str, staff: Staff, device_id: str |
     return event
 
 
+def escalate_now(session, alert: Alert, level: int, now: dt.datetime) -> None:
+    """Send an alert straight to ``level`` (an overdue review goes to the owners), chained."""
+    if level > alert.state.escalation_level:
+        alert.state.escalation_level = level
+        _event(session, alert, "escalated", now, level=level)
+
+
+def resolve_done(session, subject: str, staff: Staff, device_id: str | None,
+                 at: dt.datetime, **detail) -> AlertEvent | None:
+    """What the alert asked for was done (the yearly review signed off, say): its open alert
+    is resolved at once by a chained event that says what, by who did it."""
+    state = open_state(session, subject)
+    if state is None:
+        return None
+    event = _event(session, state.alert, "resolved", at, staff.id, device_id, **detail)
+    state.status = "resolved"
+    state.resolved_at = at
+    state.open_subject = None
+    state.next_notify_at = None
+    return event
+
+
 # --- escalation and notifications ------------------------------------------------------------
 
 def escalation_level(age: dt.timedelta, thresholds_min: list[int]) -> int:

@@ -1,0 +1,295 @@
+"""The rules as a site keeps them: versions kept whole, store rules that prevail, the head
+chef's yearly review with the year's evidence, training acknowledgements, suggestions, and the
+review's reminders in the site's time zone."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import select
+
+from app import audit
+from app.alerts.operations import notify_due
+from app.checklists.definitions import current_definitions
+from app.checklists.operations import open_run, record_answer, submit_run
+from app.checklists.schedules import slots_for_day
+from app.errors import OperationError
+from app.models import (UTC, Alert, AlertEvent, Notification, Role, RuleAcknowledgement,
+                        RuleSetVersion, Site, Staff, db, set_clock)
+from app.rules.operations import (compare, current_version, evidence, publish_review,
+                                  save_review, start_review, suggest, version_in_force)
+from app.rules_review import remind_review, review_due, year_after
+from tests.factories import Kitchen, at_local, login_password, login_pin
+
+DAY = dt.date(2026, 11, 27)
+CHEF = ("chef@test.kitchen", "chef-password")
+AMEND_R3 = {"decision_R3": "amend", "title_R3_en": "Plating on time, and labelled",
+            "title_R3_zh": "按时装盘并标注", "text_R3_en": "Dishes are plated when served and "
+            "labelled with the time.", "text_R3_zh": "菜点在供应时装盘,并标注时间。"}
+NEW_RULE = {"new_title_en": "Allergens", "new_title_zh": "过敏原",
+            "new_text_en": "Allergen dishes are plated apart with their own tools.",
+            "new_text_zh": "含过敏原的菜点单独装盘,使用专用工具。"}
+
+
+def _objects(kitchen):
+    return (db.session.get(Site, kitchen["site"]), db.session.get(Staff, kitchen["chef"]),
+            db.session.get(Staff, kitchen["cook"]))
+
+
+def _review_and_publish(kitchen, summary="Plating labelled; spills folded into R8."):
+    site, chef, _cook = _objects(kitchen)
+    review = start_review(db.session, site, chef)
+    errors = save_review(db.session, review, chef, {**AMEND_R3, "decision_R4": "retire",
+                                                    **NEW_RULE, "summary": summary})
+    assert errors == {}
+    version = publish_review(db.session, review, chef, "dev1")
+    db.session.commit()
+    return version
+
+
+def test_a_site_starts_from_the_default_rules_and_a_review_publishes_a_whole_new_version(
+        app, kitchen):
+    with app.app_context():
+        site, chef, _cook = _objects(kitchen)
+        first = current_version(db.session, site)
+        db.session.commit()
+        assert first.number == 1 and [r["code"] for r in first.rules] == [
+            f"R{n}" for n in range(1, 9)]
+        assert {r["source"] for r in first.rules} == {"default"}
+        before = json.dumps(first.rules, sort_keys=True)
+        second = _review_and_publish(kitchen)
+        assert (second.number, second.published_by_id) == (2, kitchen["chef"])
+        codes = [r["code"] for r in second.rules]
+        assert codes == ["R1", "R2", "R3", "R5", "R6", "R7", "R8", "S1"]
+        r3 = next(r for r in second.rules if r["code"] == "R3")
+        assert (r3["source"], r3["overrides"], r3["title"]["zh"]) == ("store", "R3", "按时装盘并标注")
+        s1 = second.rules[-1]
+        assert (s1["source"], s1["overrides"], s1["number"]) == ("store", None, 9)
+        assert second.changed == ["R3", "R4", "S1"] and second.retired == ["R4"]
+        # Version 1 is kept whole; the chain vouches for both.
+        db.session.expire_all()
+        assert json.dumps(db.session.get(RuleSetVersion, first.id).rules, sort_keys=True) == before
+        assert audit.verify(db.session)[1] == []
+        rows = {row["code"]: row for row in compare(first, second)}
+        assert {c: r["status"] for c, r in rows.items()} == {
+            "R1": "unchanged", "R2": "unchanged", "R3": "amended", "R5": "unchanged",
+            "R6": "unchanged", "R7": "unchanged", "R8": "unchanged", "S1": "added",
+            "R4": "retired"}
+        inserted = "".join(t for op, t in rows["R3"]["diff"]["text"]["en"] if op == "ins")
+        assert "labelled" in inserted
+        # Chinese is compared by character: only what was added is marked.
+        assert rows["R3"]["diff"]["title"]["zh"] == [("same", "按时装盘"), ("ins", "并标注")]
+
+
+def test_the_rule_pages_show_the_text_in_force_and_where_it_comes_from(app, kitchen):
+    with app.app_context():
+        _review_and_publish(kitchen)
+    cook = app.test_client()
+    login_pin(cook, kitchen["cook2"], Kitchen.PINS["cook2"])  # reads Chinese
+    page = cook.get("/rules").get_data(as_text=True)
+    assert "按时装盘并标注" in page and "Plating on time, and labelled" in page  # both languages
+    assert "溅出擦洗" not in page  # R4 is retired: not in force
+    assert "过敏原" in page
+    assert "本制度如与本店相关制度发生冲突" in page  # the appendix
+    chef = app.test_client()
+    login_password(chef, *CHEF)
+    english = chef.get("/rules").get_data(as_text=True)
+    assert "Store rule: prevails over default rule R3" in english
+    diff = chef.get("/rules/diff?to=2").get_data(as_text=True)
+    assert "<ins>" in diff and 'data-status="retired"' in diff
+    assert chef.get("/rules/versions/1").status_code == 200
+    assert chef.get("/rules/versions/9").status_code == 404
+
+
+def test_only_the_sites_head_chef_reviews_and_a_review_is_saved_and_continued(app, kitchen):
+    admin = app.test_client()
+    login_password(admin, "admin@test.kitchen", "admin-password")
+    assert admin.get("/rules/review").status_code == 403
+    cook = app.test_client()
+    login_pin(cook, kitchen["cook"], Kitchen.PINS["cook"])
+    assert cook.get("/rules/review").status_code == 403
+    chef = app.test_client()
+    login_password(chef, *CHEF)
+    assert chef.get("/rules/review").status_code == 200
+    half = {**AMEND_R3, "text_R3_zh": "", "decision_R5": "retire", "summary": "draft"}
+    response = chef.post("/rules/review", data={**half, "action": "save"})
+    assert response.status_code == 400 and "in English and in Chinese" in response.get_data(True)
+    # Continued later: what was right is there; the publish refuses what is missing.
+    page = chef.get("/rules/review").get_data(as_text=True)
+    assert 'value="retire" checked data-testid="decision-R5-retire"' in page
+    refused = chef.post("/rules/review", data={"decision_R1": "keep", "summary": "",
+                                               "action": "publish"})
+    assert refused.status_code == 400 and "summary" in refused.get_data(True)
+    done = chef.post("/rules/review", data={**AMEND_R3, "decision_R5": "retire",
+                                            "summary": "R3 labelled; R5 folded in",
+                                            "action": "publish"})
+    assert done.status_code == 302 and done.headers["Location"].endswith("/rules/diff?to=2")
+    with app.app_context():
+        with pytest.raises(OperationError, match="head chef"):
+            site, _chef, cook_ = _objects(kitchen)
+            start_review(db.session, site, db.session.get(Staff, kitchen["admin"]))
+
+
+def test_staff_read_the_changed_rules_on_the_tablet_and_the_head_chef_sees_who_has_not(
+        app, kitchen):
+    with app.app_context():
+        version = _review_and_publish(kitchen)
+        version_id = version.id
+    cook = app.test_client()
+    login_pin(cook, kitchen["cook"], Kitchen.PINS["cook"])
+    home = cook.get("/").get_data(as_text=True)
+    for code in ("R3", "R4", "S1"):
+        assert f'data-testid="to-read-{code}"' in home
+    # Below the checklists: never in the way of what is due.
+    assert home.index('data-testid="rules-to-read"') > home.index("timers")
+    for code in ("R3", "R4", "S1"):
+        assert cook.post(f"/rules/read/{version_id}/{code}").status_code == 302
+    assert cook.post(f"/rules/read/{version_id}/R3").status_code == 302  # again: nothing new
+    assert cook.post(f"/rules/read/{version_id}/R1").status_code == 400  # nothing new in R1
+    assert 'data-testid="to-read-' not in cook.get("/").get_data(as_text=True)
+    with app.app_context():
+        acks = db.session.execute(select(RuleAcknowledgement).where(
+            RuleAcknowledgement.staff_id == kitchen["cook"])).scalars().all()
+        assert sorted(a.rule_code for a in acks) == ["R3", "R4", "S1"]
+        assert {a.locale for a in acks} == {"en"}
+    chef = app.test_client()
+    login_password(chef, *CHEF)
+    page = chef.get("/rules").get_data(as_text=True)
+    assert f'data-testid="training-{kitchen["cook"]}"' in page
+    row = page.split(f'data-testid="training-{kitchen["cook"]}"')[1].split("</tr>")[0]
+    assert "all 3 changed rules" in row
+    other = page.split(f'data-testid="training-{kitchen["cook2"]}"')[1].split("</tr>")[0]
+    assert "0 of 3" in other
+
+
+def test_a_cooks_suggestion_reaches_the_head_chef_and_the_review(app, kitchen):
+    cook = app.test_client()
+    login_pin(cook, kitchen["cook"], Kitchen.PINS["cook"])
+    assert cook.post("/rules/suggest", data={"rule": "R2", "text": ""}).status_code == 400
+    assert cook.post("/rules/suggest", data={"rule": "R9", "text": "x"}).status_code == 400
+    assert cook.post("/rules/suggest", data={
+        "rule": "R2", "text": "Put a thermometer in the cold well too."}).status_code == 302
+    assert cook.get("/rules/suggestions").status_code == 403
+    chef = app.test_client()
+    login_password(chef, *CHEF)
+    page = chef.get("/rules/suggestions").get_data(as_text=True)
+    assert "Put a thermometer in the cold well too." in page and "Cook Sam" in page
+    review = chef.get("/rules/review").get_data(as_text=True)
+    assert "suggestions: 1" in review.split('data-testid="evidence-R2"')[1].split("</p>")[0]
+    with app.app_context():
+        from app.models import RuleSuggestion
+        suggestion_id = db.session.execute(select(RuleSuggestion.id)).scalar_one()
+    admin = app.test_client()
+    login_password(admin, "admin@test.kitchen", "admin-password")
+    admin.post(f"/rules/suggestions/{suggestion_id}/answer", data={"text": "No"})
+    chef.post(f"/rules/suggestions/{suggestion_id}/answer",
+              data={"text": "Yes: ordered one for the cold well."})
+    answered = chef.get("/rules/suggestions").get_data(as_text=True)
+    assert "Yes: ordered one for the cold well." in answered and ">No<" not in answered
+
+
+def test_the_years_evidence_counts_each_rules_answers_in_force_actions_and_suggestions(
+        app, kitchen):
+    with app.app_context():
+        site, chef, cook = _objects(kitchen)
+        definition = current_definitions(db.session)[0]
+        for day in (DAY, DAY + dt.timedelta(days=1)):
+            slot = slots_for_day(definition.schedules, day, site.timezone)[0]
+            run = open_run(db.session, site, definition.key, slot, cook, "dev1",
+                           now=at_local(day, "11:05"))
+            for item in run.definition.items:
+                value = {"passfail": "pass", "temperature": "3.2", "time": "11:30"}[item.kind]
+                record_answer(db.session, run, item, cook, "dev1", value=value)
+                if item.key == "spills_wiped" and day == DAY:  # corrected to a fail, with a fix
+                    record_answer(db.session, run, item, cook, "dev1", value="fail",
+                                  corrective_action="Wiped again with a clean cloth")
+            submit_run(db.session, run, cook, "dev1")
+        set_clock(lambda: at_local(DAY, "15:00"))
+        suggest(db.session, cook, site, "R4", "Keep a cloth at the pass.")
+        suggest(db.session, cook, site, None, "A rule for allergens.")
+        db.session.commit()
+        figures = evidence(db.session, site, at_local(DAY, "00:00"),
+                           at_local(DAY + dt.timedelta(days=2), "00:00"))
+        assert figures["R4"] == {"pass": 1, "fail": 1, "na": 0, "actions": 1, "alerts": 0,
+                                 "discarded": 0, "timers": 0, "suggestions": 1,
+                                 "fail_rate": 50.0}
+        assert (figures["R2"]["pass"], figures["R2"]["fail"]) == (4, 0)  # two items each day
+        assert figures["new"]["suggestions"] == 1
+        only_first = evidence(db.session, site, at_local(DAY, "00:00"),
+                              at_local(DAY, "23:59"))
+        assert (only_first["R4"]["pass"], only_first["R4"]["fail"]) == (0, 1)
+
+
+def test_an_old_run_reads_the_rule_that_applied_when_it_was_done(app, kitchen):
+    with app.app_context():
+        site, _chef, _cook = _objects(kitchen)
+        first = current_version(db.session, site)
+        db.session.commit()
+        then = first.published_at + dt.timedelta(minutes=1)
+        set_clock(lambda: then + dt.timedelta(days=1))
+        second = _review_and_publish(kitchen)
+        assert version_in_force(db.session, site, then).id == first.id
+        assert version_in_force(db.session, site, second.published_at).id == second.id
+
+
+def test_year_after_keeps_the_date_and_moves_29_february_to_the_28th():
+    assert year_after(dt.date(2027, 3, 14)) == dt.date(2028, 3, 14)
+    assert year_after(dt.date(2028, 2, 29)) == dt.date(2029, 2, 28)
+
+
+@pytest.mark.parametrize("created_local,due", [
+    ("2027-03-14 09:00", dt.date(2028, 3, 14)),   # due the day DST begins in New York
+    ("2028-02-29 09:00", dt.date(2029, 2, 28)),   # a leap day
+])
+def test_review_reminders_come_30_and_7_days_before_on_the_day_then_go_to_the_owner_once(
+        app, kitchen, created_local, due):
+    from zoneinfo import ZoneInfo
+    tz = ZoneInfo("America/New_York")
+    created = dt.datetime.strptime(created_local, "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+    with app.app_context():
+        site = db.session.get(Site, kitchen["site"])
+        site.timezone = "America/New_York"
+        site.created_at = created.astimezone(UTC)
+        owner = Staff(site=site, name="Olga Owner", role=Role.OWNER, email="olga@test.kitchen")
+        db.session.add(owner)
+        db.session.commit()
+        assert review_due(db.session, site) == (due, None)
+
+        def run_at(day: dt.date, hhmm: str) -> list[str]:
+            moment = dt.datetime.combine(day, dt.time(*map(int, hhmm.split(":"))),
+                                         tzinfo=tz).astimezone(UTC)
+            alerts = remind_review(db.session, moment)
+            db.session.commit()
+            return [a.detail["reminder"] for a in alerts]
+
+        before30 = due - dt.timedelta(days=30)
+        assert run_at(before30 - dt.timedelta(days=1), "23:30") == []  # not yet, local time
+        assert run_at(before30, "00:30") == ["30_days"]
+        assert run_at(before30, "12:00") == []                       # once
+        assert run_at(due - dt.timedelta(days=8), "23:59") == []
+        assert run_at(due - dt.timedelta(days=7), "00:01") == ["7_days"]
+        assert run_at(due, "00:10") == ["due"]
+        assert run_at(due, "23:50") == []
+        assert run_at(due + dt.timedelta(days=1), "01:00") == ["overdue"]
+        assert run_at(due + dt.timedelta(days=3), "01:00") == []      # escalates once
+        overdue = db.session.execute(select(Alert).where(Alert.subject.like("%:overdue"))
+                                     ).scalar_one()
+        assert overdue.state.escalation_level == 2 and overdue.state.tier == "critical"
+        assert [e.kind for e in db.session.execute(select(AlertEvent).where(
+            AlertEvent.alert_id == overdue.id)).scalars()] == ["escalated"]
+        app.config["BRIGADE_SMTP_HOST"] = "mail.invalid"  # queued only; nothing is sent here
+        notify_due(db.session, overdue.opened_at)
+        db.session.commit()
+        told = set(db.session.execute(select(Notification.target).where(
+            Notification.alert_id == overdue.id)).scalars())
+        assert "olga@test.kitchen" in told and "chef@test.kitchen" in told
+        # The head chef signs the review off: every open reminder is resolved, the year restarts.
+        set_clock(lambda: overdue.opened_at + dt.timedelta(hours=2))
+        _review_and_publish(kitchen)
+        open_left = db.session.execute(select(Alert).where(
+            Alert.subject.like(f"site:{site.id}:review:%"))).scalars().all()
+        assert all(a.state.status == "resolved" for a in open_left)
+        assert review_due(db.session, site)[0] == year_after(
+            (overdue.opened_at + dt.timedelta(hours=2)).astimezone(tz).date())
+        assert audit.verify(db.session)[1] == []
