@@ -30,6 +30,8 @@ RAW_SPAN = dt.timedelta(hours=48)
 MAX_POINTS = 1500
 #: The widest window a chart asks for.
 MAX_WINDOW = dt.timedelta(days=400)
+#: More excursions than this in a window: only the notable ones are shaded.
+MAX_SHADED = 200
 WINDOWS = {"24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7),
            "30d": dt.timedelta(days=30), "1y": dt.timedelta(days=365)}
 
@@ -111,9 +113,11 @@ def unit_series(session, unit: Unit, site: Site, start: dt.datetime, end: dt.dat
                    max=[temp(hi) for _g, _l, hi, _s, _n in rows],
                    avg=[temp(s / n) for _g, _l, _h, s, n in rows])
     figures = unit_figures(session, unit, site, start, end, now, sensor_ids)
+    # Shaded: every excursion while there are few; over a long window the notable ones only.
+    shaded = figures.excursions if len(figures.excursions) <= MAX_SHADED else figures.notable
     out["excursions"] = [{"start": _local(max(e.start, start), tz),
                           "end": _local(e.end or figures.end, tz), "tier": e.tier,
-                          "defrost": e.in_defrost} for e in figures.excursions]
+                          "defrost": e.in_defrost} for e in shaded]
     out["defrosts"] = [[_local(a, tz), _local(b, tz)] for a, b in
                        unit_settings(unit, site).defrost_windows(start, min(end, now))]
     alerts = session.execute(

@@ -23,8 +23,8 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from app.alerts.engine import unit_settings
 from app.checklists.schedules import local_to_utc, slots_for_day
-from app.models import (Alert, AlertEvent, Answer, ChecklistDefinition, ChecklistItem, HoldTimer, Rule, Run, Site, Staff, Submission,
-                        Verification)
+from app.models import (Alert, AlertEvent, Answer, ChecklistDefinition, ChecklistItem, HoldTimer,
+                        Rule, Run, Site, Staff, Submission, TimerOutcome, Verification)
 from app.models.units import Unit
 from sensors.db import UTCDateTime
 from sensors.models import Reading, Rollup, Sensor
@@ -326,7 +326,16 @@ class UnitFigures:
 
     @property
     def alarmed(self) -> list[Excursion]:
+        """Every excursion but the defrosts'."""
         return [e for e in self.excursions if not e.in_defrost]
+
+    @property
+    def notable(self) -> list[Excursion]:
+        """Those an inspector asks about: critical, alerted, or out longer than the alarm delay
+        (a door opened for a delivery is an excursion too, and a year has thousands)."""
+        delay = dt.timedelta(seconds=self.unit.alert_delay_s)
+        return [e for e in self.alarmed if e.tier == "critical" or e.alert is not None
+                or e.duration(self.end) >= delay]
 
 
 def _epoch_sql(session, column: str) -> str:
@@ -370,12 +379,10 @@ def unit_figures(session, unit: Unit, site: Site, start: dt.datetime, end: dt.da
         figures.offline = [(start, until)]
         return figures
     low, high = _quiet_bounds(limits)
+    # Beyond these a reading starts an excursion; within [low, high] it ends any.
+    over = min(limits.target_max_c, limits.critical_max_c)
+    under = limits.min_c if limits.min_c is not None else -1e9
     first_bucket = _bucket(start)
-    stats = session.execute(
-        select(func.sum(Rollup.count), func.min(Rollup.min_c), func.max(Rollup.max_c))
-        .where(Rollup.sensor_id.in_(sensor_ids), Rollup.bucket_start >= start,
-               Rollup.bucket_start < until)).one()
-    figures.readings, figures.min_c, figures.max_c = int(stats[0] or 0), stats[1], stats[2]
     # Where to begin reading so that an excursion under way at ``start`` is seen whole: the
     # last quiet bucket before it (per sensor, each an index scan backwards).
     quiet_before = max(filter(None, (session.execute(
@@ -385,52 +392,43 @@ def unit_figures(session, unit: Unit, site: Site, start: dt.datetime, end: dt.da
         .order_by(Rollup.bucket_start.desc()).limit(1)).scalar() for sensor_id in sensor_ids)),
         default=None)
     scan_from = _bucket(quiet_before) if quiet_before is not None else first_bucket
-    full = ROLLUP_SECONDS // max(1, settings.expected_interval_s)
+    lower, upper = int(scan_from.timestamp()), int(until.timestamp())
+    step = ROLLUP_SECONDS
+    full = step // max(1, settings.expected_interval_s)
     ids = ",".join(str(int(i)) for i in sensor_ids)
     epoch = _epoch_sql(session, "bucket_start")
-    params = {"a": scan_from, "b": until, "low": low, "high": high, "full": full}
-    step = ROLLUP_SECONDS
-    # Buckets that may hold an excursion or a silence (each read with a bucket either side),
-    # and the gaps between buckets; the range's own ends are always read reading by reading.
-    wanted = [(int(e) - step, int(e) + 2 * step) for (e,) in session.execute(_sql(
-        f"SELECT {epoch} FROM rollups WHERE sensor_id IN ({ids}) AND bucket_start >= :a "
-        "AND bucket_start < :b AND (max_c > :high OR min_c < :low OR count < :full)"), params)]
-    wanted += [(int(prev) - step, int(nxt) + 2 * step) for prev, nxt in session.execute(_sql(
-        f"SELECT prev, e FROM (SELECT e, LAG(e) OVER (ORDER BY e) AS prev FROM "
-        f"(SELECT DISTINCT {epoch} AS e FROM rollups WHERE sensor_id IN ({ids}) "
-        "AND bucket_start >= :a AND bucket_start < :b) AS present) AS steps "
-        f"WHERE e - prev > {step}"), params)]
-    # Silence before the first bucket or after the last (or no bucket at all) is read too.
-    present = session.execute(select(func.min(Rollup.bucket_start), func.max(Rollup.bucket_start))
-                              .where(Rollup.sensor_id.in_(sensor_ids),
-                                     Rollup.bucket_start >= scan_from,
-                                     Rollup.bucket_start < until)).one()
-    if present[0] is None:
-        wanted.append((int(scan_from.timestamp()), int(until.timestamp())))
-    else:
-        wanted.append((int(scan_from.timestamp()) - step, int(present[0].timestamp()) + 2 * step))
-        wanted.append((int(present[1].timestamp()) - step, int(until.timestamp())))
-    for moment in (start, until - dt.timedelta(microseconds=1)):
+    found = session.execute(_sql(
+        f"SELECT {epoch}, min_c, max_c, count FROM rollups WHERE sensor_id IN ({ids}) "
+        "AND bucket_start >= :a AND bucket_start < :b ORDER BY bucket_start"),
+        {"a": scan_from, "b": until}).all()
+    buckets: list[list] = []  # [epoch, lowest, highest, readings], the unit's sensors merged
+    for e, lo, hi, n in found:
+        if buckets and buckets[-1][0] == e:
+            held = buckets[-1]
+            held[1], held[2], held[3] = min(held[1], lo), max(held[2], hi), held[3] + n
+        else:
+            buckets.append([int(e), lo, hi, n])
+    begin = int(first_bucket.timestamp())
+    inside = [b for b in buckets if b[0] >= begin]
+    if inside:
+        figures.readings = sum(b[3] for b in inside)
+        figures.min_c, figures.max_c = min(b[1] for b in inside), max(b[2] for b in inside)
+    wanted = _spans_to_read(buckets, lower, upper, over, under, low, high, full)
+    for moment in (start, until - dt.timedelta(microseconds=1)):  # the range's own ends
         e = int(_bucket(moment).timestamp())
         wanted.append((e - step, e + 2 * step))
-    lower, upper = int(scan_from.timestamp()), int(until.timestamp())
-    spans = [(max(a, lower), min(b, upper)) for a, b in _merge(wanted)]
+    spans = [(max(a, lower), min(z, upper)) for a, z in _merge(wanted)]
+    spans = [(a, z) for a, z in spans if a < z]
     before = session.execute(
         select(func.max(Reading.measured_at)).where(Reading.sensor_id.in_(sensor_ids),
                                                    Reading.measured_at < start,
                                                    Reading.measured_at >= start - silence)).scalar()
     walker = _Walker(limits, start, until, silence, before)
-    for a, b in spans:
-        if a >= b:
-            continue
-        rows = session.execute(
-            select(Reading.measured_at, Reading.temperature_c)
-            .where(Reading.sensor_id.in_(sensor_ids), Reading.measured_at >= _ts(a),
-                   Reading.measured_at < _ts(b))
-            .order_by(Reading.measured_at)).all()
+    for index, (a, z), rows in _read_spans(session, sensor_ids, spans):
         if not rows:  # raw readings gone (past retention): the buckets' extremes stand in
-            rows = _from_rollups(session, sensor_ids, _ts(a), _ts(b), low, high)
-        # Between spans every bucket is present, full and quiet: heard all along.
+            rows = _from_rollups(session, sensor_ids, _ts(a), _ts(z), low, high)
+        # Between spans every bucket is present, full and within the limits, and the one
+        # before closed any excursion: heard all along, nothing open.
         walker.feed(rows, _ts(a) if a > lower else None)
     walker.finish()
     figures.excursions = walker.excursions
@@ -448,6 +446,56 @@ def unit_figures(session, unit: Unit, site: Site, start: dt.datetime, end: dt.da
 def _bucket(moment: dt.datetime) -> dt.datetime:
     epoch = int(moment.timestamp())
     return dt.datetime.fromtimestamp(epoch - epoch % ROLLUP_SECONDS, UTC)
+
+
+def _spans_to_read(buckets, lower, upper, over, under, low, high, full) -> list[tuple[int, int]]:
+    """The [a, b) epoch spans to read reading by reading: every run of buckets with a reading
+    beyond a limit, through the next bucket with a reading that ends any excursion; buckets
+    with fewer readings than the interval promises and gaps between buckets (a silence may be
+    there); and the scan's ends. Each with a bucket either side."""
+    step = ROLLUP_SECONDS
+    if not buckets:
+        return [(lower, upper)]
+    wanted = [(lower - step, buckets[0][0] + 2 * step), (buckets[-1][0] - step, upper)]
+    run_from, previous = None, None
+    for e, lo, hi, n in buckets:
+        if previous is not None and e - previous > step:
+            wanted.append((previous - step, e + 2 * step))
+        if n < full:
+            wanted.append((e - step, e + 2 * step))
+        if hi > over or lo < under:
+            if run_from is None:
+                run_from = e
+        elif run_from is not None and lo <= high and hi >= low:
+            wanted.append((run_from - step, e + 2 * step))
+            run_from = None
+        previous = e
+    if run_from is not None:
+        wanted.append((run_from - step, upper))
+    return wanted
+
+
+#: Spans read by one statement (a UNION ALL of index range scans).
+SPANS_PER_QUERY = 200
+
+
+def _read_spans(session, sensor_ids, spans):
+    """(index, span, readings in time order) for each span, a few statements in all."""
+    from sqlalchemy import literal, union_all
+    for first in range(0, len(spans), SPANS_PER_QUERY):
+        chunk = spans[first:first + SPANS_PER_QUERY]
+        parts = [select(literal(first + i).label("span"), Reading.measured_at,
+                        Reading.temperature_c)
+                 .where(Reading.sensor_id.in_(sensor_ids), Reading.measured_at >= _ts(a),
+                        Reading.measured_at < _ts(z)) for i, (a, z) in enumerate(chunk)]
+        query = parts[0] if len(parts) == 1 else union_all(*parts)
+        by_span: dict[int, list] = defaultdict(list)
+        for span, at, value in session.execute(query):
+            by_span[span].append((at, value))
+        for i, span in enumerate(chunk):
+            rows = by_span.get(first + i, [])
+            rows.sort(key=lambda r: r[0])
+            yield first + i, span, rows
 
 
 def _from_rollups(session, sensor_ids, a, b, low, high):
@@ -600,7 +648,8 @@ def timer_figures(session, site: Site, span: Period, now: dt.datetime) -> dict:
     timers = session.execute(
         select(HoldTimer).where(HoldTimer.site_id == site.id, HoldTimer.started_at >= span.start,
                                 HoldTimer.started_at < span.end)
-        .options(selectinload(HoldTimer.outcomes), joinedload(HoldTimer.started_by))
+        .options(selectinload(HoldTimer.outcomes).joinedload(TimerOutcome.recorded_by),
+                 joinedload(HoldTimer.started_by))
         .order_by(HoldTimer.started_at)).scalars().all()
     rows, counts = [], Counter()
     for timer in timers:
@@ -656,14 +705,15 @@ def calibration_figures(session, site: Site, span: Period, now: dt.datetime,
 # --- the whole report -----------------------------------------------------------------------
 
 def compliance_report(session, site: Site, span: Period, now: dt.datetime,
-                      calibration_every_days: int = 30) -> dict:
-    """Every figure of the report for one site and range."""
+                      calibration_every_days: int = 30,
+                      unit_ids: list[int] | None = None) -> dict:
+    """Every figure of the report for one site and range (``unit_ids``: these units only)."""
     return {
         "site": site, "period": span, "now": now,
         "checklists": checklist_figures(session, site, span, now),
         "rules": rule_figures(session, site, span),
         "fails": failed_items(session, site, span),
-        "units": units_figures(session, site, span.start, span.end, now),
+        "units": units_figures(session, site, span.start, span.end, now, unit_ids),
         "timers": timer_figures(session, site, span, now),
         "alerts": alert_figures(session, site, span),
         "calibration": calibration_figures(session, site, span, now, calibration_every_days),
@@ -688,7 +738,7 @@ def unit_page_figures(session, unit: Unit, site: Site, now: dt.datetime) -> dict
                          [s.id for s in sensors])
     link_alerts(session, [month])
     return {"state": unit_state(session, unit, site, now), "sensors": sensors, "month": month,
-            "excursions": list(reversed(month.excursions))[:20]}
+            "excursions": list(reversed(month.notable))[:20]}
 
 
 def glance_figures(session, site: Site, now: dt.datetime) -> dict:
