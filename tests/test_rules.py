@@ -293,3 +293,21 @@ def test_review_reminders_come_30_and_7_days_before_on_the_day_then_go_to_the_ow
         assert review_due(db.session, site)[0] == year_after(
             (overdue.opened_at + dt.timedelta(hours=2)).astimezone(tz).date())
         assert audit.verify(db.session)[1] == []
+
+
+def test_a_runs_record_shows_each_items_rule_as_worded_when_the_run_was_done(app, kitchen):
+    with app.app_context():
+        site, _chef, cook = _objects(kitchen)
+        definition = current_definitions(db.session)[0]
+        slot = slots_for_day(definition.schedules, DAY, site.timezone)[0]
+        run = open_run(db.session, site, definition.key, slot, cook, "dev1",
+                       now=at_local(DAY, "11:05"))
+        db.session.commit()
+        run_id = run.id
+        plated = next(i.id for i in run.definition.items if i.rule_code == "R3")
+        _review_and_publish(kitchen)  # today, after the run: R3 now reads "…and labelled"
+    chef = app.test_client()
+    login_password(chef, *CHEF)
+    page = chef.get(f"/records/runs/{run_id}").get_data(as_text=True)
+    line = page.split(f'data-testid="rule-then-{plated}">')[1].split("</span>")[0]
+    assert line.startswith("Plating on time:") and "labelled" not in line

@@ -84,9 +84,12 @@ def run(run_id: int):
         select(AuditRecord).where(AuditRecord.entity == "answers",
                                   AuditRecord.entity_id.in_([a.id for a in run.answers])))
         .scalars()}
-    return render_template("records/run.html", run=run, site=current_site(),
+    from app.rules.operations import rules_then
+    site = current_site()
+    return render_template("records/run.html", run=run, site=site,
                            answers=current_answers(run), links=links,
-                           changes=history_changes(run.answers), who=_who(run, links))
+                           changes=history_changes(run.answers), who=_who(run, links),
+                           rules=rules_then(db.session, site, run.slot_start))
 
 
 def _who(run: Run, links: dict) -> dict:

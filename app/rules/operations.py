@@ -85,6 +85,17 @@ def version_in_force(session, site: Site, at: dt.datetime) -> RuleSetVersion | N
         .order_by(RuleSetVersion.number.desc()).limit(1)).scalar()
 
 
+def rules_then(session, site: Site, at: dt.datetime) -> dict[str, dict]:
+    """The site's rules by code as they applied at ``at`` (a run done before the site's first
+    version was recorded was done under the defaults, its version 1)."""
+    version = version_in_force(session, site, at) or session.execute(
+        select(RuleSetVersion).where(RuleSetVersion.site_id == site.id)
+        .order_by(RuleSetVersion.number).limit(1)).scalar()
+    if version is None:
+        return {r["code"]: r for r in _default_rules(session)}
+    return {r["code"]: r for r in version.rules}
+
+
 def rule_in(version: RuleSetVersion | None, code: str) -> dict | None:
     for rule in (version.rules if version else []):
         if rule["code"] == code:
