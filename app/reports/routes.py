@@ -181,14 +181,35 @@ def glance():
                            **glance_figures(db.session, site, now))
 
 
+def _site_locale(timezone: str) -> str:
+    """The person's language, in the site's region's order: en_GB for English in Europe."""
+    from flask_babel import get_locale
+    locale = str(get_locale() or "en")
+    if locale == "en" and timezone.startswith("Europe/"):
+        return "en_GB"
+    return locale
+
+
+def site_local_time(value, timezone: str, fmt: str = "HH:mm") -> str:
+    """app.formatting.local_time with dates in the site's order (27 Nov in Europe, not Nov 27)."""
+    from flask_babel import force_locale
+
+    from app.formatting import local_time
+    with force_locale(_site_locale(timezone)):
+        return local_time(value, timezone, fmt)
+
+
+@bp.context_processor
+def _site_dates():
+    # The report's pages only (a blueprint's processor): other pages keep the shared helper.
+    return {"local_time": site_local_time}
+
+
 @bp.app_template_global()
 def format_day(day: dt.date) -> str:
     """A site-local date in the person's language: day before month where the site is in Europe."""
     from babel.dates import format_skeleton
-    from flask_babel import get_locale
-    locale = str(get_locale() or "en")
-    if locale.startswith("en") and current_site().timezone.startswith("Europe/"):
-        locale = "en_GB"
+    locale = _site_locale(current_site().timezone)
     return format_skeleton("yMMMEd", dt.datetime.combine(day, dt.time(12)), locale=locale)
 
 
