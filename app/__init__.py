@@ -165,6 +165,7 @@ def _add_template_helpers(app: Flask) -> None:
     from flask_babel import get_locale
     app.jinja_env.globals.update(get_locale=get_locale, local_time=formatting.local_time, show_temp=formatting.show_temp,
                                  bilingual=formatting.bilingual, slot_label=formatting.slot_label,
+                                 reading_age=formatting.reading_age,
                                  label=formatting.label)
     app.jinja_env.filters["local_time"] = formatting.local_time
     from app.alerts.channels import target_for_log

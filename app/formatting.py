@@ -54,6 +54,16 @@ def slot_label(schedules: list[dict] | None, schedule_key: str, start: dt.dateti
     return gettext("%(slot)s, %(time)s", slot=shown, time=local_time(start, timezone))
 
 
+def reading_age(age: dt.timedelta) -> str:
+    """How old a reading is, as a cook reads it at a glance: "40 s", "3 min", "1 h 5 min"."""
+    seconds = max(0, int(age.total_seconds()))
+    if seconds < 60:
+        return gettext("%(s)s s", s=seconds)
+    if seconds < 3600:
+        return gettext("%(m)s min", m=seconds // 60)
+    return gettext("%(h)s h %(m)s min", h=seconds // 3600, m=seconds % 3600 // 60)
+
+
 LABELS = {
     "cook": lazy_gettext("Cook"), "head_chef": lazy_gettext("Head chef"),
     "admin": lazy_gettext("Admin"),

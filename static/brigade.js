@@ -1,4 +1,6 @@
-// Brigade tablet behaviour: idle lock, PIN keypad, live countdowns, retries.
+// Brigade tablet behaviour: idle lock, keypads (PIN, temperature), live countdowns, retries.
+// Loaded in <head> without defer: the keypads' taps are handled on the document from the
+// first moment a key is on screen, not lost until a deferred script attaches handlers.
 (function () {
   "use strict";
   // HTMX 2 does not swap 4xx responses by default; 422 carries the item with its error.
@@ -10,10 +12,12 @@
       ];
     }
     setupIdleLock();
-    setupKeypad();
+    keypadInputs(document);
     tickCountdowns();
     setInterval(tickCountdowns, 1000);
   });
+  document.addEventListener("htmx:load", function (ev) { keypadInputs(ev.detail.elt); });
+  document.addEventListener("click", keypadTap);
 
   // The shared tablet returns to the PIN pad after the configured idle time.
   function setupIdleLock() {
@@ -33,18 +37,30 @@
     }, 1000);
   }
 
-  function setupKeypad() {
-    var input = document.querySelector(".pin-input");
-    if (!input) return;
-    // The on-screen keypad is the keyboard: keep the tablet's own from covering it.
-    input.setAttribute("inputmode", "none");
-    document.querySelectorAll(".key[data-key]").forEach(function (key) {
-      key.addEventListener("click", function () {
-        if (key.dataset.key === "clear") input.value = input.value.slice(0, -1);
-        else if (input.value.length < 8) input.value += key.dataset.key;
-        input.focus();
-      });
+  // The on-screen keypad is the keyboard: keep the tablet's own from covering it.
+  function keypadInputs(root) {
+    if (!root.querySelectorAll) return;
+    root.querySelectorAll(".pin-input, .keypad-input").forEach(function (input) {
+      input.setAttribute("inputmode", "none");
     });
+  }
+
+  // One handler for every keypad, on the document: a PIN (digits, up to 8) or a temperature
+  // (minus sign, one decimal point, up to 6 characters). OK is the form's own submit button.
+  function keypadTap(ev) {
+    var key = ev.target.closest && ev.target.closest(".key[data-key]");
+    if (!key) return;
+    var form = key.closest("form");
+    var input = form && form.querySelector(".pin-input, .keypad-input");
+    if (!input) return;
+    var k = key.dataset.key, v = input.value;
+    if (k === "clear") v = v.slice(0, -1);
+    else if (input.classList.contains("pin-input")) { if (v.length < 8) v += k; }
+    else if (k === "-") v = v.charAt(0) === "-" ? v.slice(1) : "-" + v;
+    else if (k === ".") { if (v.indexOf(".") < 0 && v.length < 6) v += (/\d$/.test(v) ? "" : "0") + "."; }
+    else if (v.length < 6) v += k;
+    input.value = v;
+    if (input.classList.contains("pin-input")) input.focus();
   }
 
   function tickCountdowns() {

@@ -109,6 +109,10 @@ def parse_checklist(data, where: str, rule_codes: set[str]) -> dict:
                 "min_c": _limit(limit.get("min_c"), "limit.min_c", at),
                 "max_c": _limit(limit.get("max_c"), "limit.max_c", at),
                 "actions": [_bilingual(a, f"{at} action") for a in raw.get("actions") or []]}
+        if raw.get("unit") is not None:
+            if item["kind"] != "temperature" or not str(raw["unit"]).strip():
+                raise DefinitionError(f"{at}: only a temperature item names a unit (its name)")
+            item["unit"] = str(raw["unit"]).strip()[:120]
         if item["kind"] == "temperature" and item["min_c"] is None and item["max_c"] is None:
             raise DefinitionError(f"{at}: a temperature item needs limit.max_c and/or limit.min_c")
         items.append(item)
@@ -170,7 +174,7 @@ def _store_checklist(session, checklist: dict) -> LoadResult:
             key=item["key"], position=position, kind=item["kind"], text_en=item["text"]["en"],
             text_zh=item["text"]["zh"], rule_code=item["rule"], critical=item["critical"],
             required=item["required"], temp_min_c=item["min_c"], temp_max_c=item["max_c"],
-            suggested_actions=item["actions"]))
+            suggested_actions=item["actions"], unit_name=item.get("unit")))
     session.add(definition)
     session.flush()
     # What past answers answered is chained: verify rebuilds each version from its rows.
@@ -189,11 +193,16 @@ def definition_content(definition: ChecklistDefinition) -> dict:
     return {"key": definition.key,
             "title": {"en": definition.title_en, "zh": definition.title_zh},
             "schedules": definition.schedules,
-            "items": [{"key": i.key, "kind": i.kind, "rule": i.rule_code, "critical": i.critical,
-                       "required": i.required, "text": {"en": i.text_en, "zh": i.text_zh},
-                       "min_c": i.temp_min_c, "max_c": i.temp_max_c,
-                       "actions": i.suggested_actions}
-                      for i in sorted(definition.items, key=lambda i: i.position)]}
+            "items": [_item_content(i) for i in sorted(definition.items, key=lambda i: i.position)]}
+
+
+def _item_content(i: ChecklistItem) -> dict:
+    content = {"key": i.key, "kind": i.kind, "rule": i.rule_code, "critical": i.critical,
+               "required": i.required, "text": {"en": i.text_en, "zh": i.text_zh},
+               "min_c": i.temp_min_c, "max_c": i.temp_max_c, "actions": i.suggested_actions}
+    if i.unit_name is not None:  # (only where named: earlier versions' digests stay as loaded)
+        content["unit"] = i.unit_name
+    return content
 
 
 def definition_digest(definition: ChecklistDefinition) -> str:

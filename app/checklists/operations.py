@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
@@ -137,6 +137,50 @@ def current_answers(run: Run) -> dict[int, Answer]:
     return current
 
 
+# --- a temperature from the unit's sensor ---------------------------------------------------
+
+@dataclass(frozen=True)
+class SensorNow:
+    """A unit's live reading, as the tablet offers it for a temperature item."""
+    unit_name: str
+    celsius: float
+    measured_at: dt.datetime
+
+    def age(self, now: dt.datetime) -> dt.timedelta:
+        return max(dt.timedelta(0), now - self.measured_at)
+
+
+def sensor_now(session, site: Site, items, now: dt.datetime) -> dict[int, SensorNow]:
+    """The live reading of the unit each temperature item names, by item id.
+
+    Only a reading that can stand for the unit now: from a sensor attached to it, not reported
+    offline, measured within the unit's offline threshold (its expected interval × the
+    intervals of silence it allows); of several sensors, the warmest such reading.
+    """
+    from app.models.units import Unit
+    from sensors.models import Sensor
+    names = {i.id: i.unit_name for i in items if i.kind == "temperature" and i.unit_name}
+    if not names:
+        return {}
+    units = session.execute(select(Unit).where(
+        Unit.site_id == site.id,
+        func.lower(Unit.name).in_({n.lower() for n in names.values()}))).scalars().all()
+    found: dict[str, SensorNow] = {}
+    for unit in units:
+        fresh_after = now - dt.timedelta(seconds=unit.expected_interval_s * unit.offline_after)
+        sensors = session.execute(select(Sensor).where(
+            Sensor.unit_id == unit.id, Sensor.last_temperature_c.is_not(None),
+            Sensor.last_reading_at >= fresh_after, Sensor.last_reading_at <= now
+            + dt.timedelta(minutes=1))).scalars().all()
+        live = [s for s in sensors if s.online is not False]
+        if live:
+            warmest = max(live, key=lambda s: s.last_temperature_c)
+            found[unit.name.lower()] = SensorNow(unit.name, round(warmest.last_temperature_c, 1),
+                                                 warmest.last_reading_at)
+    return {item_id: found[name.lower()] for item_id, name in names.items()
+            if name.lower() in found}
+
+
 def parse_temperature(raw: str, unit: str) -> float:
     """A probe reading as typed ("4,5", "39.2 °F"), in °C; OperationError if it is not one."""
     celsius = temperature.parse_temperature(raw, unit)
@@ -187,14 +231,24 @@ KEEP = object()
 def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_id: str | None,
                   *, value=KEEP, note=KEEP, corrective_action=KEEP,
                   photo: Photo | None = None, reason: str | None = None,
-                  now: dt.datetime | None = None) -> Answer:
+                  from_sensor: bool = False, now: dt.datetime | None = None) -> Answer:
     """Record an answer as given; an identical re-send records nothing new.
 
     A field left as ``KEEP`` (a note added to a ticked item, say) carries over from the
     answer in force, read after the chain's lock so a concurrent tap is not overwritten.
+    ``from_sensor``: the temperature is the item's unit's live sensor reading, read here
+    (refused when there is none fresh), and the answer says so.
     """
     if item.definition_id != run.definition_id:
         raise OperationError(_("That item is not on this checklist."))
+    source = None
+    if from_sensor:
+        reading = sensor_now(session, session.get(Site, run.site_id), [item],
+                             now or utcnow()).get(item.id)
+        if reading is None:
+            raise OperationError(_("The sensor has no recent reading: read the probe or the "
+                                   "unit's display and type it."))
+        value, source = f"{reading.celsius:g} C", "sensor"
     audit.serialize(session)
     submitted = _submission(session, run) is not None
     if submitted:
@@ -203,6 +257,8 @@ def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_i
         if not (reason or "").strip():
             raise OperationError(_("A correction after submission needs a reason."))
     previous = latest_answer(session, run, item)
+    if source is None and value is KEEP and previous is not None:
+        source = previous.source  # a note added to a sensor reading keeps where it came from
     value, note, corrective_action = (
         (getattr(previous, name, None) if given is KEEP else given) for name, given in
         (("value", value), ("note", note), ("corrective_action", corrective_action)))
@@ -215,13 +271,14 @@ def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_i
         corrective_action = None
     photo_id = photo.id if photo is not None else (previous.photo_id if previous else None)
     if previous is not None and reason is None and (
-            previous.value, previous.note, previous.corrective_action, previous.photo_id) == (
-            value, note, corrective_action, photo_id):
+            previous.value, previous.note, previous.corrective_action, previous.photo_id,
+            previous.source) == (value, note, corrective_action, photo_id, source):
         return previous
     answer = Answer(run=run, item_id=item.id, value=value, outcome=outcome, temperature_c=celsius,
                     note=note, corrective_action=corrective_action, photo_id=photo_id,
                     supersedes_id=previous.id if previous else None, reason=reason,
-                    recorded_by_id=staff.id, recorded_at=now or utcnow(), device_id=device_id)
+                    recorded_by_id=staff.id, recorded_at=now or utcnow(), device_id=device_id,
+                    source=source)
     action = "answer.corrected" if submitted else "answer.recorded"
     audit.append(session, answer, action, staff.id, device_id)
     return answer

@@ -15,7 +15,7 @@ from app.checklists import bp
 from app.checklists.definitions import current_definitions
 from app.checklists.operations import (KEEP, SubmissionRefused, current_answers, due_today,
                                        find_slot, latest_answer, open_run, record_answer,
-                                       store_photo, submit_run)
+                                       sensor_now, store_photo, submit_run)
 from app.errors import OperationError
 from app.devices import current_device_id
 from app.models import Answer, ChecklistItem, Photo, Run, Site, db, utcnow
@@ -63,9 +63,15 @@ def open_slot():
 
 
 def _run_context(run: Run, problems=None) -> dict:
-    site = db.session.get(Site, run.site_id)
+    site, now = db.session.get(Site, run.site_id), utcnow()
     return dict(run=run, site=site, answers=current_answers(run), problems=problems or {},
-                now=utcnow(), photo_max=current_app.config["BRIGADE_PHOTO_MAX_BYTES"])
+                now=now, photo_max=current_app.config["BRIGADE_PHOTO_MAX_BYTES"],
+                sensors=_sensors(run, site, run.definition.items, now))
+
+
+def _sensors(run: Run, site: Site, items, now) -> dict:
+    """Live readings offered for the run's temperature items (none once it is submitted)."""
+    return {} if run.submission is not None else sensor_now(db.session, site, items, now)
 
 
 @bp.get("/runs/<int:run_id>")
@@ -106,7 +112,7 @@ def answer(run_id: int, item_id: int):
         current = record_answer(db.session, run, item, current_user, device_id,
                                 value=form.get("value", KEEP), note=form.get("note", KEEP),
                                 corrective_action=form.get("corrective_action", KEEP),
-                                photo=photo)
+                                photo=photo, from_sensor=form.get("source") == "sensor")
         _commit_keeping_loaded()
     except OperationError as exc:
         db.session.rollback()
@@ -120,9 +126,11 @@ def _item_reply(run: Run, item: ChecklistItem, current: Answer | None, error: st
             flash(error, "error")
         return redirect(url_for("checklists.run", run_id=run.id, _anchor=f"item-{item.id}"))
     # The partial shows this one item: its answer alone, not the whole run's history.
-    context = dict(run=run, site=db.session.get(Site, run.site_id), problems={},
-                   answers={item.id: current} if current else {}, now=utcnow(),
-                   photo_max=current_app.config["BRIGADE_PHOTO_MAX_BYTES"])
+    site, now = db.session.get(Site, run.site_id), utcnow()
+    context = dict(run=run, site=site, problems={},
+                   answers={item.id: current} if current else {}, now=now,
+                   photo_max=current_app.config["BRIGADE_PHOTO_MAX_BYTES"],
+                   sensors=_sensors(run, site, [item], now))
     html = render_template("checklists/_item.html", item=item, error=error, **context)
     if not error:
         # The answer changed what a refused submission listed: its summary goes (each

@@ -77,6 +77,9 @@ class ChecklistItem(db.Model):
     temp_max_c: Mapped[float | None]
     #: Suggested corrective actions: [{"en": ..., "zh": ...}, ...]
     suggested_actions: Mapped[list] = mapped_column(JSON, default=list)
+    #: The unit a temperature item is about, by the name a site gives it ("Cold-dish fridge"):
+    #: the tablet offers that unit's live sensor reading. None: a reading by probe only.
+    unit_name: Mapped[str | None] = mapped_column(String(120))
 
     definition: Mapped[ChecklistDefinition] = relationship(back_populates="items")
 
@@ -157,6 +160,9 @@ class Answer(Immutable, db.Model):
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
+    #: Where a temperature came from: "sensor" (the unit's live sensor, one tap), or None (as
+    #: typed from the probe or the unit's display).
+    source: Mapped[str | None] = mapped_column(String(20))
 
     run: Mapped[Run] = relationship(back_populates="answers")
     item: Mapped[ChecklistItem] = relationship()
@@ -164,12 +170,15 @@ class Answer(Immutable, db.Model):
     photo: Mapped[Photo | None] = relationship()
 
     def audit_payload(self) -> dict:
-        return {"run_id": self.run_id, "item_id": self.item_id, "value": self.value,
+        payload = {"run_id": self.run_id, "item_id": self.item_id, "value": self.value,
                 "outcome": self.outcome, "temperature_c": self.temperature_c, "note": self.note,
                 "corrective_action": self.corrective_action, "photo_id": self.photo_id,
                 "supersedes_id": self.supersedes_id, "reason": self.reason,
                 "recorded_by_id": self.recorded_by_id, "recorded_at": self.recorded_at,
                 "device_id": self.device_id}
+        if self.source is not None:  # (absent for typed answers: older links verify unchanged)
+            payload["source"] = self.source
+        return payload
 
 
 class Submission(Immutable, db.Model):
