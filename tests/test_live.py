@@ -18,7 +18,8 @@ from sqlalchemy import select
 from app.alerts.engine import evaluate_after_ingest
 from app.alerts.operations import acknowledge, raise_alert
 from app.displays.board import trend
-from app.displays.tokens import create_display, hash_token
+from app.displays.fastpath import TOKEN_TTL, VERSION_TTL
+from app.displays.tokens import create_display, hash_token, revoke_display
 from app.live.changes import site_version
 from app.models import DisplayToken, Site, Staff, db
 from app.timers.operations import start_timer
@@ -151,6 +152,7 @@ def test_the_board_shows_units_alerts_and_timers_and_304s_until_a_change(app, cl
         start_timer(db.session, db.session.get(Site, kitchen["site"]),
                     db.session.get(Staff, kitchen["cook"]), None, "cold_out", "Cold noodles")
         db.session.commit()
+    time.sleep(VERSION_TTL)  # what the fast path may take to see the change
     fresh = _live(client, plain, tag)
     assert fresh.status_code == 200 and fresh.get_json()["timers"][0]["dish"] == "Cold noodles"
     with app.app_context():
@@ -171,6 +173,38 @@ def test_a_revoked_display_loses_the_board_at_its_next_question(app, client, kit
     assert gone.status_code == 404 and gone.get_json() == {"gone": True}
     assert client.get(f"/display/{plain}").status_code == 404
     assert "switched off" in chef.get("/settings/displays").get_data(as_text=True)
+
+
+def test_a_display_revoked_by_another_process_is_refused_within_a_second(app, client, kitchen):
+    with app.app_context():
+        plain = _display(kitchen)
+    tag = _live(client, plain).headers["ETag"]
+    assert _live(client, plain, tag).status_code == 304  # now cached by the fast path
+    with app.app_context():  # as another web worker would: the database only
+        revoke_display(db.session, db.session.execute(select(DisplayToken)).scalar_one(),
+                       dt.datetime.now(UTC))
+        db.session.commit()
+    revoked = time.monotonic()
+    while _live(client, plain, tag).status_code == 304:
+        assert time.monotonic() - revoked < TOKEN_TTL + 0.5
+        time.sleep(0.05)
+    assert _live(client, plain, tag).status_code == 404
+
+
+def test_the_fast_path_answers_unchanged_questions_and_passes_the_rest_on(app, client, kitchen):
+    with app.app_context():
+        plain = _display(kitchen)
+    fast = app.extensions["brigade_live_fastpath"]
+    first = _live(client, plain)  # no ETag: the view (which also records "last seen")
+    tag = first.headers["ETag"]
+    before = fast.answered
+    for _ in range(5):
+        unchanged = _live(client, plain, tag)
+        assert unchanged.status_code == 304 and unchanged.headers["ETag"] == tag
+        assert "Server-Timing" not in unchanged.headers  # never entered Flask
+    assert fast.answered == before + 5
+    assert _live(client, plain, '"v0.0"').status_code == 200  # an old ETag: the board
+    assert client.get(f"/display/{plain[:-2]}xx/live", headers={"If-None-Match": tag}).status_code == 404
 
 
 def _get_routes(app):

@@ -31,6 +31,8 @@ TREND_SPAN = dt.timedelta(minutes=10)
 #: least STALE_MIN_S): the number is then no longer shown as the current temperature.
 STALE_INTERVALS = 2
 STALE_MIN_S = 90
+#: Overdue checklist slots listed at most (the oldest deadlines).
+OVERDUE_SHOWN = 4
 
 
 def trend(points: list[tuple[dt.datetime, float]]) -> str | None:
@@ -103,7 +105,8 @@ def _build(session, site: Site, now: dt.datetime) -> dict:
         })
     alerts = banner_alerts(session, site.id)
     shown_alerts = [{
-        "id": a.id, "kind": a.kind, "tier": a.state.tier, "status": a.state.status,
+        "id": a.id, "kind": a.kind, "unit_id": a.unit_id, "tier": a.state.tier,
+        "status": a.state.status,
         "headline": alert_headline(a), "label": alert_label(a.state.tier if a.kind == "temperature"
                                                            else a.kind),
         "todo": _todo(a), "opened_at": a.opened_at.isoformat(),
@@ -120,16 +123,18 @@ def _overdue(session, site: Site, now: dt.datetime, alerted: set[str]) -> list[d
     """Today's overdue checklist slots that no open alert shows already."""
     from app.checklists.definitions import current_definitions
     from app.checklists.operations import due_today
-    out = []
+    overdue = []
     for entry in due_today(session, site, now, current_definitions(session)):
         subject = (f"site:{site.id}:checklist:{entry.definition.key}:{entry.slot.schedule_key}:"
                    f"{entry.slot.start.isoformat()}")
         if entry.status == "overdue" and subject not in alerted:
-            out.append({"title": bilingual(entry.definition, "title"),
-                        "slot": slot_label(entry.definition.schedules, entry.slot.schedule_key,
-                                           entry.slot.start, site.timezone),
-                        "deadline": entry.slot.deadline.isoformat()})
-    return out
+            overdue.append(entry)
+    # The wall has room for a few; the oldest deadline first. Only those shown are worded.
+    overdue.sort(key=lambda e: e.slot.deadline)
+    return [{"title": bilingual(e.definition, "title"),
+             "slot": slot_label(e.definition.schedules, e.slot.schedule_key, e.slot.start,
+                                site.timezone),
+             "deadline": e.slot.deadline.isoformat()} for e in overdue[:OVERDUE_SHOWN]]
 
 
 def _timers(session, site: Site, now: dt.datetime, alerted: set[str]) -> list[dict]:

@@ -69,6 +69,7 @@ def live(token: str):
     now = utcnow()
     if note_seen(db.session, seen, now):
         db.session.commit()
+        current_app.extensions["brigade_live_fastpath"].forget(seen.id)
     else:
         db.session.rollback()
     tag = etag(seen.version)
@@ -128,6 +129,7 @@ def revoke(display_id: int):
     display = site_row_or_404(DisplayToken, display_id, current_site())
     revoke_display(db.session, display, utcnow())
     db.session.commit()
+    current_app.extensions["brigade_live_fastpath"].forget(display.id)
     flash(_("Display %(name)s switched off: its screen loses the board within seconds.",
             name=display.name), "ok")
     return redirect(url_for("displays.settings"))
