@@ -124,3 +124,45 @@ def test_only_a_temperature_item_names_a_unit():
     assert parsed["items"][0]["unit"] == "Cold-dish fridge"
     with pytest.raises(DefinitionError, match="only a temperature item names a unit"):
         parse_checklist({**base, "items": [{**item, "kind": "passfail"}]}, "x.yaml", {"R2"})
+
+
+@pytest.mark.parametrize("locale, title, text", [
+    ("en", "R2 · Cold holding", "Cold dishes are kept in the refrigerator until served."),
+    ("zh", "R2 · 冷食冷藏", "冷食在供应前应放在冰箱里")])
+def test_an_items_rule_code_opens_the_rule_in_the_cooks_language(app, cook, freeze, locale, title,
+                                                                 text):
+    from tests.test_tablet_records import _text
+    if locale != "en":
+        cook.post("/me/language", data={"language": locale})
+    run_id = _open_before_lunch(cook, app, freeze)
+    page = cook.get(f"/runs/{run_id}").get_data(as_text=True)
+    tip = _text(page.split('data-testid="rule-text-cold_held_chilled">')[1].split("</div>")[0])
+    assert title in tip and text in tip
+    assert {"en": "Default rule (source document)", "zh": "默认规章（源文件）"}[locale] in tip
+    # The item's own reply (after a tap) keeps it.
+    item = _items(app, run_id)["cold_held_chilled"]
+    reply = cook.post(f"/runs/{run_id}/items/{item}", data={"value": "pass"}, headers=HX)
+    assert title in _text(reply.get_data(as_text=True))
+
+
+def test_a_store_rule_that_prevails_is_the_one_shown(app, cook, freeze, kitchen):
+    from app.models import Site
+    from app.rules.operations import current_version
+    from app.models.rules import RuleSetVersion
+    run_id = _open_before_lunch(cook, app, freeze)
+    with app.app_context():
+        site = db.session.get(Site, kitchen["site"])
+        first = current_version(db.session, site)
+        rules = [dict(r) for r in first.rules]
+        for r in rules:
+            if r["code"] == "R2":
+                r.update(source="store", overrides="R2",
+                         title={"en": "Cold holding, our way", "zh": "本店冷藏"},
+                         text={"en": "Cold dishes wait on ice, never on the pass.",
+                               "zh": "冷菜放在冰上等候。"})
+        db.session.add(RuleSetVersion(site_id=site.id, number=2, rules=rules, changed=["R2"],
+                                      retired=[], published_at=first.published_at))
+        db.session.commit()
+    page = cook.get(f"/runs/{run_id}").get_data(as_text=True)
+    tip = page.split('data-testid="rule-text-cold_held_chilled">')[1].split("</div>")[0]
+    assert "Cold dishes wait on ice" in tip and "prevails over default rule R2" in tip

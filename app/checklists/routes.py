@@ -19,6 +19,7 @@ from app.checklists.operations import (KEEP, SubmissionRefused, current_answers,
 from app.errors import OperationError
 from app.devices import current_device_id
 from app.models import Answer, ChecklistItem, Photo, Run, Site, db, utcnow
+from app.rules.operations import rules_then
 from app.timers.operations import timers_context
 from app.web import current_site, site_row_or_404
 
@@ -66,7 +67,8 @@ def _run_context(run: Run, problems=None) -> dict:
     site, now = db.session.get(Site, run.site_id), utcnow()
     return dict(run=run, site=site, answers=current_answers(run), problems=problems or {},
                 now=now, photo_max=current_app.config["BRIGADE_PHOTO_MAX_BYTES"],
-                sensors=_sensors(run, site, run.definition.items, now))
+                sensors=_sensors(run, site, run.definition.items, now),
+                rules=rules_then(db.session, site, now))
 
 
 def _sensors(run: Run, site: Site, items, now) -> dict:
@@ -130,7 +132,8 @@ def _item_reply(run: Run, item: ChecklistItem, current: Answer | None, error: st
     context = dict(run=run, site=site, problems={},
                    answers={item.id: current} if current else {}, now=now,
                    photo_max=current_app.config["BRIGADE_PHOTO_MAX_BYTES"],
-                   sensors=_sensors(run, site, [item], now))
+                   sensors=_sensors(run, site, [item], now),
+                   rules=rules_then(db.session, site, now))
     html = render_template("checklists/_item.html", item=item, error=error, **context)
     if not error:
         # The answer changed what a refused submission listed: its summary goes (each
