@@ -184,6 +184,10 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         # The embedded broker's port on 127.0.0.1, used only while BRIGADE_MQTT_HOST is unset.
         "BRIGADE_EMBEDDED_BROKER_PORT": env_int("BRIGADE_EMBEDDED_BROKER_PORT", 1883, environ,
                                                 minimum=1, maximum=65535),
+        # Where the embedded broker goes when that port is taken (a system Mosquitto on 1883):
+        # the same port at every start, so devices and `flask sensors simulate` can rely on it.
+        "BRIGADE_EMBEDDED_BROKER_FALLBACK_PORT": env_int("BRIGADE_EMBEDDED_BROKER_FALLBACK_PORT",
+                                                         18830, environ, minimum=1, maximum=65535),
         "BRIGADE_MQTT_USERNAME": env_str("BRIGADE_MQTT_USERNAME", None, environ),
         "BRIGADE_MQTT_PASSWORD": env_str("BRIGADE_MQTT_PASSWORD", None, environ),
         "BRIGADE_MQTT_TLS": env_bool("BRIGADE_MQTT_TLS", False, environ),

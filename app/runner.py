@@ -24,6 +24,8 @@ class Background:
     simulator: object | None = None  # sensors.simulator.Simulator
     scheduler: object | None = None  # app.scheduler.Scheduler
 
+    port_file: object | None = None  # pathlib.Path naming the embedded broker's port
+
     def stop(self) -> None:
         # Devices first, then ingest (stores and acknowledges what it holds), the broker last.
         if self.scheduler is not None:
@@ -38,6 +40,24 @@ class Background:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        if self.port_file is not None:
+            self.port_file.unlink(missing_ok=True)
+            self.port_file = None
+
+
+def _write_port_file(app: Flask, port: int):
+    """Name the embedded broker's port in the instance folder (see sensors.broker.PORT_FILE)."""
+    from pathlib import Path
+
+    from sensors.broker import PORT_FILE
+    path = Path(app.instance_path) / PORT_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{port}\n")
+    except OSError as exc:  # a read-only instance folder costs only the simulator's default
+        logger.warning("cannot write %s: %s", path, exc)
+        return None
+    return path
 
 
 def start_background(app: Flask, *, broker: bool = True, ingest: bool = True,
@@ -51,24 +71,27 @@ def start_background(app: Flask, *, broker: bool = True, ingest: bool = True,
     - the scheduler (it acts only while it holds the deployment's lock, so a second
       process running one is harmless).
     """
-    from sensors.broker import EmbeddedBroker, ingest_settings, port_is_free
+    from sensors.broker import EmbeddedBroker, choose_port, ingest_settings, try_it_line
     cfg = app.config
     simulate = cfg["BRIGADE_SIMULATE"] if simulate is None else simulate
     handle = Background()
     try:
         embedded_port = None
         if broker and not cfg["BRIGADE_MQTT_HOST"]:
-            port = cfg["BRIGADE_EMBEDDED_BROKER_PORT"]
-            if not port_is_free(port):
-                # Typically a system Mosquitto on 1883. Everything that talks to this broker
-                # runs in this process, so any free port serves the zero-config run.
+            wanted = cfg["BRIGADE_EMBEDDED_BROKER_PORT"]
+            port = choose_port(wanted, cfg["BRIGADE_EMBEDDED_BROKER_FALLBACK_PORT"])
+            if port != wanted:
+                # Typically a system Mosquitto on 1883: the fallback is the same at every start.
                 logger.warning("127.0.0.1:%s is taken (another MQTT broker?); the embedded broker "
-                               "uses a free port instead. Devices must then use that port, or set "
-                               "BRIGADE_MQTT_HOST to use the broker on %s.", port, port)
-                port = 0
+                               "uses its fallback port %s (BRIGADE_EMBEDDED_BROKER_FALLBACK_PORT). "
+                               "Devices publish to port %s, or set BRIGADE_MQTT_HOST to use the "
+                               "broker on %s.", wanted, port, port, wanted)
             handle.broker = EmbeddedBroker(port)
             handle.broker.start()
             embedded_port = handle.broker.port
+            handle.port_file = _write_port_file(app, embedded_port)
+            logger.info("MQTT: embedded broker on 127.0.0.1:%s. Try it: %s", embedded_port,
+                        try_it_line(embedded_port))
         mqtt = ingest_settings(cfg, embedded_port)
         if ingest:
             from app.ingest import make_ingestor

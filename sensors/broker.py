@@ -186,6 +186,28 @@ class EmbeddedBroker:
             self.stop()
 
 
+#: The file in the instance folder naming the port the app's embedded broker listens on, while
+#: it runs, so that `flask sensors simulate` (another process) publishes to it by default.
+PORT_FILE = "embedded-broker-port"
+
+
+def choose_port(port: int, fallback: int) -> int:
+    """The configured port, or the fallback when something else listens there; BrokerError when
+    both are taken (naming both and what to set)."""
+    if port_is_free(port):
+        return port
+    if fallback != port and port_is_free(fallback):
+        return fallback
+    raise BrokerError(f"cannot start the embedded MQTT broker: {HOST}:{port} and the fallback "
+                      f"{HOST}:{fallback} are both in use. Set BRIGADE_MQTT_HOST to use the broker "
+                      f"that is there, or BRIGADE_EMBEDDED_BROKER_FALLBACK_PORT to a free port.")
+
+
+def try_it_line(port: int) -> str:
+    """A command to try the broker with: one reading for a sensor Brigade will then list."""
+    return f"mosquitto_pub -h {HOST} -p {port} -q 1 -t brigade/try-me/temperature -m 4.2"
+
+
 def ingest_settings(cfg, embedded_port: int | None = None):
     """MqttSettings for ingest: the configured broker, or the embedded one when none is set.
 

@@ -36,11 +36,29 @@ def broker(port):
         raise click.ClickException(str(exc)) from None
 
 
+def embedded_port() -> int:
+    """The port the app's embedded broker is on: the one a running `flask serve` wrote to the
+    instance folder (its fallback when 1883 was taken), else BRIGADE_EMBEDDED_BROKER_PORT."""
+    from pathlib import Path
+
+    from sensors.broker import PORT_FILE, port_is_free
+    path = Path(current_app.instance_path) / PORT_FILE
+    try:
+        port = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return current_app.config["BRIGADE_EMBEDDED_BROKER_PORT"]
+    # A file left by a Brigade that was killed names a port nobody listens on any more.
+    if 1 <= port <= 65535 and not port_is_free(port):
+        return port
+    return current_app.config["BRIGADE_EMBEDDED_BROKER_PORT"]
+
+
 @sensors_cli.command("simulate")
 @click.option("--host", default=None,
               help="Broker host (default BRIGADE_MQTT_HOST, else the embedded broker's 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
-              help="Broker port (default BRIGADE_MQTT_PORT, else BRIGADE_EMBEDDED_BROKER_PORT).")
+              help="Broker port (default BRIGADE_MQTT_PORT, else the port the app's embedded "
+                   "broker is on, else BRIGADE_EMBEDDED_BROKER_PORT).")
 @click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True,
               help="Time multiplier: 60 plays a simulated hour in a real minute.")
@@ -63,7 +81,7 @@ def simulate(host, port, speed, seconds, seed, protocol, interval, fail_after, s
     log_to_console()
     cfg = current_app.config
     configured = cfg["BRIGADE_MQTT_HOST"]
-    default_port = cfg["BRIGADE_MQTT_PORT"] if configured else cfg["BRIGADE_EMBEDDED_BROKER_PORT"]
+    default_port = cfg["BRIGADE_MQTT_PORT"] if configured else embedded_port()
     use_config_broker = bool(configured) and host in (None, configured)
     settings = SimulatorSettings(
         host=host or configured or "127.0.0.1",
