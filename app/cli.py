@@ -146,23 +146,28 @@ def demo_credentials_path() -> Path:
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo():
-    """Create the demo kitchen on an empty database (prints its PINs and passwords)."""
+    """Create the demo kitchen on an empty database; `flask serve` prints its logins."""
     from app.demo import seed
     path = demo_credentials_path()
     created = seed(db.session, current_app.config["BRIGADE_DEFAULT_TIMEZONE"])
     if created is None:
         click.echo("demo kitchen: database already has a site; nothing seeded")
-    else:
-        db.session.commit()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(created, indent=2, ensure_ascii=False))
-        path.chmod(0o600)
-        click.echo("demo kitchen created")
-    print_demo_credentials()
+        return
+    db.session.commit()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(created, indent=2, ensure_ascii=False))
+    path.chmod(0o600)
+    # Printed once, by `flask serve` with the addresses to use them at (`make run` runs both).
+    click.echo(f"demo kitchen created; its logins are printed when Brigade starts "
+               f"(flask serve) and kept in {path}")
 
 
-def print_demo_credentials() -> None:
+def print_demo_credentials(base_url: str | None = None) -> None:
+    """The demo's logins with where to use them: once per start of `flask serve`."""
     path = demo_credentials_path()
+    if base_url:
+        click.echo(f"\n  Tablet (cooks: tap your name, then your PIN): {base_url}/pin")
+        click.echo(f"  Head chef on a laptop (email and password):    {base_url}/login")
     if not path.exists():
         return
     people = json.loads(path.read_text())
@@ -243,8 +248,8 @@ def serve(host, port, ingest, broker, scheduler):
             background = start_background(app, broker=broker, ingest=ingest, scheduler=scheduler)
         except BrokerError as exc:
             raise click.ClickException(str(exc)) from None
-        print_demo_credentials()
-        click.echo(f"Brigade is serving on http://{host}:{port}/  (tablet: /pin, head chef: /login)")
+        click.echo(f"Brigade is serving on http://{host}:{port}/")
+        print_demo_credentials(f"http://{host}:{port}")
         waitress.serve(app, host=host, port=port, threads=cfg["BRIGADE_THREADS"], ident="Brigade")
     except KeyboardInterrupt:
         pass
