@@ -133,7 +133,7 @@ def test_a_pin_on_the_shared_tablet_does_not_open_people_or_sites(app, kitchen):
     for url in ("/people", "/people/new", "/sites", f"/people/{kitchen['cook']}"):
         assert tablet.get(url).status_code == 403, url
     assert tablet.post(f"/people/{kitchen['cook']}/pin").status_code == 403
-    assert "nav-people" not in tablet.get("/").get_data(as_text=True)
+    assert "nav-settings" not in tablet.get("/").get_data(as_text=True)
 
 
 def test_deactivating_stops_the_pin_and_an_old_cookie_at_once_and_records_keep_the_name(
@@ -340,3 +340,20 @@ def test_people_pages_speak_chinese(app, kitchen):
     page = admin.get("/people").get_data(as_text=True)
     assert "添加人员" in page
     assert "停用" in admin.get(f"/people/{kitchen['cook']}").get_data(as_text=True)
+
+
+def test_settings_gather_what_changes_people_and_settings_by_role(app, kitchen):
+    admin = app.test_client()
+    login_password(admin, *ADMIN)
+    page = admin.get("/settings").get_data(as_text=True)
+    for entry in ("index", "sites", "settings", "sensors", "dead_letters", "tokens",
+                  "my_password"):
+        assert f'data-testid="settings-{entry}"' in page, entry
+    chef = app.test_client()
+    login_password(chef, *CHEF)
+    page = chef.get("/settings").get_data(as_text=True)
+    assert 'data-testid="settings-index"' in page and 'data-testid="settings-sites"' not in page
+    assert 'data-testid="settings-tokens"' not in page
+    tablet = app.test_client()
+    login_pin(tablet, kitchen["chef"], Kitchen.PINS["chef"])
+    assert tablet.get("/settings").status_code == 403

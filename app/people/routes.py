@@ -261,6 +261,13 @@ def my_password():
     return render_template("people/password.html", errors=errors), 400 if errors else 200
 
 
+@bp.get("/settings")
+@managers
+def settings():
+    """Everything that changes people and settings, in one place off the tablet's bar."""
+    return render_template("people/settings.html", site=current_site())
+
+
 # --- sites -----------------------------------------------------------------------------------
 
 @bp.get("/sites")

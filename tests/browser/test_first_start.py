@@ -101,7 +101,7 @@ def test_a_real_kitchen_is_set_up_staffed_and_someone_who_left_is_shut_out(
     chef.fill('input[name="password"]', chef_password)
     chef.get_by_role("button", name=re.compile("Log in", re.I)).click()
     expect(chef.get_by_test_id("who")).to_have_text("Mei Chen")
-    expect(chef.get_by_test_id("nav-people")).to_be_visible()
+    expect(chef.get_by_test_id("nav-settings")).to_be_visible()
 
     sams_tablet = _context(browser, url, TABLET)
     tablet = sams_tablet.new_page()
