@@ -311,6 +311,7 @@ def test_the_inspectors_pdf_in_english_and_chinese(app, kitchen, locale, title, 
              submit_at=slot.start + dt.timedelta(minutes=20))
         db.session.commit()
         client = _chef_client()
+        assert b"data-testid=\"audit\"" in client.get("/reports/verify").data
         response = client.get("/reports/report.pdf?range=custom&first=2026-11-20&last=2026-11-20")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     assert response.data[:5] == b"%PDF-"
@@ -319,6 +320,8 @@ def test_the_inspectors_pdf_in_english_and_chinese(app, kitchen, locale, title, 
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
     flat = " ".join(text.split())
     assert title in flat and "Covered the dishes now" in flat and "Salad fridge" in flat, flat[:3000]
+    if locale == "en":  # the chain's last check, and the head it was checked against
+        assert "Verified:" in flat and "against the chain head #" in flat, flat[:1500]
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
     if locale == "zh":
         assert "CJK" in fonts, fonts
@@ -329,3 +332,21 @@ def test_the_inspectors_pdf_in_english_and_chinese(app, kitchen, locale, title, 
                     str(out)], check=True)
     png = out.with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_printed_reports_give_the_last_check_of_the_chain(app, kitchen):
+    with app.app_context():
+        client = _chef_client()
+        assert b"has not been verified yet" in client.get("/reports/print").data
+        client.get("/reports/verify")
+        page = client.get("/reports/print").get_data(as_text=True)
+        assert "Verified:" in page and "added since" not in page
+        # A record made after the check: the document says the chain has moved on.
+        site = db.session.get(Site, kitchen["site"])
+        cook = db.session.get(Staff, kitchen["cook"])
+        start_timer(db.session, site, cook, None, "plated", "Noodles")
+        db.session.commit()
+        page = client.get("/reports/print").get_data(as_text=True)
+        assert "1 links have been added since, not yet checked." in page
+        fresh = client.get("/reports/print?verify=1").get_data(as_text=True)
+        assert "added since" not in fresh and "Verified:" in fresh

@@ -720,11 +720,54 @@ def compliance_report(session, site: Site, span: Period, now: dt.datetime,
     }
 
 
-def audit_result(session) -> dict:
-    """``flask audit verify``'s result now: links checked and problems found."""
+#: Where the last verification's result is kept (in the instance folder).
+VERIFIED_FILE = "audit-verified.json"
+
+
+def audit_result(session, record_in: str | None = None, now: dt.datetime | None = None) -> dict:
+    """``flask audit verify``'s check now: links checked, problems found, the head checked
+    against; kept in ``record_in`` (the instance folder) for documents printed after it."""
+    import json
+    from pathlib import Path
+
     from app import audit
+    from app.models import AuditHead
+    head = session.get(AuditHead, 1)
     count, problems = audit.verify(session)
-    return {"links": count, "problems": [str(p) for p in problems], "ok": not problems}
+    result = {"at": (now or dt.datetime.now(UTC)).isoformat(), "links": count,
+              "seq": head.seq if head else 0, "hash": head.hash if head else "",
+              "problems": [str(p) for p in problems][:200], "problem_count": len(problems),
+              "ok": not problems}
+    if record_in:
+        path = Path(record_in) / VERIFIED_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(result))
+        temporary.replace(path)
+    return dict(result, at=dt.datetime.fromisoformat(result["at"]), since=0, fresh=True)
+
+
+def last_audit_result(session, record_in: str) -> dict | None:
+    """The last verification kept, with how many links were added since (None: never run).
+
+    Verifying re-reads every record and re-hashes every reading: minutes for a year of a big
+    kitchen, too long for each printed report. The document says when the chain was last
+    checked, up to which link, and how many came after it.
+    """
+    import json
+    from pathlib import Path
+
+    from app.models import AuditHead
+    try:
+        result = json.loads((Path(record_in) / VERIFIED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    head = session.get(AuditHead, 1)
+    seq, digest = (head.seq, head.hash) if head else (0, "")
+    result["at"] = dt.datetime.fromisoformat(result["at"])
+    result["since"] = max(0, seq - result["seq"])
+    result["fresh"] = (seq, digest) == (result["seq"], result["hash"])
+    return result
 
 
 # --- a unit's page and today at a glance ----------------------------------------------------

@@ -12,7 +12,7 @@ from app.models import Role, db, utcnow
 from app.models.units import Unit
 from app.reports import bp, charts, exports
 from app.reports.operations import (PRESETS, RangeError, audit_result, compliance_report,
-                                    period)
+                                    last_audit_result, period)
 from app.security import roles_required
 from app.web import current_site, site_row_or_404
 
@@ -45,8 +45,11 @@ def _range_args(span) -> dict:
 def _report_context(printing: bool = False):
     site, span = _period()
     now = utcnow()
-    # First: verifying streams every record through the session and lets them go.
-    audit = audit_result(db.session) if printing else None
+    audit = None
+    if printing:  # first: verifying streams every record through the session and lets them go
+        audit = audit_result(db.session, current_app.instance_path, now) \
+            if request.args.get("verify") == "1" \
+            else last_audit_result(db.session, current_app.instance_path)
     unit_ids = None
     if request.args.get("unit"):  # one unit's figures only (the others' are not worked out)
         unit_ids = [site_row_or_404(Unit, request.args.get("unit", type=int) or 0).id]
@@ -78,8 +81,9 @@ def printable():
 @bp.get("/reports/verify")
 @reports_only
 def verify():
-    return render_template("reports/verify.html", site=current_site(),
-                           audit=audit_result(db.session), now=utcnow())
+    now = utcnow()
+    return render_template("reports/verify.html", site=current_site(), now=now,
+                           audit=audit_result(db.session, current_app.instance_path, now))
 
 
 @bp.get("/reports/plotly.js")
