@@ -250,6 +250,8 @@ def serve(host, port, ingest, broker, scheduler):
             raise click.ClickException(str(exc)) from None
         click.echo(f"Brigade is serving on http://{host}:{port}/")
         print_demo_credentials(f"http://{host}:{port}")
+        click.echo(f"  Wall display: the head chef sets one up at http://{host}:{port}/settings/displays "
+                   "and opens the address it shows (or its QR code) on the screen")
         waitress.serve(app, host=host, port=port, threads=cfg["BRIGADE_THREADS"], ident="Brigade")
     except KeyboardInterrupt:
         pass
