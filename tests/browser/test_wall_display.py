@@ -267,3 +267,30 @@ def test_more_units_than_fit_page_through_by_themselves(serve_kitchen, browser, 
     assert abs(before["x"] - after["x"]) <= 8 and abs(before["y"] - after["y"]) <= 8
     page.screenshot(path=str(artifacts / "wall-page-2-1280x720.png"))
     context.close()
+
+
+def test_the_tablet_banner_follows_the_live_channel(serve_kitchen, browser, artifacts):
+    """The banner refreshes when the site changes — within a second or two, not every 10 s —
+    and only then; asking is marked as a poll, so it keeps no tablet awake."""
+    from tests.browser.test_tablet import log_in
+    kitchen = serve_kitchen()
+    set_clock(None)
+    context, page = _screen(browser, kitchen, (768, 1024))
+    banner_requests, live_requests = [], []
+    page.on("request", lambda r: (banner_requests if "/alerts/banner" in r.url else
+                                  live_requests if r.url.endswith("/live") else []).append(r))
+    log_in(page, kitchen, "cook")
+    page.wait_for_timeout(2000)  # (events reach Python only while it waits on the page)
+    assert banner_requests == [] and len(live_requests) >= 2  # asked, nothing changed
+    assert all(r.headers.get("x-brigade-poll") == "1" for r in live_requests)
+    with kitchen.app.app_context():
+        alert = raise_alert(db.session, site_id=kitchen.ids["site"], kind="offline",
+                            subject="unit:9:offline", detail={"unit": "Fish drawer"})
+        db.session.commit()
+        alert_id = alert.id
+    raised = time.monotonic()
+    expect(page.get_by_test_id(f"banner-alert-{alert_id}")).to_contain_text("Fish drawer", timeout=3_000)
+    assert time.monotonic() - raised < 2.0
+    assert len(banner_requests) == 1 and banner_requests[0].headers.get("x-brigade-poll") == "1"
+    assert page.refused == [], page.refused
+    context.close()
