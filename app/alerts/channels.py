@@ -6,7 +6,7 @@ Each sender has the same signature, ``send(notification, config) -> None``, and 
 notification's own columns (``id``, ``channel``, ``target``, ``level``, ``body``) and the
 settings, never the database: it runs outside any transaction, handed a detached copy.
 
-The tablet banner and the ``/events`` stream are not senders: they show the open alerts
+The tablet banner and the wall display are not senders: they show the open alerts
 straight from the database, so they need no outbox row.
 """
 from __future__ import annotations

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app.alerts.engine import unit_state
 from app.alerts.labels import alert_headline, alert_label
+from app.alerts.operations import overdue_subject
 from app.alerts.page import banner_alerts
 from app.formatting import bilingual, local_time, slot_label
 from app.models import HoldTimer, Site, TimerOutcome
@@ -125,8 +126,8 @@ def _overdue(session, site: Site, now: dt.datetime, alerted: set[str]) -> list[d
     from app.checklists.operations import due_today
     overdue = []
     for entry in due_today(session, site, now, current_definitions(session)):
-        subject = (f"site:{site.id}:checklist:{entry.definition.key}:{entry.slot.schedule_key}:"
-                   f"{entry.slot.start.isoformat()}")
+        subject = overdue_subject(site.id, entry.definition.key, entry.slot.schedule_key,
+                                  entry.slot.start)
         if entry.status == "overdue" and subject not in alerted:
             overdue.append(entry)
     # The wall has room for a few; the oldest deadline first. Only those shown are worded.
