@@ -1,11 +1,12 @@
 """The demo kitchen: a site, its fridges and its people, for the zero-config run."""
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 
 from sqlalchemy import select
 
-from app.models import Role, Site, Staff
+from app.models import Role, Site, Staff, utcnow
 from app.models.units import PRESETS, Unit
 from sensors.models import Sensor
 from sensors.simulator import demo_devices
@@ -19,9 +20,13 @@ PEOPLE = [
 ]
 UNITS = [("Cold-dish fridge", "fridge"), ("Prep fridge", "fridge"), ("Freezer", "freezer"),
          ("Cold well", "cold_well")]
+#: Demo settings: the cold-dish fridge's compressor fails a minute after the start (see
+#: sensors.simulator.DEMO_FAIL_AFTER_S) and a critical breach alarms after one minute, so a
+#: newcomer sees it go critical within about five minutes of `make run`.
+DEMO_UNIT_SETTINGS = {"Cold-dish fridge": {"critical_delay_s": 60, "alert_delay_s": 600}}
 
 
-def seed(session, timezone: str) -> list[dict] | None:
+def seed(session, timezone: str, now: dt.datetime | None = None) -> list[dict] | None:
     """Create the demo kitchen unless a site exists; return the generated logins."""
     if session.execute(select(Site).limit(1)).scalar_one_or_none() is not None:
         return None
@@ -44,7 +49,8 @@ def seed(session, timezone: str) -> list[dict] | None:
     units = {}
     for name, kind in UNITS:
         limits = PRESETS[("uk", "freezer" if kind == "freezer" else "fridge")]
-        units[name] = Unit(site_id=site.id, name=name, kind=kind, **limits)
+        units[name] = Unit(site_id=site.id, name=name, kind=kind, **limits,
+                           **DEMO_UNIT_SETTINGS.get(name, {}))
         session.add(units[name])
     session.flush()
     # The simulated devices' sensors, attached to their units, so the demo's fridges have
@@ -53,6 +59,9 @@ def seed(session, timezone: str) -> list[dict] | None:
         if device.unit in units:
             session.add(Sensor(key=device.sensor_key, name=device.name,
                                unit_id=units[device.unit].id))
+    session.flush()
+    from app.demo_history import seed_history
+    seed_history(session, site, units, now or utcnow())
     return credentials
 
 

@@ -69,7 +69,7 @@ def embedded_port() -> int:
               help="MQTT version the simulated devices speak.")
 @click.option("--interval", type=click.FloatRange(min=1), default=30.0, show_default=True,
               help="Simulated seconds between a device's samples.")
-@click.option("--fail-after", type=click.FloatRange(min=0), default=20.0, show_default=True,
+@click.option("--fail-after", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Simulated minutes until the cold-dish fridge's compressor fails.")
 @click.option("--silent-after", type=click.FloatRange(min=0), default=45.0, show_default=True,
               help="Simulated minutes until the prep fridge's sensor goes silent.")
