@@ -245,6 +245,9 @@ def adopt_unchained(session) -> int:
               {"name": person.name, "role": person.role, "active": person.active},
               person.site_id)
     for definition in session.execute(select(ChecklistDefinition)
+                                      .where(ChecklistDefinition.id.not_in(
+                                          [int(i) for t, _, i in (c.partition(":") for c in chained)
+                                           if t == "checklist_definitions" and i.isdigit()]))
                                       .order_by(ChecklistDefinition.id)).scalars():
         if definition_digest(definition) == definition.content_hash:  # else verify names it
             adopt(f"checklist_definitions:{definition.id}", "checklist.recorded",
