@@ -193,7 +193,7 @@ def main(argv=None) -> int:
         marker = work / f"{name}.json"
         wanted = dict(plan, sensors=args.sensors, schema=SCHEMA_VERSION, kind=store.kind)
         kept = json.loads(marker.read_text()) if marker.exists() and args.keep else None
-        if kept and kept["plan"] == wanted and name == "year":
+        if kept and kept["plan"] == wanted:
             ids, built_at = kept["ids"], dt.datetime.fromisoformat(kept["now"])
             print(f"{name}: reusing {store.describe()}", flush=True)
         else:

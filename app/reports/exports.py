@@ -137,7 +137,7 @@ def timers(session, site: Site, span: Period, now: dt.datetime):
     tz = ZoneInfo(site.timezone)
     yield [_("Started"), _("Dish"), _("Rule"), _("Started by"), _("Expires"), _("Outcome"),
            _("Recorded by"), _("Recorded at")]
-    for row in timer_figures(session, site, span, now)["rows"]:
+    for row in timer_figures(session, site, span, now, every_row=True)["rows"]:
         t, o = row["timer"], row["outcome"]
         yield [_time(t.started_at, tz), t.dish, t.rule_code, t.started_by.name,
                _time(t.expires_at, tz), timer_label(row["status"]),

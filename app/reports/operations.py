@@ -148,7 +148,7 @@ def slot_entries(session, site: Site, span: Period, now: dt.datetime) -> list[Sl
         select(Run).where(Run.site_id == site.id, Run.slot_start >= span.start,
                           Run.slot_start < span.end)
         .options(joinedload(Run.submission).joinedload(Submission.submitted_by),
-                 joinedload(Run.verification), joinedload(Run.definition))).scalars().all()
+                 joinedload(Run.verification))).scalars().all()
     by_slot = {(r.checklist_key, r.schedule_key, r.slot_start): r for r in runs}
     entries = []
     for key, versions in sorted(_definitions_by_key(session).items()):
@@ -275,7 +275,7 @@ def failed_items(session, site: Site, span: Period) -> list[Answer]:
         .options(joinedload(Answer.item), joinedload(Answer.recorded_by),
                  joinedload(Answer.run).joinedload(Run.verification)
                  .joinedload(Verification.verified_by),
-                 joinedload(Answer.run).joinedload(Run.definition))
+                 joinedload(Answer.run).selectinload(Run.definition))
         .order_by(Answer.recorded_at, Answer.id)).scalars().all()
 
 
@@ -397,23 +397,41 @@ def unit_figures(session, unit: Unit, site: Site, start: dt.datetime, end: dt.da
     full = step // max(1, settings.expected_interval_s)
     ids = ",".join(str(int(i)) for i in sensor_ids)
     epoch = _epoch_sql(session, "bucket_start")
-    found = session.execute(_sql(
-        f"SELECT {epoch}, min_c, max_c, count FROM rollups WHERE sensor_id IN ({ids}) "
-        "AND bucket_start >= :a AND bucket_start < :b ORDER BY bucket_start"),
-        {"a": scan_from, "b": until}).all()
-    buckets: list[list] = []  # [epoch, lowest, highest, readings], the unit's sensors merged
-    for e, lo, hi, n in found:
-        if buckets and buckets[-1][0] == e:
-            held = buckets[-1]
-            held[1], held[2], held[3] = min(held[1], lo), max(held[2], hi), held[3] + n
+    stats = session.execute(
+        select(func.sum(Rollup.count), func.min(Rollup.min_c), func.max(Rollup.max_c))
+        .where(Rollup.sensor_id.in_(sensor_ids), Rollup.bucket_start >= first_bucket,
+               Rollup.bucket_start < until)).one()
+    figures.readings, figures.min_c, figures.max_c = int(stats[0] or 0), stats[1], stats[2]
+    params = {"a": scan_from, "b": until, "over": over, "under": under, "low": low,
+              "high": high, "full": full}
+    # Only the buckets that matter, merged per 5 minutes: with a reading beyond a limit, fewer
+    # readings than the interval promises, or none that would end an excursion. (Per sensor,
+    # so a bucket another sensor settles may be read as not settled: more is read, not less.)
+    found: dict[int, list] = {}
+    for e, lo, hi, n in session.execute(_sql(
+            f"SELECT {epoch}, min_c, max_c, count FROM rollups WHERE sensor_id IN ({ids}) "
+            "AND bucket_start >= :a AND bucket_start < :b AND (max_c > :over OR min_c < :under "
+            "OR count < :full OR min_c > :high OR max_c < :low)"), params):
+        held = found.get(int(e))
+        if held is None:
+            found[int(e)] = [lo, hi, n]
         else:
-            buckets.append([int(e), lo, hi, n])
-    begin = int(first_bucket.timestamp())
-    inside = [b for b in buckets if b[0] >= begin]
-    if inside:
-        figures.readings = sum(b[3] for b in inside)
-        figures.min_c, figures.max_c = min(b[1] for b in inside), max(b[2] for b in inside)
-    wanted = _spans_to_read(buckets, lower, upper, over, under, low, high, full)
+            held[0], held[1], held[2] = min(held[0], lo), max(held[1], hi), held[2] + n
+    present = session.execute(_sql(
+        "SELECT COUNT(DISTINCT bucket_start), MIN(bucket_start), MAX(bucket_start) FROM rollups "
+        f"WHERE sensor_id IN ({ids}) AND bucket_start >= :a AND bucket_start < :b"), params).one()
+    wanted = [(lower, upper)] if not present[0] else []
+    if present[0]:
+        first_e, last_e = (int(_as_utc(present[1]).timestamp()),
+                           int(_as_utc(present[2]).timestamp()))
+        wanted += [(lower - step, first_e + 2 * step), (last_e - step, upper)]
+        if present[0] < (last_e - first_e) // step + 1:  # buckets missing: where?
+            wanted += [(int(prev) - step, int(nxt) + 2 * step) for prev, nxt in session.execute(_sql(
+                f"SELECT prev, e FROM (SELECT e, LAG(e) OVER (ORDER BY e) AS prev FROM "
+                f"(SELECT DISTINCT {epoch} AS e FROM rollups WHERE sensor_id IN ({ids}) "
+                "AND bucket_start >= :a AND bucket_start < :b) AS present) AS steps "
+                f"WHERE e - prev > {step}"), params)]
+    wanted += _spans_to_read(found, over, under, low, high, full)
     for moment in (start, until - dt.timedelta(microseconds=1)):  # the range's own ends
         e = int(_bucket(moment).timestamp())
         wanted.append((e - step, e + 2 * step))
@@ -448,54 +466,73 @@ def _bucket(moment: dt.datetime) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch - epoch % ROLLUP_SECONDS, UTC)
 
 
-def _spans_to_read(buckets, lower, upper, over, under, low, high, full) -> list[tuple[int, int]]:
-    """The [a, b) epoch spans to read reading by reading: every run of buckets with a reading
-    beyond a limit, through the next bucket with a reading that ends any excursion; buckets
-    with fewer readings than the interval promises and gaps between buckets (a silence may be
-    there); and the scan's ends. Each with a bucket either side."""
+def _as_utc(value) -> dt.datetime:
+    """A timestamp as a driver returns it from a text query (SQLite: text) as aware UTC."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _spans_to_read(found: dict, over, under, low, high, full) -> list[tuple[int, int]]:
+    """The [a, b) epoch spans to read reading by reading, from the buckets that matter
+    (``found``: epoch -> [lowest, highest, readings]; every other bucket is full and settles
+    any excursion): each run of buckets with a reading beyond a limit, through the next bucket
+    (which settles it; nothing can be open before the run, whose bucket before settled or
+    started nothing); each bucket short of readings, with a bucket either side."""
     step = ROLLUP_SECONDS
-    if not buckets:
-        return [(lower, upper)]
-    wanted = [(lower - step, buckets[0][0] + 2 * step), (buckets[-1][0] - step, upper)]
-    run_from, previous = None, None
-    for e, lo, hi, n in buckets:
-        if previous is not None and e - previous > step:
-            wanted.append((previous - step, e + 2 * step))
+    wanted = []
+    run_from = run_last = None
+    for e in sorted(found):
+        lo, hi, n = found[e]
         if n < full:
             wanted.append((e - step, e + 2 * step))
-        if hi > over or lo < under:
-            if run_from is None:
-                run_from = e
-        elif run_from is not None and lo <= high and hi >= low:
-            wanted.append((run_from - step, e + 2 * step))
+        beyond = hi > over or lo < under
+        unsettled = lo > high or hi < low
+        if run_from is not None and e == run_last + step and (beyond or unsettled):
+            run_last = e
+            continue
+        if run_from is not None:  # the bucket after the run settled it: read through it
+            wanted.append((run_from, run_last + 2 * step))
             run_from = None
-        previous = e
+        if beyond:
+            run_from = run_last = e
     if run_from is not None:
-        wanted.append((run_from - step, upper))
+        wanted.append((run_from, run_last + 2 * step))
     return wanted
 
 
-#: Spans read by one statement (a UNION ALL of index range scans).
-SPANS_PER_QUERY = 200
+#: Spans read by one statement (three parameters each).
+SPANS_PER_QUERY = 1000
 
 
 def _read_spans(session, sensor_ids, spans):
-    """(index, span, readings in time order) for each span, a few statements in all."""
-    from sqlalchemy import literal, union_all
+    """(index, span, readings in time order) for each span: one statement per thousand spans,
+    the spans a VALUES list joined to the readings by their (sensor, time) index."""
+    from sensors.store import sqlite_timestamp
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    ids = ",".join(str(int(i)) for i in sensor_ids)
+
+    def stamp(epoch: int):
+        moment = dt.datetime.fromtimestamp(epoch, UTC)
+        return sqlite_timestamp(moment) if sqlite else moment
+
     for first in range(0, len(spans), SPANS_PER_QUERY):
         chunk = spans[first:first + SPANS_PER_QUERY]
-        parts = [select(literal(first + i).label("span"), Reading.measured_at,
-                        Reading.temperature_c)
-                 .where(Reading.sensor_id.in_(sensor_ids), Reading.measured_at >= _ts(a),
-                        Reading.measured_at < _ts(z)) for i, (a, z) in enumerate(chunk)]
-        query = parts[0] if len(parts) == 1 else union_all(*parts)
-        by_span: dict[int, list] = defaultdict(list)
-        for span, at, value in session.execute(query):
-            by_span[span].append((at, value))
+        params, rows = {}, []
+        for i, (a, z) in enumerate(chunk):
+            params.update({f"i{i}": i, f"a{i}": stamp(a), f"z{i}": stamp(z)})
+            rows.append(f"(:i{i}, :a{i}, :z{i})")
+        found: dict[int, list] = defaultdict(list)
+        for i, at, value in session.execute(text(
+                f"WITH spans (i, a, z) AS (VALUES {', '.join(rows)}) "
+                "SELECT spans.i, readings.measured_at, readings.temperature_c FROM spans "
+                f"JOIN readings ON readings.sensor_id IN ({ids}) "
+                "AND readings.measured_at >= spans.a AND readings.measured_at < spans.z"), params):
+            found[int(i)].append((_as_utc(at), value))
         for i, span in enumerate(chunk):
-            rows = by_span.get(first + i, [])
-            rows.sort(key=lambda r: r[0])
-            yield first + i, span, rows
+            readings = found.get(i, [])
+            readings.sort(key=lambda r: r[0])
+            yield first + i, span, readings
 
 
 def _from_rollups(session, sensor_ids, a, b, low, high):
@@ -643,26 +680,45 @@ def units_figures(session, site: Site, start: dt.datetime, end: dt.datetime, now
 
 # --- hold timers, alerts, calibration -------------------------------------------------------
 
-def timer_figures(session, site: Site, span: Period, now: dt.datetime) -> dict:
-    """Timers started in range: served in time, served late, discarded, expired unanswered."""
-    timers = session.execute(
-        select(HoldTimer).where(HoldTimer.site_id == site.id, HoldTimer.started_at >= span.start,
-                                HoldTimer.started_at < span.end)
-        .options(selectinload(HoldTimer.outcomes).joinedload(TimerOutcome.recorded_by),
-                 joinedload(HoldTimer.started_by))
-        .order_by(HoldTimer.started_at)).scalars().all()
-    rows, counts = [], Counter()
-    for timer in timers:
-        outcome = timer.outcomes[-1] if timer.outcomes else None
-        if outcome is None:
-            status = "expired" if timer.expires_at <= now else "running"
-        elif outcome.outcome == "served":
-            status = "served" if outcome.recorded_at <= timer.expires_at else "served_late"
-        else:
-            status = "discarded"
-        counts[status] += 1
-        rows.append({"timer": timer, "outcome": outcome, "status": status})
-    return {"rows": rows, "started": len(timers), "counts": counts}
+def timer_status(expires_at, outcome: str | None, recorded_at, now: dt.datetime) -> str:
+    """served (in time) · served_late · discarded · expired (unanswered) · running."""
+    if outcome is None:
+        return "expired" if expires_at <= now else "running"
+    if outcome == "served":
+        return "served" if recorded_at <= expires_at else "served_late"
+    return "discarded"
+
+
+def timer_figures(session, site: Site, span: Period, now: dt.datetime,
+                  every_row: bool = False) -> dict:
+    """Timers started in range: served in time, served late, discarded, expired unanswered.
+
+    Counted from plain rows (a year holds tens of thousands of timers); ``rows`` holds the
+    timers loaded whole: all of them with ``every_row``, else those not served in time.
+    """
+    in_range = (HoldTimer.site_id == site.id, HoldTimer.started_at >= span.start,
+                HoldTimer.started_at < span.end)
+    last = (select(TimerOutcome.timer_id, func.max(TimerOutcome.id).label("outcome_id"))
+            .join(HoldTimer, HoldTimer.id == TimerOutcome.timer_id).where(*in_range)
+            .group_by(TimerOutcome.timer_id).subquery())
+    found = session.execute(
+        select(HoldTimer.id, HoldTimer.expires_at, TimerOutcome.outcome, TimerOutcome.recorded_at)
+        .where(*in_range).outerjoin(last, last.c.timer_id == HoldTimer.id)
+        .outerjoin(TimerOutcome, TimerOutcome.id == last.c.outcome_id)).all()
+    statuses = {tid: timer_status(expires, outcome, at, now)
+                for tid, expires, outcome, at in found}
+    counts = Counter(statuses.values())
+    wanted = list(statuses) if every_row else [t for t, st in statuses.items() if st != "served"]
+    rows = []
+    for start in range(0, len(wanted), 5000):
+        for timer in session.execute(
+                select(HoldTimer).where(HoldTimer.id.in_(wanted[start:start + 5000]))
+                .options(selectinload(HoldTimer.outcomes).joinedload(TimerOutcome.recorded_by),
+                         joinedload(HoldTimer.started_by))).scalars():
+            rows.append({"timer": timer, "outcome": timer.outcomes[-1] if timer.outcomes else None,
+                         "status": statuses[timer.id]})
+    rows.sort(key=lambda r: (r["timer"].started_at, r["timer"].id))
+    return {"rows": rows, "started": len(statuses), "counts": counts}
 
 
 def alert_figures(session, site: Site, span: Period) -> dict:
