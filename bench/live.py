@@ -98,7 +98,9 @@ async def _screen(port: int, path: str, seen: dict, stop: asyncio.Event, ready: 
                         seen.setdefault(f"a:{alert['unit_id']}", now)
                 if status in (200, 304) and not ready[0]:
                     ready[0] = True
-                await asyncio.sleep(max(0.0, POLL_S - (loop.time() - started)))
+                # As live.js: "nothing yet, ask again in 100 ms" while the board is being built.
+                wait = int(headers.get("x-brigade-retry", 0) or 0) / 1000 or POLL_S
+                await asyncio.sleep(max(0.0, wait - (loop.time() - started)))
         except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
             await asyncio.sleep(POLL_S)  # the server closed the connection: ask again
         finally:

@@ -21,7 +21,7 @@
     var timeout = options.timeout || 4000;
     var etag = options.etag || null;
     var stopped = false, timer = null, inFlight = false;
-    var lastOk = 0, failures = 0, serverOffset = 0;
+    var lastOk = 0, failures = 0, serverOffset = 0, retry = 0;
 
     function status() {
       if (handlers.onStatus) {
@@ -49,6 +49,8 @@
         .then(function (response) {
           var now = Number(response.headers.get("X-Brigade-Now"));
           if (now) serverOffset = now - (sent + Date.now()) / 2;
+          // "Nothing yet, ask again soon": the new state is being prepared for another screen.
+          retry = Number(response.headers.get("X-Brigade-Retry")) || 0;
           if (response.status === 304) return null;
           if (response.status === 200) {
             var tag = response.headers.get("ETag");
@@ -79,7 +81,7 @@
           inFlight = false;
           if (guard) clearTimeout(guard);
           // Down: keep asking, a little less often (at most every 2 s), to be back at once.
-          schedule(failures ? Math.min(2000, interval * (1 + failures)) : interval);
+          schedule(failures ? Math.min(2000, interval * (1 + failures)) : retry || interval);
         });
     }
 

@@ -203,7 +203,28 @@ def test_the_fast_path_answers_unchanged_questions_and_passes_the_rest_on(app, c
         assert unchanged.status_code == 304 and unchanged.headers["ETag"] == tag
         assert "Server-Timing" not in unchanged.headers  # never entered Flask
     assert fast.answered == before + 5
-    assert _live(client, plain, '"v0.0"').status_code == 200  # an old ETag: the board
+    old = _live(client, plain, '"v0.0"')  # an old ETag: the board, from the cache
+    assert old.status_code == 200 and old.headers["ETag"] == tag and "Server-Timing" not in old.headers
+    # The site changes: the first screen to ask has the board built (through the view) ...
+    with app.app_context():
+        raise_alert(db.session, site_id=kitchen["site"], kind="offline", subject="here:3")
+        db.session.commit()
+    time.sleep(VERSION_TTL + 0.02)
+    key = next(iter(fast.boards.boards))[:2]  # (site, language) of the board built before
+    # ... while it is being built, others are told "nothing yet, soon again", not held.
+    from app.live.changes import etag as make_etag, site_version
+    with app.app_context():
+        building = (key[0], key[1], make_etag(site_version(db.session, kitchen["site"])))
+    fast.boards.locks[building] = threading.Lock()
+    waiting = _live(client, plain, tag)
+    assert waiting.status_code == 304 and waiting.headers["ETag"] == tag
+    assert waiting.headers["X-Brigade-Retry"] == "100"
+    del fast.boards.locks[building]
+    built = _live(client, plain, tag)  # built by the view
+    assert built.status_code == 200 and "Server-Timing" in built.headers
+    again = _live(client, plain, tag)  # every other screen: from the cache
+    assert again.status_code == 200 and "Server-Timing" not in again.headers
+    assert again.data == built.data
     assert client.get(f"/display/{plain[:-2]}xx/live", headers={"If-None-Match": tag}).status_code == 404
 
 

@@ -160,6 +160,14 @@ class BoardCache:
         self.guard = threading.Lock()
         self.builds = 0
 
+    def peek(self, key: tuple) -> bytes | None:
+        """The board if built already (no waiting)."""
+        return self.boards.get(key)
+
+    def building(self, key: tuple) -> bool:
+        """Whether a thread is building this board right now."""
+        return key in self.locks
+
     def get(self, key: tuple, make) -> bytes:
         with self.guard:
             if key in self.boards:

@@ -14,7 +14,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.displays import bp
-from app.displays.board import BoardCache, build
+from app.displays.board import build
 from app.displays.tokens import LOCALES, create_display, live_display, note_seen, revoke_display
 from app.errors import OperationError
 from app.live.changes import conditional_headers, etag
@@ -31,7 +31,6 @@ display_managers = roles_required(*(r for r in (Role.HEAD_CHEF, Role.ADMIN,
 POLL_MS = 500
 STALE_CHANNEL_MS = 5000
 
-boards = BoardCache()
 
 
 def _no_store(response):
@@ -81,6 +80,7 @@ def live(token: str):
             data = build(db.session, site, now, seen.locale)
             db.session.rollback()
             return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        boards = current_app.extensions["brigade_live_fastpath"].boards
         body = boards.get((seen.site_id, seen.locale, tag), make)
         response = current_app.response_class(body, mimetype="application/json")
     return conditional_headers(response, tag)
