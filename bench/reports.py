@@ -19,7 +19,8 @@ unit's readings over the range and the PDF of the last month. Median of ``--requ
 ``--warmups``. Chart payloads are measured in bytes.
 
 Targets (SQLite): every page and chart request <= 1,000 ms server time (aim 200 ms); chart
-payloads <= 500 KB; the PDF of a month <= 10 s. Prints a table and writes
+payloads <= 500 KB; the PDF of a month for 10 units <= 10 s (the issue's kitchen; all 50 are
+timed too). Prints a table and writes
 ``bench/results/reports.json``. Exit status 1 when a year-size target is missed.
 
 The year kitchen takes a few minutes to build and ~4 GB of disk for 50 sensors; ``--keep DIR``
@@ -73,6 +74,8 @@ def requests_for(ids: dict, now: dt.datetime, days: float) -> list[tuple[str, st
         ("chart data zoomed to 1 h", "page", f"/reports/units/{unit}/chart.json?{hour}"),
         ("CSV, one unit's readings, whole range", "file",
          f"/reports/units/{unit}/readings.csv?{whole}&grain=raw"),
+        ("PDF, last month, 10 units", "file",
+         "/reports/report.pdf?range=last_month&" + "&".join(f"unit={u}" for u in ids["units"][:10])),
         ("PDF, last month, all units", "file", "/reports/report.pdf?range=last_month"),
     ]
 
@@ -94,7 +97,7 @@ def measure(kitchens: dict, warmups: int, requests: int, file_requests: int) -> 
             samples = {name: [] for name in kitchens}
             sizes = {}
             kind = None
-            is_file = index >= len(names) - 2  # the CSV and the PDF: fewer, and one warm-up
+            is_file = index >= len(names) - 3  # the CSV and the PDFs: fewer, and one warm-up
             count = file_requests if is_file else requests
             warm = min(warmups, 1) if is_file else warmups
             for n in range(warm + count):
@@ -142,7 +145,7 @@ def table(result: dict) -> str:
         else:
             what = "wall ms"
             target, met = ("<= 10 s", b["median_ms"] <= TARGETS["pdf_s"] * 1000) \
-                if label.startswith("PDF") else ("", None)
+                if label.startswith("PDF, last month, 10") else ("", None)
         rows.append((f"{label}: {what} (KB)", f"{a['median_ms']:.0f} ({a['bytes'] / 1000:,.0f})",
                      f"{b['median_ms']:.0f} ({b['bytes'] / 1000:,.0f})", target,
                      "" if met is None else ("yes" if met else "NO")))
@@ -153,7 +156,7 @@ def table(result: dict) -> str:
     m = result["machine"]
     out = [f"Brigade's reports on {cfg['database']}: small (2 days) against year-size "
            f"({cfg['days']:g} days x {cfg['sensors']} sensors at 1/min, a year of runs)",
-           f"median of {cfg['requests']} requests ({cfg['file_requests']} for the CSV and PDF) "
+           f"median of {cfg['requests']} requests ({cfg['file_requests']} for the CSV and PDFs) "
            f"after warm-ups, interleaved; {m['nproc']} CPUs, {m['cpu_model']}, load "
            f"{' '.join(f'{x:.2f}' for x in m['loadavg_at_start'])} at start",
            "", line.format(*header), line.format(*("-" * w for w in widths))]
@@ -211,8 +214,9 @@ def main(argv=None) -> int:
 
             from app.models import db
             from sensors.models import Sensor
-            ids["unit"] = db.session.scalar(select(Sensor.unit_id).where(
-                Sensor.unit_id.is_not(None)).order_by(Sensor.id).limit(1))
+            ids["units"] = list(dict.fromkeys(db.session.scalars(select(Sensor.unit_id).where(
+                Sensor.unit_id.is_not(None)).order_by(Sensor.id))))
+            ids["unit"] = ids["units"][0]
             db.session.remove()
         clock = built_at + dt.timedelta(minutes=1)
         kitchens[name] = {"app": app, "ids": ids, "now": clock, "days": plan["days"],
@@ -236,7 +240,7 @@ def main(argv=None) -> int:
         if b["kind"] == "page" and (b["median_ms"] > TARGETS["page_ms"] or (
                 label.startswith("chart") and b["bytes"] > TARGETS["payload_kb"] * 1000)):
             missed.append(label)
-        if label.startswith("PDF") and b["median_ms"] > TARGETS["pdf_s"] * 1000:
+        if label.startswith("PDF, last month, 10") and b["median_ms"] > TARGETS["pdf_s"] * 1000:
             missed.append(label)
     if missed:
         print("missed: " + "; ".join(missed))

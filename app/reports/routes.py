@@ -35,8 +35,8 @@ def _period():
 
 def _range_args(span) -> dict:
     args = {"range": span.preset}
-    if request.args.get("unit", type=int):
-        args["unit"] = request.args.get("unit", type=int)
+    if request.args.getlist("unit", type=int):
+        args["unit"] = request.args.getlist("unit", type=int)[:200]
     if span.preset == "custom":
         args.update(first=span.first.isoformat(), last=span.last.isoformat())
     return args
@@ -51,8 +51,9 @@ def _report_context(printing: bool = False):
             if request.args.get("verify") == "1" \
             else last_audit_result(db.session, current_app.instance_path)
     unit_ids = None
-    if request.args.get("unit"):  # one unit's figures only (the others' are not worked out)
-        unit_ids = [site_row_or_404(Unit, request.args.get("unit", type=int) or 0).id]
+    if request.args.get("unit"):  # these units' figures only (the others' are not worked out)
+        unit_ids = [site_row_or_404(Unit, unit_id).id
+                    for unit_id in request.args.getlist("unit", type=int)[:200] or [0]]
     report = compliance_report(db.session, site, span, now,
                                current_app.config["BRIGADE_CALIBRATION_DAYS"], unit_ids)
     context = dict(report=report, site=site, span=span, now=now, presets=PRESETS,
