@@ -166,3 +166,19 @@ def test_a_store_rule_that_prevails_is_the_one_shown(app, cook, freeze, kitchen)
     page = cook.get(f"/runs/{run_id}").get_data(as_text=True)
     tip = page.split('data-testid="rule-text-cold_held_chilled">')[1].split("</div>")[0]
     assert "Cold dishes wait on ice" in tip and "prevails over default rule R2" in tip
+
+
+def test_a_note_on_a_fahrenheit_sites_reading_keeps_the_reading(app, cook, freeze, kitchen):
+    """The answer keeps its reading in °C; a note added later re-read it in the site's °F."""
+    from app.models import Site
+    with app.app_context():
+        db.session.get(Site, kitchen["site"]).temp_unit = "F"
+        db.session.commit()
+    run_id = _open_before_lunch(cook, app, freeze)
+    item = _items(app, run_id)["cold_unit_temp"]
+    cook.post(f"/runs/{run_id}/items/{item}", data={"value": "38.3"}, headers=HX)
+    cook.post(f"/runs/{run_id}/items/{item}", data={"note": "probe in the middle"}, headers=HX)
+    with app.app_context():
+        answers = db.session.execute(select(Answer).order_by(Answer.id)).scalars().all()
+        assert [(a.temperature_c, a.outcome, a.note) for a in answers] == [
+            (3.5, "pass", None), (3.5, "pass", "probe in the middle")]

@@ -257,6 +257,7 @@ def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_i
         if not (reason or "").strip():
             raise OperationError(_("A correction after submission needs a reason."))
     previous = latest_answer(session, run, item)
+    given_value = value
     if source is None and value is KEEP and previous is not None:
         source = previous.source  # a note added to a sensor reading keeps where it came from
     value, note, corrective_action = (
@@ -264,6 +265,8 @@ def record_answer(session, run: Run, item: ChecklistItem, staff: Staff, device_i
         (("value", value), ("note", note), ("corrective_action", corrective_action)))
     if value is None:
         raise OperationError(_("Answer the item first, then add a note or photo."))
+    if given_value is KEEP and item.kind == "temperature" and previous.temperature_c is not None:
+        value = f"{previous.temperature_c:g} C"  # stored in °C: not to be re-read in °F
     site = session.get(Site, run.site_id)
     value, outcome, celsius = judge(item, value, site.temp_unit)
     note, corrective_action, reason = _clean(note), _clean(corrective_action), _clean(reason)
