@@ -690,7 +690,7 @@ def timer_status(expires_at, outcome: str | None, recorded_at, now: dt.datetime)
 
 
 def timer_figures(session, site: Site, span: Period, now: dt.datetime,
-                  every_row: bool = False) -> dict:
+                  every_row: bool = False, latest: int | None = None) -> dict:
     """Timers started in range: served in time, served late, discarded, expired unanswered.
 
     Counted from plain rows (a year holds tens of thousands of timers); ``rows`` holds the
@@ -704,11 +704,14 @@ def timer_figures(session, site: Site, span: Period, now: dt.datetime,
     found = session.execute(
         select(HoldTimer.id, HoldTimer.expires_at, TimerOutcome.outcome, TimerOutcome.recorded_at)
         .where(*in_range).outerjoin(last, last.c.timer_id == HoldTimer.id)
-        .outerjoin(TimerOutcome, TimerOutcome.id == last.c.outcome_id)).all()
+        .outerjoin(TimerOutcome, TimerOutcome.id == last.c.outcome_id)
+        .order_by(HoldTimer.started_at, HoldTimer.id)).all()
     statuses = {tid: timer_status(expires, outcome, at, now)
                 for tid, expires, outcome, at in found}
     counts = Counter(statuses.values())
     wanted = list(statuses) if every_row else [t for t, st in statuses.items() if st != "served"]
+    if latest is not None and not every_row:
+        wanted = wanted[-latest:]
     rows = []
     for start in range(0, len(wanted), 5000):
         for timer in session.execute(
@@ -762,15 +765,16 @@ def calibration_figures(session, site: Site, span: Period, now: dt.datetime,
 
 def compliance_report(session, site: Site, span: Period, now: dt.datetime,
                       calibration_every_days: int = 30,
-                      unit_ids: list[int] | None = None) -> dict:
-    """Every figure of the report for one site and range (``unit_ids``: these units only)."""
+                      unit_ids: list[int] | None = None, on_screen: bool = False) -> dict:
+    """Every figure of the report for one site and range (``unit_ids``: these units only;
+    ``on_screen``: the latest timers not served in time only, as the page lists them)."""
     return {
         "site": site, "period": span, "now": now,
         "checklists": checklist_figures(session, site, span, now),
         "rules": rule_figures(session, site, span),
         "fails": failed_items(session, site, span),
         "units": units_figures(session, site, span.start, span.end, now, unit_ids),
-        "timers": timer_figures(session, site, span, now),
+        "timers": timer_figures(session, site, span, now, latest=100 if on_screen else None),
         "alerts": alert_figures(session, site, span),
         "calibration": calibration_figures(session, site, span, now, calibration_every_days),
     }

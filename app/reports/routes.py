@@ -55,7 +55,8 @@ def _report_context(printing: bool = False):
         unit_ids = [site_row_or_404(Unit, unit_id).id
                     for unit_id in request.args.getlist("unit", type=int)[:200] or [0]]
     report = compliance_report(db.session, site, span, now,
-                               current_app.config["BRIGADE_CALIBRATION_DAYS"], unit_ids)
+                               current_app.config["BRIGADE_CALIBRATION_DAYS"], unit_ids,
+                               on_screen=not printing)
     context = dict(report=report, site=site, span=span, now=now, presets=PRESETS,
                    range_args=_range_args(span),
                    heatmap=charts.heatmap(report["checklists"], span),
