@@ -63,7 +63,25 @@
     if (input.classList.contains("pin-input")) input.focus();
   }
 
+  // A sensor reading offered for a temperature item: its age kept current, and the offer
+  // taken away once the reading is stale (the server refuses it then anyway).
+  function tickSensorReadings() {
+    document.querySelectorAll("[data-read-at]").forEach(function (button) {
+      var now = Date.now();
+      if (now >= Date.parse(button.dataset.staleAt)) {
+        var form = button.closest("form");
+        if (form) form.hidden = true;
+        return;
+      }
+      var age = button.querySelector(".sensor-age");
+      var s = Math.max(0, Math.floor((now - Date.parse(button.dataset.readAt)) / 1000));
+      if (age) age.textContent = (s < 60 ? age.dataset.seconds : age.dataset.minutes)
+        .replace("{n}", String(s < 60 ? s : Math.floor(s / 60)));
+    });
+  }
+
   function tickCountdowns() {
+    tickSensorReadings();
     document.querySelectorAll("[data-countdown]").forEach(function (el) {
       var left = Math.round((Date.parse(el.dataset.countdown) - Date.now()) / 1000);
       if (left <= 0) {

@@ -145,6 +145,8 @@ class SensorNow:
     unit_name: str
     celsius: float
     measured_at: dt.datetime
+    #: From then on the reading is stale and no longer offered (the unit's offline threshold).
+    stale_at: dt.datetime
 
     def age(self, now: dt.datetime) -> dt.timedelta:
         return max(dt.timedelta(0), now - self.measured_at)
@@ -167,7 +169,8 @@ def sensor_now(session, site: Site, items, now: dt.datetime) -> dict[int, Sensor
         func.lower(Unit.name).in_({n.lower() for n in names.values()}))).scalars().all()
     found: dict[str, SensorNow] = {}
     for unit in units:
-        fresh_after = now - dt.timedelta(seconds=unit.expected_interval_s * unit.offline_after)
+        fresh_for = dt.timedelta(seconds=unit.expected_interval_s * unit.offline_after)
+        fresh_after = now - fresh_for
         sensors = session.execute(select(Sensor).where(
             Sensor.unit_id == unit.id, Sensor.last_temperature_c.is_not(None),
             Sensor.last_reading_at >= fresh_after, Sensor.last_reading_at <= now
@@ -176,7 +179,8 @@ def sensor_now(session, site: Site, items, now: dt.datetime) -> dict[int, Sensor
         if live:
             warmest = max(live, key=lambda s: s.last_temperature_c)
             found[unit.name.lower()] = SensorNow(unit.name, round(warmest.last_temperature_c, 1),
-                                                 warmest.last_reading_at)
+                                                 warmest.last_reading_at,
+                                                 warmest.last_reading_at + fresh_for)
     return {item_id: found[name.lower()] for item_id, name in names.items()
             if name.lower() in found}
 
