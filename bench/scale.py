@@ -11,7 +11,9 @@ four units with their sensors, the serving-hygiene checklist), with more fridges
 - **year**: ``--days`` (365) of readings at one a minute for every sensor (20: ~10.5 M
   readings with their ~2.1 M 5-minute rollups), ``--runs`` (5,000) submitted runs awaiting the
   head chef's sign-off, an alert opened 90 days ago and still open, and ``--links`` (100,000)
-  audit links in all.
+  audit links in all, besides the reading seals: every closed hour of every sensor sealed as
+  the ``audit-seal`` job seals it (``app.seals``; ~175,000 seals, a chained link each), so
+  verify streams every reading beside its seal.
 
 The data is what a kitchen accumulates. Readings follow each unit's compressor cycle (fridges
 about 2.6-4.6 °C, the freezer about -21 to -19 °C with a nightly defrost, the cold well 3-5 °C),
@@ -211,14 +213,16 @@ class Chain:
 
     def add(self, record, action: str, actor_id: int | None, device_id: str | None,
             at: dt.datetime) -> None:
-        from app.audit import canonical, link_hash
+        from app.audit import LINK_FORMAT, canonical, link_hash
         payload = canonical(record.audit_payload())
         entity = type(record).__tablename__
         self.seq += 1
-        digest = link_hash(self.key, self.seq, self.prev, action, entity, record.id, payload)
+        digest = link_hash(self.key, self.seq, self.prev, action, entity, record.id, payload,
+                           format=LINK_FORMAT, at=at, actor_id=actor_id, device_id=device_id)
         self.links.append({"seq": self.seq, "at": at, "action": action, "entity": entity,
                            "entity_id": record.id, "payload": payload, "prev_hash": self.prev,
-                           "hash": digest, "actor_id": actor_id, "device_id": device_id})
+                           "hash": digest, "actor_id": actor_id, "device_id": device_id,
+                           "format": LINK_FORMAT})
         self.prev = digest
 
     def write(self, session) -> None:
@@ -438,8 +442,68 @@ def build(store: Store, days: float, sensors: int, runs: int, links: int, alert_
     write_readings(store, sensor_rows, now, days, dt.datetime.fromisoformat(ids["warm_from"]),
                    dt.datetime.fromisoformat(ids["alert_opened"]) + RECOVERED_AFTER)
     ids["readings_s"] = round(time.perf_counter() - loaded, 1)
+    sealing = time.perf_counter()
+    ids["seals"] = write_seals(store, now)
+    ids["seals_s"] = round(time.perf_counter() - sealing, 1)
     ids["build_s"] = round(time.perf_counter() - started, 1)
     return ids
+
+
+def write_seals(store: Store, now: dt.datetime) -> int:
+    """Every closed hour of every sensor sealed as the scheduler's audit-seal job seals it
+    (app.seals: count and sha256 of the hour's readings, one chained link per seal), read back
+    from the database a day at a time."""
+    import hashlib
+
+    from app.models import db
+    from app.models.audit import ReadingSeal
+    from app.seals import HOUR, RECEIVE_LAG, _raw, floor_hour, reading_line
+    from sensors.models import Reading, Sensor
+    app = make_app(store)
+    sealed_through = now - RECEIVE_LAG
+    last = floor_hour(sealed_through)  # hours before this one have closed
+    seal_id = 0
+    with app.app_context():
+        session = db.session
+        chain = Chain(session, app.config["BRIGADE_AUDIT_KEY"].encode())
+        for sensor_id in session.execute(db.select(Sensor.id).order_by(Sensor.id)).scalars().all():
+            first = session.scalar(db.select(db.func.min(Reading.measured_at))
+                                   .where(Reading.sensor_id == sensor_id))
+            if first is None:
+                continue
+            rows, day = [], floor_hour(first)
+            while day < last:
+                upto = min(day + dt.timedelta(days=1), last)
+                hours: dict = {}
+                for reading in session.execute(
+                        db.select(_raw(Reading.measured_at), Reading.temperature_c,
+                                  Reading.offset_c, Reading.time_source, _raw(Reading.received_at))
+                        .where(Reading.sensor_id == sensor_id, Reading.measured_at >= day,
+                               Reading.measured_at < upto).order_by(Reading.measured_at)):
+                    hour = floor_hour(reading[0])
+                    if hour not in hours:
+                        hours[hour] = [hashlib.sha256(), 0]
+                    hours[hour][0].update(reading_line(*reading))
+                    hours[hour][1] += 1
+                for hour, (digest, count) in hours.items():
+                    seal_id += 1
+                    through = hour + HOUR + RECEIVE_LAG
+                    seal = ReadingSeal(id=seal_id, sensor_id=sensor_id, hour_start=hour,
+                                       received_through=through, count=count,
+                                       digest=digest.hexdigest(), late=False, sealed_at=through)
+                    chain.add(seal, "readings.sealed", None, None, through)
+                    rows.append(_row(seal))
+                day = upto
+            insert_rows(session, ReadingSeal, rows)
+            chain.write(session)
+            session.commit()
+        if store.kind == "postgresql":
+            session.execute(db.text("SELECT setval(pg_get_serial_sequence('reading_seals', 'id'), "
+                                    "coalesce((SELECT max(id) FROM reading_seals), 0) + 1, false)"))
+            session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return seal_id
 
 
 def trace(kind: str, index: int, start: dt.datetime, minutes: int) -> list[float]:
