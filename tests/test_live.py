@@ -358,3 +358,16 @@ def test_more_screens_than_threads_never_starve_other_requests(app, kitchen):
         for s in idle:
             s.close()
         server.close()
+
+
+def test_a_failed_board_build_is_not_left_being_built():
+    from app.displays.board import BoardCache
+    cache = BoardCache()
+
+    def broken():
+        raise RuntimeError("database gone")
+    with pytest.raises(RuntimeError):
+        cache.get((1, "en", "v1.1"), broken)
+    assert not cache.building((1, "en", "v1.1")) and cache.peek((1, "en", "v1.1")) is None
+    assert cache.get((1, "en", "v1.1"), lambda: b"{}") == b"{}"
+    assert cache.peek((1, "en", "v1.1")) == b"{}" and cache.builds == 1

@@ -178,7 +178,12 @@ class BoardCache:
             with self.guard:
                 if key in self.boards:
                     return self.boards[key]
-            body = make()
+            try:
+                body = make()
+            except BaseException:  # a failed build must not stay "being built" for ever
+                with self.guard:
+                    self.locks.pop(key, None)
+                raise
             with self.guard:
                 self.builds += 1
                 self.boards[key] = body
