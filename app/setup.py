@@ -35,8 +35,7 @@ def first_kitchen(session, *, site_name: str, timezone: str, language: str, temp
     from app.audit import record_change
     record_change(session, subject=f"staff:{admin.id}", action="staff.added", actor_id=None,
                   site_id=site.id, data={"name": [None, name], "role": [None, admin.role.value],
-                                         "site_id": [None, site.id], "email": [None, email],
-                                         "locale": [None, language]})
+                                         "site_id": [None, site.id], "email": [None, email]})
     load_all(session)  # the checklists the tablet works from
     session.flush()
     return site, admin

@@ -357,3 +357,26 @@ def test_settings_gather_what_changes_people_and_settings_by_role(app, kitchen):
     tablet = app.test_client()
     login_pin(tablet, kitchen["chef"], Kitchen.PINS["chef"])
     assert tablet.get("/settings").status_code == 403
+
+
+def test_switching_ones_language_leaves_the_chain_intact(app, kitchen):
+    admin = app.test_client()
+    login_password(admin, *ADMIN)
+    pin = _shown(_add(admin, name="Ana Cook", role="cook", site=str(kitchen["site"])), "pin")
+    with app.app_context():
+        ana_id = db.session.execute(select(Staff.id).where(Staff.name == "Ana Cook")).scalar()
+    ana = app.test_client()
+    login_pin(ana, ana_id, pin)
+    ana.post("/me/language", data={"language": "zh"})
+    admin.post(f"/people/{ana_id}/edit", data={"name": "Ana Cook", "role": "cook",
+                                               "language": "en", "site": str(kitchen["site"])})
+    ana.post("/me/language", data={"language": "zh"})
+    admin.post(f"/people/{ana_id}/edit", data={"name": "Ana Costa", "role": "cook",
+                                               "language": "zh", "site": str(kitchen["site"])})
+    with app.app_context():
+        assert db.session.get(Staff, ana_id).name == "Ana Costa"
+        assert audit.verify(db.session)[1] == []
+        # A rename behind the app's back is named.
+        db.session.get(Staff, ana_id).name = "Someone Else"
+        db.session.commit()
+        assert any(f"staff {ana_id}" in str(p) for p in audit.verify(db.session)[1])

@@ -222,8 +222,7 @@ def add_person(session, actor: Staff, *, site: Site, name: str, role: str, langu
     session.flush()
     _chain(session, actor, person, "staff.added",
            {"name": [None, person.name], "role": [None, person.role.value],
-            "site_id": [None, site.id], "email": [None, person.email],
-            "locale": [None, person.locale]}, device_id, site.id)
+            "site_id": [None, site.id], "email": [None, person.email]}, device_id, site.id)
     return person, pin, password
 
 
@@ -271,7 +270,11 @@ def update_person(session, actor: Staff, person: Staff, *, name: str, role: str,
     if person.role not in PASSWORD_ROLES and person.password_hash:
         person.password_hash = None  # a cook has no laptop login
     session.flush()
-    _chain(session, actor, person, "staff.updated", changed, device_id, site.id)
+    # The language is the person's own to switch (on every screen), not what records are read
+    # against: it is not chained, so verify does not hold it to the last chained value.
+    chained = {k: v for k, v in changed.items() if k != "locale"}
+    if chained:
+        _chain(session, actor, person, "staff.updated", chained, device_id, site.id)
     return changed
 
 
