@@ -86,4 +86,12 @@ def test_report_unit_page_and_alert_page_draw_their_charts(live, tablet, artifac
     expect(page.get_by_test_id(f"glance-unit-{unit_id}")).to_be_visible()
     expect(page.locator(".sparkline .scatterlayer path").first).to_be_attached(timeout=15_000)
     screenshot(page, artifacts, "glance-laptop")
+
+    # The same report in Chinese: its words, its charts' labels, dates in Chinese order.
+    page.get_by_role("button", name="中文").click()
+    page.goto("/reports?range=last_7_days")
+    expect(page.locator("h1")).to_contain_text("合规报告")
+    _drawn(page, f"unit-chart-{unit_id}")
+    expect(page.get_by_test_id(f"unit-chart-{unit_id}").locator(".legend")).to_contain_text("温度")
+    screenshot(page, artifacts, "report-laptop-zh")
     assert_only_local_requests(page)
