@@ -201,6 +201,11 @@ def test_checklist_rates_and_rules_on_the_dst_day(ctx, kitchen, freeze):
         "/reports/export/rules.csv?range=custom&first=2026-10-25&last=2026-10-25")
         .get_data(as_text=True).lstrip("\ufeff"))))
     assert rows[1][:6] == ["R1", "Covering", "1", "1", "0", "50.0"]
+    fails = list(csv.reader(io.StringIO(client.get(
+        "/reports/export/fails.csv?range=custom&first=2026-10-25&last=2026-10-25")
+        .get_data(as_text=True).lstrip("\ufeff"))))
+    # The slot as people say it, never the schedule's key.
+    assert fails[1][2] == "Before lunch service" and "before_lunch" not in str(fails)
 
 
 def test_hold_timers_in_the_range(ctx, kitchen, freeze):

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from app.formatting import bilingual
+from app.formatting import bilingual, slot_label
 from app.models import Site
 from app.models.units import Unit
 from app.reports.operations import (Period, _epoch_sql, _sql, alert_figures, calibration_figures,
@@ -80,7 +80,8 @@ def fails(session, site: Site, span: Period, now: dt.datetime):
            _("Corrective action"), _("Recorded by"), _("Verified by"), _("Verified at"), _("Run")]
     for a in failed_items(session, site, span):
         ver = a.run.verification
-        yield [_time(a.recorded_at, tz), bilingual(a.run.definition, "title"), a.run.schedule_key,
+        yield [_time(a.recorded_at, tz), bilingual(a.run.definition, "title"),
+               slot_label(a.run.definition.schedules, a.run.schedule_key, None, site.timezone),
                a.item.rule_code, a.item.text(_locale()), a.value, a.corrective_action or "",
                a.recorded_by.name, ver.verified_by.name if ver else "",
                _time(ver.verified_at if ver else None, tz), a.run_id]
