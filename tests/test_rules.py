@@ -311,3 +311,25 @@ def test_a_runs_record_shows_each_items_rule_as_worded_when_the_run_was_done(app
     page = chef.get(f"/records/runs/{run_id}").get_data(as_text=True)
     line = page.split(f'data-testid="rule-then-{plated}">')[1].split("</span>")[0]
     assert line.startswith("Plating on time:") and "labelled" not in line
+
+
+def test_the_report_shows_the_rules_in_force_the_review_and_who_has_not_read(app, kitchen):
+    with app.app_context():
+        version = _review_and_publish(kitchen)
+        cook = db.session.get(Staff, kitchen["cook"])
+        for code in version.changed:
+            from app.rules.operations import acknowledge
+            acknowledge(db.session, cook, version, code)
+        site, _chef, _cook = _objects(kitchen)
+        suggest(db.session, cook, site, "R2", "A thermometer in the cold well.")
+        db.session.commit()
+    chef = app.test_client()
+    login_password(chef, *CHEF)
+    page = chef.get("/reports?range=today").get_data(as_text=True)
+    status = page.split('data-testid="rules-status"')[1].split("</section>")[0]
+    assert "Version 2 in force" in status and "1 staff suggestions not answered" in status
+    not_read = status.split('data-testid="not-read">')[1].split("</li>")[0]
+    assert "Cook Li" in not_read and "Cook Sam" not in not_read
+    rules = page.split('data-testid="rules"')[1].split("</table>")[0]
+    assert "Plating on time, and labelled" in rules and "(store rule)" in rules
+    assert "Allergens" in rules and "Wiping spills" not in rules

@@ -24,7 +24,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from app.alerts.engine import unit_settings
 from app.checklists.schedules import local_to_utc, slots_for_day
 from app.models import (Alert, AlertEvent, Answer, ChecklistDefinition, ChecklistItem, HoldTimer,
-                        Rule, Run, Site, Staff, Submission, TimerOutcome, Verification)
+                        Run, Site, Staff, Submission, TimerOutcome, Verification)
 from app.models.units import Unit
 from sensors.db import UTCDateTime
 from sensors.models import Reading, Rollup, Sensor
@@ -254,17 +254,39 @@ def rule_figures(session, site: Site, span: Period) -> list[dict]:
     by_rule: dict[str, Counter] = defaultdict(Counter)
     for code, outcome, n in counts:
         by_rule[code][outcome] += n
-    rules = {}
-    for rule in session.execute(select(Rule).order_by(Rule.number, Rule.version)).scalars():
-        rules[rule.code] = rule  # the latest version of each code wins
+    from app.rules.operations import rules_in_force
+    rules = rules_in_force(session, site)  # the site's rules: store rules where they prevail
     out = []
-    for code in sorted(set(rules) | set(by_rule), key=lambda c: (rules[c].number if c in rules
+    for code in sorted(set(rules) | set(by_rule), key=lambda c: (rules[c]["number"] if c in rules
                                                                   else 999, c)):
         c = by_rule[code]
         judged = c["pass"] + c["fail"]
-        out.append({"code": code, "rule": rules.get(code), "pass": c["pass"], "fail": c["fail"],
-                    "na": c["na"], "fail_rate": c["fail"] / judged if judged else None})
+        rule = rules.get(code)
+        out.append({"code": code, "rule": rule["title"] if rule else None,
+                    "source": rule["source"] if rule else None, "pass": c["pass"],
+                    "fail": c["fail"], "na": c["na"],
+                    "fail_rate": c["fail"] / judged if judged else None})
     return out
+
+
+def rules_status(session, site: Site, now: dt.datetime) -> dict:
+    """The rules themselves: the version in force, when the yearly review is due, a review
+    under way, who has not read the last version's changes, suggestions not answered."""
+    from app.models import RuleSetVersion, RuleSuggestion, SuggestionAnswer
+    from app.rules.operations import open_review, training_status
+    from app.rules_review import review_due
+    version = session.execute(select(RuleSetVersion).where(RuleSetVersion.site_id == site.id)
+                              .order_by(RuleSetVersion.number.desc()).limit(1)).scalar()
+    due, _last = review_due(session, site)
+    unanswered = session.scalar(select(func.count()).select_from(RuleSuggestion).outerjoin(
+        SuggestionAnswer, SuggestionAnswer.suggestion_id == RuleSuggestion.id).where(
+        RuleSuggestion.site_id == site.id, SuggestionAnswer.id.is_(None)))
+    training = training_status(session, site, version) if version else []
+    return {"version": version, "due": due,
+            "overdue": now.astimezone(ZoneInfo(site.timezone)).date() > due,
+            "review": open_review(session, site) is not None,
+            "not_read": [row["person"] for row in training if row["read"] < row["of"]],
+            "unanswered": unanswered}
 
 
 def failed_items(session, site: Site, span: Period) -> list[Answer]:
@@ -777,6 +799,7 @@ def compliance_report(session, site: Site, span: Period, now: dt.datetime,
         "timers": timer_figures(session, site, span, now, latest=100 if on_screen else None),
         "alerts": alert_figures(session, site, span),
         "calibration": calibration_figures(session, site, span, now, calibration_every_days),
+        "rules_status": rules_status(session, site, now),
     }
 
 

@@ -85,6 +85,14 @@ def version_in_force(session, site: Site, at: dt.datetime) -> RuleSetVersion | N
         .order_by(RuleSetVersion.number.desc()).limit(1)).scalar()
 
 
+def rules_in_force(session, site: Site) -> dict[str, dict]:
+    """The site's rules by code as they apply now (the defaults before its first version);
+    reads only, for pages that must not write."""
+    version = session.execute(select(RuleSetVersion).where(RuleSetVersion.site_id == site.id)
+                              .order_by(RuleSetVersion.number.desc()).limit(1)).scalar()
+    return {r["code"]: r for r in (version.rules if version else _default_rules(session))}
+
+
 def rules_then(session, site: Site, at: dt.datetime) -> dict[str, dict]:
     """The site's rules by code as they applied at ``at`` (a run done before the site's first
     version was recorded was done under the defaults, its version 1)."""
