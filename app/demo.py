@@ -26,8 +26,10 @@ UNITS = [("Cold-dish fridge", "fridge"), ("Prep fridge", "fridge"), ("Freezer", 
 DEMO_UNIT_SETTINGS = {"Cold-dish fridge": {"critical_delay_s": 60, "alert_delay_s": 600}}
 
 
-def seed(session, timezone: str, now: dt.datetime | None = None) -> list[dict] | None:
-    """Create the demo kitchen unless a site exists; return the generated logins."""
+def seed(session, timezone: str, now: dt.datetime | None = None,
+         history: bool = True) -> list[dict] | None:
+    """Create the demo kitchen unless a site exists; return the generated logins.
+    ``history``: also its last three days (the benchmarks build their own)."""
     if session.execute(select(Site).limit(1)).scalar_one_or_none() is not None:
         return None
     site = Site(name="Demo Kitchen", timezone=timezone, temp_unit="C")
@@ -60,8 +62,9 @@ def seed(session, timezone: str, now: dt.datetime | None = None) -> list[dict] |
             session.add(Sensor(key=device.sensor_key, name=device.name,
                                unit_id=units[device.unit].id))
     session.flush()
-    from app.demo_history import seed_history
-    seed_history(session, site, units, now or utcnow())
+    if history:
+        from app.demo_history import seed_history
+        seed_history(session, site, units, now or utcnow())
     return credentials
 
 

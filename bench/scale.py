@@ -302,7 +302,7 @@ def build(store: Store, days: float, sensors: int, runs: int, links: int, alert_
     try:
         with app.app_context():
             session = db.session
-            credentials = seed(session, TIMEZONE)
+            credentials = seed(session, TIMEZONE, history=False)
             load_all(session)
             site = session.execute(select(Site)).scalar_one()
             session.add(Device(id="benchtablet0001", label="Pass tablet", user_agent="bench tablet"))
