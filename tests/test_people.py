@@ -380,3 +380,36 @@ def test_switching_ones_language_leaves_the_chain_intact(app, kitchen):
         db.session.get(Staff, ana_id).name = "Someone Else"
         db.session.commit()
         assert any(f"staff {ana_id}" in str(p) for p in audit.verify(db.session)[1])
+
+
+def test_an_owner_compares_every_site_and_opens_one_sites_report(app, kitchen):
+    with app.app_context():
+        run_id = _run(kitchen, submit=True)  # Test Kitchen: one run done (late: 27 Nov, 11:05)
+        other = Site(name="Riverside", timezone="Asia/Shanghai", temp_unit="C")
+        owner = Staff(site_id=kitchen["site"], name="Olga Owner", role=Role.OWNER,
+                      email="olga@test.kitchen")
+        owner.set_password("owner-password")
+        db.session.add_all([other, owner])
+        db.session.commit()
+        other_id, run_day = other.id, DAY.isoformat()
+    assert run_id
+    owner_client = app.test_client()
+    login_password(owner_client, "olga@test.kitchen", "owner-password")
+    page = owner_client.get(f"/reports/group?range=custom&first={run_day}&last={run_day}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    ours = html.split(f'data-testid="group-{kitchen["site"]}"')[1].split("</tr>")[0]
+    theirs = html.split(f'data-testid="group-{other_id}"')[1].split("</tr>")[0]
+    assert "Test Kitchen" in ours and "(1/" in ours
+    assert "Riverside" in theirs and "(0/0)" in theirs
+    # Each row opens that site's report, over the same range.
+    opened = owner_client.post(f"/sites/{other_id}/switch", data={
+        "next": f"/reports?range=custom&first={run_day}&last={run_day}"})
+    assert opened.headers["Location"].startswith("/reports?range=custom")
+    assert "Riverside" in owner_client.get(opened.headers["Location"]).get_data(as_text=True)
+    # Never off to another host.
+    away = owner_client.post(f"/sites/{other_id}/switch", data={"next": "//evil.example/x"})
+    assert away.headers["Location"] == "/"
+    chef = app.test_client()
+    login_password(chef, *CHEF)
+    assert chef.get("/reports/group").status_code == 403

@@ -154,6 +154,7 @@ ALL_PASS = {"covered": "pass", "cold_unit_temp": "3", "cold_held_chilled": "pass
 
 def test_checklist_rates_and_rules_on_the_dst_day(ctx, kitchen, freeze):
     site = db.session.get(Site, kitchen["site"])
+    site.created_at = at_local(DST_DAY - dt.timedelta(days=30), "09:00")  # open long before
     cook = db.session.get(Staff, kitchen["cook"])
     cook2 = db.session.get(Staff, kitchen["cook2"])
     chef = db.session.get(Staff, kitchen["chef"])

@@ -335,4 +335,8 @@ def switch_site(site_id: int):
     site = _site_or_404(site_id)
     session["site_id"] = site.id
     flash(_("Now working on %(name)s.", name=site.name), "ok")
+    wanted = request.form.get("next") or ""
+    # Only a page of this app (a path, not another host) is gone on to.
+    if wanted.startswith("/") and not wanted.startswith("//") and "\\" not in wanted:
+        return redirect(wanted)
     return redirect(url_for("checklists.home"))

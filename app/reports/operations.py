@@ -157,6 +157,8 @@ def slot_entries(session, site: Site, span: Period, now: dt.datetime) -> list[Sl
             names = {s["key"]: s.get("name") or {"en": s["key"]} for s in definition.schedules}
             for slot in slots_for_day(definition.schedules, day, tz):
                 run = by_slot.pop((key, slot.schedule_key, slot.start), None)
+                if run is None and slot.deadline <= site.created_at:
+                    continue  # over before the site existed: never due there
                 entries.append(SlotEntry(key, {"en": definition.title_en, "zh": definition.title_zh},
                                          slot.schedule_key, names[slot.schedule_key], day,
                                          slot.start, slot.deadline, run,
@@ -801,6 +803,27 @@ def compliance_report(session, site: Site, span: Period, now: dt.datetime,
         "calibration": calibration_figures(session, site, span, now, calibration_every_days),
         "rules_status": rules_status(session, site, now),
     }
+
+
+def group_overview(session, sites: list[Site], preset: str, now: dt.datetime,
+                   first: str | None = None, last: str | None = None) -> list[dict]:
+    """For an owner or admin: each site's headline figures over the same preset (each in its
+    own days and time zone) — checklist slots due, done, on time, missed, failed items, alerts
+    raised and still open, and the rules' review date."""
+    from app.models import AlertState
+    rows = []
+    for site in sites:
+        span = period(preset, now, site.timezone, first, last)
+        checklists = checklist_figures(session, site, span, now)
+        alerts = alert_figures(session, site, span)
+        open_now = session.scalar(select(func.count()).select_from(AlertState).where(
+            AlertState.site_id == site.id, AlertState.status != "resolved"))
+        rows.append({"site": site, "span": span, "total": checklists["total"],
+                     "fails": len(failed_items(session, site, span)),
+                     "awaiting": len(checklists["awaiting"]),
+                     "alerts": alerts["counts"]["raised"], "open": open_now,
+                     "rules": rules_status(session, site, now)})
+    return rows
 
 
 #: Where the last verification's result is kept (in the instance folder).

@@ -12,7 +12,7 @@ from app.models import Role, db, utcnow
 from app.models.units import Unit
 from app.reports import bp, charts, exports
 from app.reports.operations import (PRESETS, RangeError, audit_result, compliance_report,
-                                    last_audit_result, period)
+                                    group_overview, last_audit_result, period)
 from app.security import roles_required
 from app.web import current_site, site_row_or_404
 
@@ -72,6 +72,25 @@ def _report_context(printing: bool = False):
 @reports_only
 def report():
     return render_template("reports/report.html", **_report_context())
+
+
+@bp.get("/reports/group")
+@roles_required(Role.ADMIN, Role.OWNER)
+def group():
+    """Every site of the group side by side over one range; each row opens its report."""
+    from app.models import Site
+    preset = request.args.get("range", "last_7_days")
+    if preset not in PRESETS:
+        abort(400, "range must be one of " + ", ".join(PRESETS))
+    sites = db.session.execute(db.select(Site).order_by(Site.name, Site.id)).scalars().all()
+    try:
+        rows = group_overview(db.session, sites, preset, utcnow(), request.args.get("first"),
+                              request.args.get("last"))
+    except RangeError as exc:
+        abort(400, str(exc))
+    args = {k: v for k, v in request.args.items() if k in ("range", "first", "last")}
+    return render_template("reports/group.html", rows=rows, presets=PRESETS, preset=preset,
+                           args=args, site=current_site())
 
 
 @bp.get("/reports/print")
