@@ -212,32 +212,28 @@ def new_password(person_id: int):
     return _shown_once("people/secret.html", person=person, pin=None, password=password)
 
 
-@bp.post("/people/<int:person_id>/deactivate")
-@managers
-def deactivate_view(person_id: int):
+def _switch_active(person_id: int, operation, done: str):
     person = _person_or_404(person_id, manage=True)
     try:
-        deactivate(db.session, current_user, person, current_device_id())
+        operation(db.session, current_user, person, current_device_id())
         db.session.commit()
-        flash(_("%(name)s can no longer sign in.", name=person.name), "ok")
+        flash(done % {"name": person.name}, "ok")
     except OperationError as exc:
         db.session.rollback()
         flash(str(exc), "error")
     return redirect(url_for("people.person", person_id=person.id))
+
+
+@bp.post("/people/<int:person_id>/deactivate")
+@managers
+def deactivate_view(person_id: int):
+    return _switch_active(person_id, deactivate, _("%(name)s can no longer sign in."))
 
 
 @bp.post("/people/<int:person_id>/reactivate")
 @managers
 def reactivate_view(person_id: int):
-    person = _person_or_404(person_id, manage=True)
-    try:
-        reactivate(db.session, current_user, person, current_device_id())
-        db.session.commit()
-        flash(_("%(name)s can sign in again.", name=person.name), "ok")
-    except OperationError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-    return redirect(url_for("people.person", person_id=person.id))
+    return _switch_active(person_id, reactivate, _("%(name)s can sign in again."))
 
 
 @bp.route("/me/password", methods=["GET", "POST"])
