@@ -29,6 +29,13 @@ from tests.factories import Kitchen, feed_salad, login_password, login_pin, sala
 UTC = dt.timezone.utc
 
 
+@pytest.fixture(autouse=True)
+def _no_refresh_roll(monkeypatch):
+    """ETags also roll every 30 s (a quiet board's ages); a roll mid-test is not a change."""
+    from app.live import changes
+    monkeypatch.setattr(changes, "REFRESH_SECONDS", 10**9)
+
+
 def _display(kitchen, name="Pass wall", locale="en") -> str:
     site = db.session.get(Site, kitchen["site"])
     _row, plain = create_display(db.session, site, name, locale,
@@ -371,3 +378,4 @@ def test_a_failed_board_build_is_not_left_being_built():
     assert not cache.building((1, "en", "v1.1")) and cache.peek((1, "en", "v1.1")) is None
     assert cache.get((1, "en", "v1.1"), lambda: b"{}") == b"{}"
     assert cache.peek((1, "en", "v1.1")) == b"{}" and cache.builds == 1
+
