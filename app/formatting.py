@@ -10,11 +10,20 @@ from flask_babel import get_locale, gettext, lazy_gettext
 from sensors import temperature
 
 
+def site_locale(timezone: str) -> str:
+    """The person's language in the order of the site's region: English dates day first at a
+    site in Europe ("27 Nov"), month first elsewhere ("Nov 27"); Chinese as it is."""
+    locale = str(get_locale() or "en")
+    if locale == "en" and timezone.startswith("Europe/"):
+        return "en_GB"
+    return locale
+
+
 def local_time(value: dt.datetime | None, timezone: str, fmt: str = "HH:mm") -> str:
     """A stored UTC time in the site's zone, as a CLDR pattern in the person's language."""
     if value is None:
         return ""
-    locale = str(get_locale() or "en")
+    locale = site_locale(timezone)
     parts = _SKELETONS.get(fmt)
     if parts is None:
         return format_datetime(value, fmt, tzinfo=ZoneInfo(timezone), locale=locale)

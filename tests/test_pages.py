@@ -690,3 +690,15 @@ def test_a_runs_history_says_what_each_record_changed(app, cook, kitchen, freeze
     assert lines[0].endswith("Cook Sam: Fail")
     assert lines[1].endswith("Cook Sam: corrective action: Covered the dishes")
     assert lines[2].endswith("Cook Sam: photo added")
+
+
+@pytest.mark.parametrize("zone,locale,shown", [("Europe/London", "en", "27 Nov 2026 12:18"),
+                                               ("America/New_York", "en", "Nov 27, 2026 07:18"),
+                                               ("Europe/London", "zh", "2026年11月27日 12:18")])
+def test_dates_read_in_the_order_of_the_sites_region(app, zone, locale, shown):
+    from flask_babel import force_locale
+
+    from app.formatting import local_time
+    moment = dt.datetime(2026, 11, 27, 12, 18, tzinfo=dt.timezone.utc)
+    with app.test_request_context(), force_locale(locale):
+        assert local_time(moment, zone, "d MMM y HH:mm").replace(" ", " ") == shown

@@ -207,12 +207,8 @@ def glance():
 
 
 def _site_locale(timezone: str) -> str:
-    """The person's language, in the site's region's order: en_GB for English in Europe."""
-    from flask_babel import get_locale
-    locale = str(get_locale() or "en")
-    if locale == "en" and timezone.startswith("Europe/"):
-        return "en_GB"
-    return locale
+    from app.formatting import site_locale
+    return site_locale(timezone)
 
 
 def site_local_time(value, timezone: str, fmt: str = "HH:mm") -> str:
