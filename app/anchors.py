@@ -138,11 +138,14 @@ def check_anchors(session, path: Path | None = None) -> tuple[list, list[str]]:
             if anchor.seq not in found:
                 problems.append(Problem(f"audit record #{anchor.seq}", (
                     f"is gone, but it was the head anchored at {when} in {path} (links removed "
-                    "from the end)")))
+                    "from the end)"), {"table": "audit_records", "id": anchor.seq},
+                    "removed (an anchored head)", None, anchor.at))
             elif found[anchor.seq] != anchor.hash:
                 problems.append(Problem(f"audit record #{anchor.seq}", (
                     f"does not match the head anchored at {when} in {path} (the chain was "
-                    "rewritten and re-chained with the key)")))
+                    "rewritten and re-chained with the key)"),
+                    {"table": "audit_records", "id": anchor.seq},
+                    "hash differs from the anchored head (re-chained)", None, anchor.at))
 
     batch = []
     with open(path, encoding="utf-8", errors="replace") as fh:
@@ -161,5 +164,6 @@ def check_anchors(session, path: Path | None = None) -> tuple[list, list[str]]:
     if batch:
         settle(batch)
     if bad:
-        problems.append(Problem(f"anchor file {path}", f"{bad} line(s) are not anchors (edited)"))
+        problems.append(Problem(f"anchor file {path}", f"{bad} line(s) are not anchors (edited)",
+                                {"file": str(path)}, f"{bad} line(s) edited"))
     return problems, [f"{count} anchor(s) in {path} checked"]

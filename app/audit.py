@@ -275,11 +275,41 @@ def chained_names(session, entity: str, ids) -> dict[int, str]:
 
 @dataclass(frozen=True)
 class Problem:
+    """One finding of verify: ``where``/``what`` are the line printed; ``record`` names the
+    record for machines ({"table", "id"}, or {"sensor", "hour"} for readings), ``change`` says
+    in a few words what changed, and ``start``–``end`` is the time affected (the record's time,
+    or the sealed hour)."""
     where: str
     what: str
+    record: dict | None = None
+    change: str | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
 
     def __str__(self) -> str:
         return f"{self.where}: {self.what}"
+
+    def as_dict(self) -> dict:
+        """The finding as ``flask audit verify --json`` prints it."""
+        def iso(at):
+            return at.astimezone(dt.timezone.utc).isoformat(timespec="seconds") if at else None
+        return {"record": self.record or {"name": self.where}, "where": self.where,
+                "change": self.change or self.what, "detail": self.what,
+                "time_range": {"from": iso(self.start), "to": iso(self.end or self.start)}}
+
+
+def _row_time(row) -> dt.datetime | None:
+    """The time a record is about (when it was recorded, submitted, performed...)."""
+    for name in ("recorded_at", "submitted_at", "performed_at", "verified_at", "uploaded_at",
+                 "at", "opened_at", "started_at", "created_at", "loaded_at"):
+        value = getattr(row, name, None)
+        if isinstance(value, dt.datetime):
+            return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return None
+
+
+def _utc(at):
+    return at if at is None or at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
 
 
 #: Rows fetched at a time while verifying: memory stays the same at any chain length.
@@ -287,8 +317,9 @@ VERIFY_BATCH = 1000
 
 
 def verify(session, key: bytes | None = None, notes: list[str] | None = None,
-           anchor_files=None) -> tuple[int, list[Problem]]:
-    """Check the chain and every audited table; return (links checked, problems).
+           anchor_files=None, counts: dict | None = None) -> tuple[int, list[Problem]]:
+    """Check the chain and every audited table; return (links checked, problems). ``counts``,
+    if given, receives how many links and sealed hours were checked.
 
     In constant memory: the chain is streamed once in order; each audited table is streamed
     once joined to its links (one per record, by the unique (entity, entity_id) index), and
@@ -299,15 +330,20 @@ def verify(session, key: bytes | None = None, notes: list[str] | None = None,
     count, last_seq, prev = _walk_chain(session, key, problems)
     head = session.get(AuditHead, 1)
     if head is not None and (head.seq, head.hash) != (last_seq, prev):
-        problems.append(Problem("audit chain head", _head_mismatch(head.seq, last_seq)))
+        problems.append(Problem("audit chain head", _head_mismatch(head.seq, last_seq),
+                                {"table": "audit_head", "seq": head.seq},
+                                f"head says #{head.seq}, chain ends at #{last_seq}"))
     for entity, model in audited_models().items():
         problems.extend(_check_table(session, entity, model))
     problems.extend(_sensor_offsets(session))
     problems.extend(_alert_states(session))
     problems.extend(_changed_rows(session))
     problems.extend(_definitions(session))
-    from app.seals import verify_seals
-    problems.extend(verify_seals(session, utcnow(), current_app.config["BRIGADE_RETENTION_DAYS"]))
+    from app.seals import sealed_hours, verify_seals
+    now, keep_days = utcnow(), current_app.config["BRIGADE_RETENTION_DAYS"]
+    problems.extend(verify_seals(session, now, keep_days))
+    if counts is not None:  # what was checked, for the summary line
+        counts.update(links=count, sealed_hours=sealed_hours(session, now, keep_days))
     # The heads anchored outside the database (app/anchors.py): a re-chain with the key in
     # hand rewrites links the anchors still name.
     from app.anchors import check_anchors
@@ -322,6 +358,7 @@ def verify(session, key: bytes | None = None, notes: list[str] | None = None,
 def _walk_chain(session, key: bytes, problems: list[Problem]) -> tuple[int, int, str]:
     """Every link in order: no gap, each follows the previous, each hash matches its content."""
     prev, expected, count, newest_format = GENESIS, 1, 0, 1
+    prev_at = None
     links = session.execute(
         select(AuditRecord.seq, AuditRecord.prev_hash, AuditRecord.action, AuditRecord.entity,
                AuditRecord.entity_id, AuditRecord.payload, AuditRecord.hash, AuditRecord.format,
@@ -331,20 +368,28 @@ def _walk_chain(session, key: bytes, problems: list[Problem]) -> tuple[int, int,
          context) in links:
         count += 1
         where = f"audit record #{seq} ({entity} {entity_id})"
+        link = {"table": "audit_records", "id": seq, "of": {"table": entity, "id": entity_id}}
+        when = _utc(at)
         if seq != expected:
             problems.append(Problem(f"audit records #{expected}–#{seq - 1}",
-                                    "missing from the chain (removed)"))
+                                    "missing from the chain (removed)",
+                                    {"table": "audit_records", "ids": [expected, seq - 1]},
+                                    "links removed", prev_at, when))
         if prev_hash != prev:
-            problems.append(Problem(where, "does not follow the previous link"))
+            problems.append(Problem(where, "does not follow the previous link", link,
+                                    "link inserted, removed or reordered", when))
         if fmt not in (1, 2) or fmt < newest_format:
             # Links are only ever written in the newest format: an older one after a newer
             # one is a link moved back to the format that leaves its time and actor unsealed.
             problems.append(Problem(where, f"altered: format {fmt} after format {newest_format} "
-                                           "links (its time, actor and device would be unsealed)"))
+                                           "links (its time, actor and device would be unsealed)",
+                                    link, f"format changed to {fmt}", when))
         elif link_hash(key, seq, prev_hash, action, entity, entity_id, payload, format=fmt,
                        at=at, actor_id=actor_id, device_id=device_id, context=context) != digest:
             problems.append(Problem(where, "altered: its hash does not match its content"
-                                    + (" (time, actor, device or record)" if fmt >= 2 else "")))
+                                    + (" (time, actor, device or record)" if fmt >= 2 else ""),
+                                    link, "link content differs from what was hashed", when))
+        prev_at = when
         newest_format = max(newest_format, fmt if fmt in (1, 2) else newest_format)
         prev, expected = digest, seq + 1
     return count, expected - 1, prev
@@ -368,12 +413,16 @@ def _check_table(session, entity: str, model) -> list[Problem]:
                    & (AuditRecord.entity_id == model.id))
         .order_by(model.id).execution_options(yield_per=VERIFY_BATCH))
     for row, seq, payload, at, context in rows:
+        record = {"table": entity, "id": row.id}
         if seq is None:
             problems.append(Problem(f"{entity} {row.id}",
-                                    "is not in the audit chain (inserted behind the app's back)"))
+                                    "is not in the audit chain (inserted behind the app's back)",
+                                    record, "inserted", _row_time(row)))
         elif canonical(row.audit_payload()) != payload:
             problems.append(Problem(f"{entity} {row.id}", f"altered since it was recorded"
-                                    f"{_by(at, context)} (audit record #{seq})"))
+                                    f"{_by(at, context)} (audit record #{seq})",
+                                    record, _differs(payload, row.audit_payload()),
+                                    _utc(at) or _row_time(row)))
         session.expunge(row)
     removed = session.execute(
         select(AuditRecord.seq, AuditRecord.entity_id, AuditRecord.at, AuditRecord.context)
@@ -381,9 +430,20 @@ def _check_table(session, entity: str, model) -> list[Problem]:
                ~select(model.id).where(model.id == AuditRecord.entity_id).exists())
         .order_by(AuditRecord.entity_id).execution_options(yield_per=VERIFY_BATCH))
     problems += [Problem(f"{entity} {entity_id}",
-                         f"removed (recorded{_by(at, context)} in audit record #{seq})")
+                         f"removed (recorded{_by(at, context)} in audit record #{seq})",
+                         {"table": entity, "id": entity_id}, "removed", _utc(at))
                  for seq, entity_id, at, context in removed]
     return problems
+
+
+def _differs(chained: str, now: dict) -> str:
+    """What changed in a record, field by field: "temperature_c differs: chained 9.0, now 4.0"."""
+    before, after = json.loads(chained), json.loads(canonical(now))
+    fields = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    if not fields:
+        return "content differs from what was chained"
+    return "; ".join(f"{k} differs: chained {before.get(k)!r}, now {after.get(k)!r}"
+                     for k in fields)
 
 
 def _by(at, context: str | None) -> str:
@@ -404,12 +464,12 @@ def _changed_rows(session) -> list[Problem]:
     few (people and settings, not records): their newest values are held per subject."""
     from app.models import Change
     newest: dict[str, dict] = {}
-    for subject, data in session.execute(select(Change.subject, Change.data)
-                                         .order_by(Change.id)
-                                         .execution_options(yield_per=VERIFY_BATCH)):
+    for subject, data, at in session.execute(select(Change.subject, Change.data, Change.at)
+                                             .order_by(Change.id)
+                                             .execution_options(yield_per=VERIFY_BATCH)):
         for field, value in json.loads(data).items():
             if isinstance(value, list) and len(value) == 2:
-                newest.setdefault(subject, {})[field] = value[1]
+                newest.setdefault(subject, {})[field] = (value[1], _utc(at))
     models = {mapper.class_.__tablename__: mapper.class_ for mapper in db.Model.registry.mappers}
     by_table: dict[str, dict[int, dict]] = {}
     for subject, fields in newest.items():
@@ -424,13 +484,18 @@ def _changed_rows(session) -> list[Problem]:
         for row in session.execute(select(model).where(model.id.in_(list(subjects)))
                                    .order_by(model.id)).scalars():
             present.add(row.id)
-            for field, chained in sorted(subjects[row.id].items()):
-                if field in columns and _scalar(getattr(row, field)) != chained:
+            for field, (chained, at) in sorted(subjects[row.id].items()):
+                now = _scalar(getattr(row, field)) if field in columns else None
+                if field in columns and now != chained:
                     problems.append(Problem(
-                        f"{table} {row.id}", f"{field} is {_scalar(getattr(row, field))!r} but "
-                        f"its chained changes say {chained!r} (changed behind the app's back)"))
+                        f"{table} {row.id}", f"{field} is {now!r} but "
+                        f"its chained changes say {chained!r} (changed behind the app's back)",
+                        {"table": table, "id": row.id},
+                        f"{field} differs: chained {chained!r}, now {now!r}", at, None))
             session.expunge(row)
-        problems += [Problem(f"{table} {ident}", "removed (its changes are in the audit chain)")
+        problems += [Problem(f"{table} {ident}", "removed (its changes are in the audit chain)",
+                             {"table": table, "id": ident}, "removed",
+                             max(at for _, at in subjects[ident].values()))
                      for ident in sorted(set(subjects) - present)]
     return problems
 
@@ -451,7 +516,10 @@ def _definitions(session) -> list[Problem]:
                 f"checklist {definition.key} version {definition.version} "
                 f"(checklist_definitions {definition.id})",
                 "its items or title differ from what was loaded and chained (what past answers "
-                "answered was rewritten)"))
+                "answered was rewritten)",
+                {"table": "checklist_definitions", "id": definition.id, "key": definition.key,
+                 "version": definition.version},
+                "items or title differ from what was chained", _row_time(definition), None))
     return problems
 
 
@@ -503,7 +571,10 @@ def _alert_states(session) -> list[Problem]:
             if stored != expected:
                 problems.append(Problem(
                     f"alert {alert.id}", f"its state says {field} {_shown(stored)} but its "
-                    f"chained events say {_shown(expected)} (state edited behind the app's back)"))
+                    f"chained events say {_shown(expected)} (state edited behind the app's back)",
+                    {"table": "alerts", "id": alert.id},
+                    f"{field} differs: chained {_shown(expected)}, now {_shown(stored)}",
+                    _row_time(alert), None))
         session.expunge(alert)
         session.expunge(state)
     return problems
@@ -541,7 +612,10 @@ def _sensor_offsets(session) -> list[Problem]:
     expected = dict(session.execute(select(Calibration.sensor_id, Calibration.offset_after_c)
                                     .where(Calibration.id.in_(latest))).all())
     return [Problem(f"sensor {key}", f"correction {offset:+g} °C does not match its calibration "
-                    f"log ({expected.get(sensor_id, 0.0):+g} °C)")
+                    f"log ({expected.get(sensor_id, 0.0):+g} °C)",
+                    {"table": "sensors", "id": sensor_id, "sensor": key},
+                    f"offset_c differs: chained {expected.get(sensor_id) or 0.0:+g}, "
+                    f"now {offset:+g}")
             for sensor_id, key, offset in session.execute(select(Sensor.id, Sensor.key,
                                                                  Sensor.offset_c))
             if abs(offset - (expected.get(sensor_id) or 0.0)) > 1e-9]

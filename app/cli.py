@@ -55,14 +55,24 @@ def load_checklists(directory):
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="An anchor file to check instead of BRIGADE_AUDIT_ANCHOR_FILE (repeatable): "
                    "e.g. the copy kept on another host.")
-def verify_audit(anchors, anchor_files):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document instead: {\"summary\": {links, sealed_hours, "
+                   "problems, intact, text}, \"findings\": [{record, where, change, detail, "
+                   "time_range: {from, to}}], \"notes\": [...]}. Same exit codes.")
+def verify_audit(anchors, anchor_files, as_json):
     """Check the audit chain, every record, the sealed readings, the people, units and
-    definitions records are read against, and the heads anchored outside the database;
-    exit 1 naming what was altered or removed."""
+    definitions records are read against, and the heads anchored outside the database.
+
+    Each finding names the record (table and id, or sensor and hour for readings), what
+    changed and the time affected (the record's time, or the sealed hour); the last line
+    sums up: "N links and M sealed hours checked: K problem(s)" or "...: intact".
+    Exit 0 if intact, 1 if anything was altered, removed or inserted."""
     from app.audit import Problem, verify
     from app.models import AuditRecord
     notes: list[str] = []
-    count, problems = verify(db.session, notes=notes, anchor_files=list(anchor_files) or None)
+    counts: dict = {}
+    count, problems = verify(db.session, notes=notes, anchor_files=list(anchor_files) or None,
+                             counts=counts)
     for anchor in anchors:
         seq, _, digest = anchor.partition(":")
         if not seq.isdigit() or len(digest) != 64:
@@ -71,27 +81,42 @@ def verify_audit(anchors, anchor_files):
         link = db.session.get(AuditRecord, int(seq))
         if link is None or link.hash != digest:
             problems.append(Problem(f"audit record #{seq}",
-                                    "does not match the head recorded earlier (removed or rewritten)"))
+                                    "does not match the head recorded earlier (removed or rewritten)",
+                                    {"table": "audit_records", "id": int(seq)},
+                                    "removed" if link is None else "hash differs from the head "
+                                    "recorded earlier (re-chained)"))
+    late = _late_readings_note()
+    notes += [late] if late else []
+    checked = f"{count} links and {counts.get('sealed_hours', 0)} sealed hours checked"
+    summary = f"{checked}: {len(problems)} problem(s)" if problems else f"{checked}: intact"
+    if as_json:
+        click.echo(json.dumps({
+            "summary": {"links": count, "sealed_hours": counts.get("sealed_hours", 0),
+                        "problems": len(problems), "intact": not problems, "text": summary},
+            "findings": [problem.as_dict() for problem in problems], "notes": notes},
+            ensure_ascii=False, indent=1))
+        sys.exit(1 if problems else 0)
     for problem in problems:
         click.echo(f"TAMPERED  {problem}", err=True)
-    if problems:
-        click.echo(f"audit chain: {len(problems)} problem(s) in {count} links", err=True)
-        for note in notes:
-            click.echo(f"note: {note}")
-        _echo_late_readings()
-        sys.exit(1)
-    click.echo(f"audit chain intact: {count} links verified")
+        found = problem.as_dict()
+        span = found["time_range"]
+        time = (span["from"] if span["from"] == span["to"] else
+                f"{span['from'] or '…'} – {span['to'] or '…'}") if span["to"] else "not known"
+        click.echo(f"          changed: {found['change']}; time: {time}", err=True)
     for note in notes:
         click.echo(f"note: {note}")
-    _echo_late_readings()
+    click.echo(f"audit verify: {summary}")
+    if problems:
+        sys.exit(1)
 
 
-def _echo_late_readings() -> None:
+def _late_readings_note() -> str | None:
     from app.seals import late_readings
     seals, readings = late_readings(db.session)
     if readings:
-        click.echo(f"note: {readings} reading(s) arrived after their hour was sealed "
-                   f"(covered by {seals} late seal(s), not taken into the sealed hours)")
+        return (f"{readings} reading(s) arrived after their hour was sealed "
+                f"(covered by {seals} late seal(s), not taken into the sealed hours)")
+    return None
 
 
 @audit_cli.command("head")

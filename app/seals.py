@@ -167,18 +167,29 @@ def verify_seals(session, now: dt.datetime, keep_days: int) -> list:
         return (f"sensor {keys.get(sensor_id, sensor_id)} "
                 f"hour {hour.astimezone(UTC):%Y-%m-%dT%H}:00 UTC")
 
+    def finding(sensor_id, hour, what, change):
+        """A finding naming the sensor and the sealed hour (the time range affected)."""
+        hour = hour.astimezone(UTC)
+        return Problem(where(sensor_id, hour), what,
+                       {"sensor": keys.get(sensor_id, sensor_id), "sensor_id": sensor_id,
+                        "hour": hour.isoformat(timespec="seconds")},
+                       change, hour, hour + HOUR)
+
     def settle(group, hashers, counts, strays):
         for (seal_id, count, digest), hasher, found in zip(group[1], hashers, counts):
             if (found, hasher.hexdigest()) != (count, digest):
                 change = ("readings removed" if found < count else
                           "readings inserted" if found > count else "readings altered")
-                problems.append(Problem(where(*group[0]),
+                problems.append(finding(*group[0],
                                         f"{change} since it was sealed ({count} sealed, {found} "
-                                        f"now; reading seal {seal_id})"))
+                                        f"now; reading seal {seal_id})",
+                                        f"{change}: {count} sealed, {found} now"
+                                        if found != count else
+                                        "readings' content differs from what was sealed"))
         if strays:
-            problems.append(Problem(where(*group[0]), f"{strays} reading(s) in no seal although "
+            problems.append(finding(*group[0], f"{strays} reading(s) in no seal although "
                                     "the hour was sealed after they were received (inserted "
-                                    "behind the app's back)"))
+                                    "behind the app's back)", f"{strays} reading(s) inserted"))
 
     seals = _seal_stream(session, first)
     pending = next(seals, None)
@@ -206,9 +217,10 @@ def verify_seals(session, now: dt.datetime, keep_days: int) -> list:
         members, bounds = [], []
         while pending is not None and (pending[0], pending[1]) < key:
             # A sealed hour with no readings left at all.
-            problems.append(Problem(where(pending[0], pending[1]),
+            problems.append(finding(pending[0], pending[1],
                                     f"readings removed since it was sealed ({pending[4]} "
-                                    f"sealed, 0 now; reading seal {pending[3]})"))
+                                    f"sealed, 0 now; reading seal {pending[3]})",
+                                    f"readings removed: {pending[4]} sealed, 0 now"))
             pending = next(seals, None)
         while pending is not None and (pending[0], pending[1]) == key:
             members.append((pending[3], pending[4], pending[5]))
@@ -237,11 +249,20 @@ def verify_seals(session, now: dt.datetime, keep_days: int) -> list:
     if group is not None:
         settle(group, hashers, counts, strays)
     while pending is not None:
-        problems.append(Problem(where(pending[0], pending[1]),
+        problems.append(finding(pending[0], pending[1],
                                 f"readings removed since it was sealed ({pending[4]} sealed, "
-                                f"0 now; reading seal {pending[3]})"))
+                                f"0 now; reading seal {pending[3]})",
+                                f"readings removed: {pending[4]} sealed, 0 now"))
         pending = next(seals, None)
     return problems
+
+
+def sealed_hours(session, now: dt.datetime, keep_days: int) -> int:
+    """How many sensor-hours verify_seals checks (those retention has not reached)."""
+    keep_from = floor_hour(now - dt.timedelta(days=keep_days)) + HOUR
+    hours = select(ReadingSeal.sensor_id, ReadingSeal.hour_start) \
+        .where(ReadingSeal.hour_start >= keep_from).distinct().subquery()
+    return int(session.scalar(select(func.count()).select_from(hours)) or 0)
 
 
 def late_readings(session) -> tuple[int, int]:

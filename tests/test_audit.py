@@ -49,7 +49,7 @@ def test_an_untouched_chain_verifies(app, records, runner):
         count, problems = verify(db.session)
     assert problems == [] and count >= 14
     result = runner.invoke(args=["audit", "verify"])
-    assert result.exit_code == 0 and f"{count} links verified" in result.output
+    assert result.exit_code == 0 and f"{count} links and 0 sealed hours checked: intact" in result.output
 
 
 @pytest.mark.parametrize("tamper,expected", [
@@ -676,3 +676,94 @@ def test_the_audit_seal_job_seals_adopts_and_anchors(app, sealed_readings, runne
     assert path.exists()
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code == 0 and "1 anchor(s) in" in result.output, result.output
+
+
+# --- What verify reports (issue 11, item 6) ----------------------------------------------------
+
+def _verify_json(runner, *args):
+    import json
+    result = runner.invoke(args=["audit", "verify", "--json", *args])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_verify_json_names_the_record_what_changed_and_when(app, records, runner):
+    """An inspector's (or a machine's) reading: each finding names the record, what changed
+    and the time it is about; the same exit codes as the text output."""
+    with app.app_context():
+        recorded = db.session.execute(db.select(AuditRecord.at).where(
+            AuditRecord.entity == "answers", AuditRecord.entity_id == 2)).scalar_one()
+        removed_at = db.session.execute(db.select(AuditRecord.at).where(
+            AuditRecord.entity == "timer_outcomes", AuditRecord.entity_id == 1)).scalar_one()
+        links = db.session.scalar(db.select(db.func.count()).select_from(AuditRecord))
+    code, intact = _verify_json(runner)
+    assert code == 0 and intact["findings"] == []
+    assert intact["summary"] == {"links": links, "sealed_hours": 0, "problems": 0, "intact": True,
+                                 "text": f"{links} links and 0 sealed hours checked: intact"}
+    _run_sql(app, "UPDATE answers SET value = 'fail', outcome = 'fail' WHERE id = 2")
+    _run_sql(app, "DELETE FROM timer_outcomes WHERE id = 1")
+    code, report = _verify_json(runner)
+    assert code == 1
+    assert report["summary"]["problems"] == 2 and report["summary"]["intact"] is False
+    assert report["summary"]["text"] == f"{links} links and 0 sealed hours checked: 2 problem(s)"
+    by_record = {(f["record"]["table"], f["record"]["id"]): f for f in report["findings"]}
+    altered, gone = by_record[("answers", 2)], by_record[("timer_outcomes", 1)]
+    assert altered["change"] == ("outcome differs: chained 'pass', now 'fail'; "
+                                 "value differs: chained '3.2', now 'fail'")
+    iso = lambda at: at.replace(tzinfo=at.tzinfo or dt.timezone.utc).astimezone(
+        dt.timezone.utc).isoformat(timespec="seconds")
+    assert altered["time_range"] == {"from": iso(recorded), "to": iso(recorded)}
+    assert altered["detail"].startswith("altered since it was recorded by Cook Sam")
+    assert gone["change"] == "removed"
+    assert gone["time_range"] == {"from": iso(removed_at), "to": iso(removed_at)}
+
+
+def test_verify_json_names_a_readings_sensor_and_sealed_hour(app, sealed_readings, runner):
+    code, intact = _verify_json(runner)
+    assert code == 0 and intact["summary"]["sealed_hours"] == 4
+    ids = _reading_id(app, sealed_readings["sensor"], None)
+    _run_sql(app, f"DELETE FROM readings WHERE id = {ids[1 + 90]}")  # the 13:30 reading
+    code, report = _verify_json(runner)
+    assert code == 1
+    [finding] = report["findings"]
+    assert finding["record"] == {"sensor": sealed_readings["key"],
+                                 "sensor_id": sealed_readings["sensor"],
+                                 "hour": "2026-11-27T13:00:00+00:00"}
+    assert finding["change"] == "readings removed: 60 sealed, 59 now"
+    assert finding["time_range"] == {"from": "2026-11-27T13:00:00+00:00",
+                                     "to": "2026-11-27T14:00:00+00:00"}
+
+
+def test_verify_json_says_what_a_renamed_column_was_and_is(app, records, runner, kitchen):
+    from app.units.forms import parse_unit_form
+    from app.units.operations import update_unit
+    from tests.factories import salad_fridge
+    with app.app_context():
+        unit = salad_fridge(kitchen["site"])
+        site = db.session.get(Site, kitchen["site"])
+        form = {"name": "Salad fridge", "kind": "fridge", "target_max_c": "6",
+                "critical_max_c": "8", "min_c": "", "alert_delay_s": "600",
+                "hysteresis_c": "0.5", "expected_interval_s": "60"}
+        update_unit(db.session, unit, site, parse_unit_form(form, "C"), kitchen["admin"], "seal")
+        db.session.commit()
+        unit_id = unit.id
+    _run_sql(app, f"UPDATE units SET target_max_c = 9 WHERE id = {unit_id}")
+    code, report = _verify_json(runner)
+    assert code == 1
+    [finding] = [f for f in report["findings"] if f["record"] == {"table": "units", "id": unit_id}]
+    assert finding["change"] == "target_max_c differs: chained 6.0, now 9.0"
+    assert finding["time_range"]["from"] is not None
+
+
+def test_verify_ends_with_a_summary_line_and_prints_each_findings_change_and_time(
+        app, records, runner):
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("audit verify: ") and last.endswith(" sealed hours checked: intact")
+    _run_sql(app, "UPDATE answers SET value = 'fail', outcome = 'fail' WHERE id = 2")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert result.stdout.strip().splitlines()[-1].endswith(" sealed hours checked: 1 problem(s)")
+    assert "TAMPERED  answers 2: altered since it was recorded" in result.output
+    assert "changed: outcome differs: chained 'pass', now 'fail'; value differs: chained " \
+        "'3.2', now 'fail'; time: 20" in result.output, result.output
