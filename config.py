@@ -139,6 +139,10 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         "BRIGADE_AUDIT_KEY": env_str("BRIGADE_AUDIT_KEY", None, environ)
         or secret_file(env_str("BRIGADE_AUDIT_KEY_FILE", None, environ), "BRIGADE_AUDIT_KEY_FILE")
         or instance_secret(instance_path, "audit_key", create=False),
+        # Keys the chain was hashed with before the last `flask audit rotate-key`, comma-separated:
+        # verify checks the links of each key's era with it.
+        "BRIGADE_AUDIT_PREVIOUS_KEYS": [k for k in (env_str("BRIGADE_AUDIT_PREVIOUS_KEYS", "",
+                                                            environ) or "").split(",") if k],
         # Where the chain's head is anchored (appended, 0600); verify reads it by itself.
         "BRIGADE_AUDIT_ANCHOR_FILE": env_str("BRIGADE_AUDIT_ANCHOR_FILE", None, environ)
         or str(instance_path / "audit-anchors"),

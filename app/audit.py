@@ -66,6 +66,61 @@ def _key() -> bytes:
     return key.encode()
 
 
+#: The action of the link that hands the chain from one key to the next.
+KEY_CHANGED = "audit.key_changed"
+
+
+def fingerprint(key: bytes) -> str:
+    """A key's public name: enough to tell keys apart, nothing to recover one from."""
+    return hashlib.sha256(b"brigade-audit-key\x1f" + key).hexdigest()[:16]
+
+
+def _keys(current: bytes) -> dict[str, bytes]:
+    """Every key the chain may have been hashed with, by fingerprint: the current one and
+    BRIGADE_AUDIT_PREVIOUS_KEYS."""
+    keys = {fingerprint(current): current}
+    for old in current_app.config.get("BRIGADE_AUDIT_PREVIOUS_KEYS") or []:
+        keys.setdefault(fingerprint(old.encode()), old.encode())
+    return keys
+
+
+def _link_key(link: AuditRecord, keys: dict[str, bytes]) -> bytes | None:
+    """The key (of ``keys``) that hashed this link, if any did."""
+    for key in keys.values():
+        if link_hash(key, link.seq, link.prev_hash, link.action, link.entity, link.entity_id,
+                     link.payload, format=link.format, at=link.at, actor_id=link.actor_id,
+                     device_id=link.device_id, context=link.context) == link.hash:
+            return key
+    return None
+
+
+def rotate_key(session, actor_id: int | None = None) -> Change:
+    """Hand the chain to the current key (BRIGADE_AUDIT_KEY): one chained change, hashed with
+    the key of the chain so far (found among BRIGADE_AUDIT_PREVIOUS_KEYS), that names the new
+    key's fingerprint. Links after it are hashed with the new key; verify follows the hand-over.
+    Refused (OperationError) when the chain is already on the current key or its key is not
+    configured. The caller commits."""
+    from app.errors import OperationError
+    current = _key()
+    serialize(session)
+    last = session.execute(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).scalar()
+    if last is None:
+        raise OperationError("The chain is empty: it starts with the current key, nothing to "
+                             "hand over.")
+    old = _link_key(last, _keys(current))
+    if old is None:
+        raise OperationError("The chain's last link verifies with none of the keys given: put "
+                             "the key it was made with in BRIGADE_AUDIT_PREVIOUS_KEYS.")
+    if old == current:
+        raise OperationError("The chain is already on the current key (BRIGADE_AUDIT_KEY): "
+                             "set the new key there and the old one in "
+                             "BRIGADE_AUDIT_PREVIOUS_KEYS.")
+    change = Change(subject="audit:key", action=KEY_CHANGED, actor_id=actor_id, at=utcnow(),
+                    data=canonical({"fingerprint": [fingerprint(old), fingerprint(current)]}))
+    append(session, change, KEY_CHANGED, actor_id, None, key=old)
+    return change
+
+
 def audited_models() -> dict[str, type]:
     """Table name -> model for every record kind the chain vouches for."""
     return {mapper.class_.__tablename__: mapper.class_
@@ -113,7 +168,7 @@ def serialize(session) -> None:
 
 
 def append(session, record, action: str, actor_id: int | None, device_id: str | None,
-           context: dict | None = None) -> str:
+           context: dict | None = None, key: bytes | None = None) -> str:
     """Add ``record`` to the session and chain it; returns the link's hash. The caller commits.
 
     ``context`` is chained with the link (under its hash) but not compared with any row: what a
@@ -129,7 +184,7 @@ def append(session, record, action: str, actor_id: int | None, device_id: str | 
     at = utcnow()
     context = _context(session, record, entity, actor_id, context)
     context = canonical(context) if context else None
-    digest = link_hash(_key(), seq, prev_hash, action, entity, record.id, payload,
+    digest = link_hash(key or _key(), seq, prev_hash, action, entity, record.id, payload,
                        format=LINK_FORMAT, at=at, actor_id=actor_id, device_id=device_id,
                        context=context)
     # Prepared Core statements on the session's connection: a link is never read back in
@@ -327,7 +382,7 @@ def verify(session, key: bytes | None = None, notes: list[str] | None = None,
     """
     key = key or _key()
     problems: list[Problem] = []
-    count, last_seq, prev = _walk_chain(session, key, problems)
+    count, last_seq, prev = _walk_chain(session, _keys(key), problems)
     head = session.get(AuditHead, 1)
     if head is not None and (head.seq, head.hash) != (last_seq, prev):
         problems.append(Problem("audit chain head", _head_mismatch(head.seq, last_seq),
@@ -355,10 +410,16 @@ def verify(session, key: bytes | None = None, notes: list[str] | None = None,
     return count, problems
 
 
-def _walk_chain(session, key: bytes, problems: list[Problem]) -> tuple[int, int, str]:
-    """Every link in order: no gap, each follows the previous, each hash matches its content."""
+def _walk_chain(session, keys: dict[str, bytes], problems: list[Problem]
+                ) -> tuple[int, int, str]:
+    """Every link in order: no gap, each follows the previous, each hash matches its content.
+
+    ``keys`` by fingerprint: the chain starts on the key its first link verifies with, and a
+    key-change link (itself hashed with the key before) hands it to the key it names."""
     prev, expected, count, newest_format = GENESIS, 1, 0, 1
     prev_at = None
+    first = session.execute(select(AuditRecord).order_by(AuditRecord.seq).limit(1)).scalar()
+    key = (_link_key(first, keys) if first is not None else None) or next(iter(keys.values()))
     links = session.execute(
         select(AuditRecord.seq, AuditRecord.prev_hash, AuditRecord.action, AuditRecord.entity,
                AuditRecord.entity_id, AuditRecord.payload, AuditRecord.hash, AuditRecord.format,
@@ -384,11 +445,23 @@ def _walk_chain(session, key: bytes, problems: list[Problem]) -> tuple[int, int,
             problems.append(Problem(where, f"altered: format {fmt} after format {newest_format} "
                                            "links (its time, actor and device would be unsealed)",
                                     link, f"format changed to {fmt}", when))
+        elif key is None:
+            pass  # hashed with a key not given (named once, at the hand-over)
         elif link_hash(key, seq, prev_hash, action, entity, entity_id, payload, format=fmt,
                        at=at, actor_id=actor_id, device_id=device_id, context=context) != digest:
             problems.append(Problem(where, "altered: its hash does not match its content"
                                     + (" (time, actor, device or record)" if fmt >= 2 else ""),
                                     link, "link content differs from what was hashed", when))
+        elif action == KEY_CHANGED:
+            # A hand-over the key in force vouches for: the links after it are the next key's.
+            new = json.loads(json.loads(payload)["data"])["fingerprint"][1]
+            if new not in keys:
+                problems.append(Problem(
+                    f"audit records #{seq + 1} onward",
+                    f"hashed with the key {new}, which is not given: set it as "
+                    "BRIGADE_AUDIT_KEY (or in BRIGADE_AUDIT_PREVIOUS_KEYS)", link,
+                    "key not configured", when))
+            key = keys.get(new)
         prev_at = when
         newest_format = max(newest_format, fmt if fmt in (1, 2) else newest_format)
         prev, expected = digest, seq + 1

@@ -119,6 +119,30 @@ def _late_readings_note() -> str | None:
     return None
 
 
+@audit_cli.command("rotate-key")
+def audit_rotate_key():
+    """Hand the chain to a new audit key.
+
+    Set the new key as BRIGADE_AUDIT_KEY (or BRIGADE_AUDIT_KEY_FILE) and the old one in
+    BRIGADE_AUDIT_PREVIOUS_KEYS (comma-separated), then run this once: it chains a key change,
+    hashed with the old key, naming the new key's fingerprint. Keep the old key in
+    BRIGADE_AUDIT_PREVIOUS_KEYS for as long as the old links are to be verified.
+    """
+    from app.audit import fingerprint, rotate_key
+    from app.errors import OperationError
+    try:
+        change = rotate_key(db.session)
+    except OperationError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    import json
+    old, new = json.loads(change.data)["fingerprint"]
+    click.echo(f"audit key handed over: {old} -> {new} (this key: "
+               f"{fingerprint(current_app.config['BRIGADE_AUDIT_KEY'].encode())}); keep the old "
+               "key in BRIGADE_AUDIT_PREVIOUS_KEYS to verify the links before it")
+
+
 @audit_cli.command("head")
 @click.option("--anchor", is_flag=True, help="Also append it to BRIGADE_AUDIT_ANCHOR_FILE now.")
 def audit_head(anchor):

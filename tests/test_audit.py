@@ -767,3 +767,40 @@ def test_verify_ends_with_a_summary_line_and_prints_each_findings_change_and_tim
     assert "TAMPERED  answers 2: altered since it was recorded" in result.output
     assert "changed: outcome differs: chained 'pass', now 'fail'; value differs: chained " \
         "'3.2', now 'fail'; time: 20" in result.output, result.output
+
+
+def test_a_new_key_takes_over_the_chain_and_the_old_links_still_verify(app, records, runner):
+    from app.audit import KEY_CHANGED, fingerprint
+    from app.models import Site, Staff
+    from app.timers.operations import start_timer
+    old = app.config["BRIGADE_AUDIT_KEY"]
+    # Nothing to hand over while the chain is on the current key.
+    refused = runner.invoke(args=["audit", "rotate-key"])
+    assert refused.exit_code == 1 and "already on the current key" in refused.output
+    app.config.update(BRIGADE_AUDIT_KEY="the-new-audit-key", BRIGADE_AUDIT_PREVIOUS_KEYS=[old])
+    result = runner.invoke(args=["audit", "rotate-key"])
+    assert result.exit_code == 0, result.output
+    assert f"{fingerprint(old.encode())} -> {fingerprint(b'the-new-audit-key')}" in result.output
+    with app.app_context():
+        handover = db.session.execute(db.select(AuditRecord).where(
+            AuditRecord.action == KEY_CHANGED)).scalar_one()
+        site = db.session.get(Site, 1)
+        start_timer(db.session, site, db.session.get(Staff, 2), None, "plated", "After the key")
+        db.session.commit()
+        count, problems = verify(db.session)
+        assert problems == [] and count > handover.seq
+        # Without the old key the old links cannot be vouched for: named, not passed.
+        app.config["BRIGADE_AUDIT_PREVIOUS_KEYS"] = []
+        _, problems = verify(db.session)
+        assert problems and any("audit record #1 " in str(p) for p in problems)
+        # With only the old key, the links after the hand-over are named as of a key not given.
+        app.config.update(BRIGADE_AUDIT_KEY=old, BRIGADE_AUDIT_PREVIOUS_KEYS=[])
+        _, problems = verify(db.session)
+        assert [str(p).split(":")[0] for p in problems] == [
+            f"audit records #{handover.seq + 1} onward"]
+    # A hand-over forged without the old key (the database's users have not got it) fails.
+    app.config.update(BRIGADE_AUDIT_KEY="the-new-audit-key", BRIGADE_AUDIT_PREVIOUS_KEYS=[old])
+    _run_sql(app, f"UPDATE audit_records SET hash = '{'0' * 64}' WHERE seq = {handover.seq}")
+    with app.app_context():
+        _, problems = verify(db.session)
+        assert any(f"audit record #{handover.seq} " in str(p) for p in problems)
