@@ -224,6 +224,8 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         "BRIGADE_SMTP_FROM": env_str("BRIGADE_SMTP_FROM", "brigade@localhost", environ),
         "BRIGADE_ALERT_WEBHOOK_URL": env_str("BRIGADE_ALERT_WEBHOOK_URL", None, environ),
         "BRIGADE_ALERT_MQTT_TOPIC": env_str("BRIGADE_ALERT_MQTT_TOPIC", None, environ),
+        # Each anchored head is also published here, retained (so the broker keeps the newest).
+        "BRIGADE_AUDIT_ANCHOR_TOPIC": env_str("BRIGADE_AUDIT_ANCHOR_TOPIC", None, environ),
         "BRIGADE_RETENTION_DAYS": env_int("BRIGADE_RETENTION_DAYS", 730, environ, minimum=1),
         "BRIGADE_CALIBRATION_DAYS": env_int("BRIGADE_CALIBRATION_DAYS", 30, environ, minimum=1,
                                             maximum=366),
@@ -245,6 +247,10 @@ def _check_mqtt(settings: dict) -> None:
     if settings["BRIGADE_MQTT_SHARED_GROUP"] and settings["BRIGADE_MQTT_PROTOCOL"] != "5":
         raise ConfigError("BRIGADE_MQTT_SHARED_GROUP needs BRIGADE_MQTT_PROTOCOL=5: on MQTT 3.1.1 "
                           "a broker takes $share/... for a plain topic and ingest stores nothing")
+    anchor_topic = settings.get("BRIGADE_AUDIT_ANCHOR_TOPIC")
+    if anchor_topic and [sub for sub in SUBSCRIPTIONS if topic_matches_sub(sub, anchor_topic)]:
+        raise ConfigError(f"BRIGADE_AUDIT_ANCHOR_TOPIC={anchor_topic!r} is inside what ingest "
+                          "subscribes to: choose a topic outside it, e.g. kitchen/audit-anchor")
     topic = settings["BRIGADE_ALERT_MQTT_TOPIC"]
     if topic:
         published = f"{topic.rstrip('/')}/1"  # what the alert channel publishes: <topic>/<site>

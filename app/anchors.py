@@ -4,7 +4,8 @@ Anyone who can write the database *and* holds the audit key can re-chain it: rew
 record, recompute every later link, move the head. The chain alone then verifies. An anchor
 is a copy of the head (sequence and hash) kept where the database cannot rewrite it: a line
 appended to an anchor file (``BRIGADE_AUDIT_ANCHOR_FILE``, owner-only, best on another mount
-or a log host), and the head printed in each day's summary email. ``flask audit verify``
+or a log host), the head printed in each day's summary email, and (with
+``BRIGADE_AUDIT_ANCHOR_TOPIC``) a retained MQTT message through the outbox. ``flask audit verify``
 reads the anchor file by itself: every anchored link must still be in the chain with the
 same hash, so a re-chain reaching back before the newest anchor is named.
 
@@ -114,9 +115,24 @@ def anchor_head(session, now: dt.datetime | None = None, *, force: bool = False)
     every = dt.timedelta(seconds=current_app.config.get("BRIGADE_AUDIT_ANCHOR_SECONDS", 3600))
     if not force and last is not None and now - last.at < every:
         return f"head #{seq} anchored next after {(last.at + every).isoformat(timespec='minutes')}"
-    append_anchor(path, Anchor(now, seq, digest))
+    anchor = Anchor(now, seq, digest)
+    append_anchor(path, anchor)
     logger.info("audit head #%s anchored in %s", seq, path)
+    topic = current_app.config.get("BRIGADE_AUDIT_ANCHOR_TOPIC")
+    if topic:
+        publish_anchor(session, topic, anchor)
+        return f"head #{seq} anchored (and queued, retained, for {topic})"
     return f"head #{seq} anchored"
+
+
+def publish_anchor(session, topic: str, anchor: Anchor) -> None:
+    """Queue the anchor for the MQTT outbox, retained: the broker keeps the newest head for any
+    subscriber (a log host, another site) whatever happens to this server. The caller commits."""
+    from app.models import Notification
+    session.add(Notification(channel="mqtt", target=topic, next_attempt_at=anchor.at, body={
+        "kind": "audit_anchor", "seq": anchor.seq, "hash": anchor.hash,
+        "at": anchor.at.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
+        "retain": True}))
 
 
 def check_anchors(session, path: Path | None = None) -> tuple[list, list[str]]:

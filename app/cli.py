@@ -153,6 +153,7 @@ def audit_head(anchor):
     click.echo(f"{head.seq}:{head.hash}" if head else "0:" + "0" * 64)
     if anchor:
         click.echo(anchor_head(db.session, force=True), err=True)
+        db.session.commit()  # the retained MQTT copy, if configured, is queued in the outbox
 
 
 @scheduler_cli.command("run")

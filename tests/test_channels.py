@@ -463,3 +463,50 @@ def test_the_daily_summary_reaches_the_head_chef_once_after_six(app, kitchen, sm
     body = message.get_content()
     assert "Checklists: 1 of 7 submitted (0 late, 6 not submitted)" in body
     assert "1 waiting for your sign-off" in body
+
+
+def test_an_anchored_head_is_published_retained_for_whoever_subscribes_later(
+        app, kitchen, mosquitto_port, tmp_path):
+    """The audit chain's head leaves the database as a retained MQTT message too: a subscriber
+    that connects after the publish still gets the newest anchored head."""
+    from app.alerts.dispatch import dispatch_due
+    from app.anchors import anchor_head, head
+    from app.models import Notification
+    topic = f"brigade-test/anchor-{uuid.uuid4().hex[:8]}"
+    configure(app, BRIGADE_MQTT_HOST="127.0.0.1", BRIGADE_MQTT_PORT=mosquitto_port,
+              BRIGADE_AUDIT_ANCHOR_TOPIC=topic,
+              BRIGADE_AUDIT_ANCHOR_FILE=str(tmp_path / "anchors"))
+    with app.app_context():
+        said = anchor_head(db.session, force=True)
+        db.session.commit()
+        assert f"queued, retained, for {topic}" in said
+        seq, digest = head(db.session)
+        queued = db.session.execute(db.select(Notification)).scalar_one()
+        assert (queued.channel, queued.target, queued.body["seq"]) == ("mqtt", topic, seq)
+        senders = channels.default_senders()
+        try:
+            assert dispatch_due(db.session, queued.next_attempt_at, senders)["sent"] == 1
+            db.session.commit()
+        finally:
+            channels.close_senders(senders)
+    received = queue.Queue()
+    late = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-anchor-{time.time_ns()}")
+    late.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+    late.on_message = lambda c, u, m: received.put((m.retain, json.loads(m.payload)))
+    late.connect("127.0.0.1", mosquitto_port)
+    late.loop_start()
+    try:
+        retained, message = received.get(timeout=10)
+    finally:
+        late.disconnect()
+        late.loop_stop()
+    assert retained and (message["seq"], message["hash"]) == (seq, digest)
+    assert message["kind"] == "audit_anchor"
+
+
+def test_an_anchor_topic_inside_what_ingest_reads_is_refused(tmp_path):
+    import config
+    with pytest.raises(config.ConfigError, match="BRIGADE_AUDIT_ANCHOR_TOPIC"):
+        config.load(tmp_path, {"BRIGADE_AUDIT_ANCHOR_TOPIC": "brigade/anchor"})
+    assert config.load(tmp_path, {"BRIGADE_AUDIT_ANCHOR_TOPIC": "kitchen/audit-anchor"})[
+        "BRIGADE_AUDIT_ANCHOR_TOPIC"] == "kitchen/audit-anchor"

@@ -222,7 +222,10 @@ class MqttPublisher:
         timeout = config["BRIGADE_SEND_TIMEOUT_SECONDS"]
         client = self._connection(config, timeout)
         try:
-            info = client.publish(notification.target, json.dumps(payload(notification)), qos=1)
+            # An anchored audit head is retained: the broker keeps the newest for any subscriber.
+            retain = bool((notification.body or {}).get("retain"))
+            info = client.publish(notification.target, json.dumps(payload(notification)), qos=1,
+                                  retain=retain)
             info.wait_for_publish(timeout)
         except (RuntimeError, ValueError) as exc:  # not connected, or the queue is full
             self.close()
