@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from app.alerts.operations import escalate_now, raise_alert
-from app.models import Alert, RuleSetVersion, Site
+from app.models import Alert, Site
 
 #: (days before the due date, name, tier); the overdue one escalates to the owners at once.
 MILESTONES = ((30, "30_days", "warning"), (7, "7_days", "warning"), (0, "due", "alarm"),
@@ -34,8 +34,9 @@ def review_due(session, site: Site) -> tuple[dt.date, dt.datetime | None]:
     """The site-local date the next review is due, and when the rules last changed (None: the
     site has not used its rules yet, so the clock runs from the site's creation)."""
     tz = ZoneInfo(site.timezone)
-    last = session.execute(select(RuleSetVersion.published_at).where(
-        RuleSetVersion.site_id == site.id).order_by(RuleSetVersion.number.desc()).limit(1)).scalar()
+    from app.rules.operations import newest_version
+    version = newest_version(session, site.id)
+    last = version.published_at if version else None
     start = last or site.created_at
     return year_after(start.astimezone(tz).date()), last
 

@@ -7,7 +7,7 @@ from app.checklists.definitions import load_all
 from app.errors import OperationError
 from app.models import Role, Site, Staff
 from app.people.operations import (FormInvalid, add_site, clean_email, clean_name,
-                                   clean_password)
+                                   clean_password, record_added)
 
 
 def first_kitchen(session, *, site_name: str, timezone: str, language: str, temp_unit: str,
@@ -32,10 +32,7 @@ def first_kitchen(session, *, site_name: str, timezone: str, language: str, temp
     admin.set_password(admin_password)
     session.add(admin)
     session.flush()
-    from app.audit import record_change
-    record_change(session, subject=f"staff:{admin.id}", action="staff.added", actor_id=None,
-                  site_id=site.id, data={"name": [None, name], "role": [None, admin.role.value],
-                                         "site_id": [None, site.id], "email": [None, email]})
+    record_added(session, None, admin)
     load_all(session)  # the checklists the tablet works from
     session.flush()
     return site, admin

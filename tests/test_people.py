@@ -247,8 +247,8 @@ def test_no_one_changes_themselves_and_the_group_keeps_an_admin(app, kitchen):
         db.session.commit()
         site = db.session.get(Site, kitchen["site"])
         alex = db.session.get(Staff, kitchen["admin"])
-        # The owner makes the admin a head chef; then no active admin or owner but the owner
-        # is left, and the owner, once deactivated by... no one: no one may change themselves.
+        # The owner makes the admin a head chef: the owner is the group's last admin, and no
+        # one may change themselves.
         update_person(db.session, owner, alex, name=alex.name, role="head_chef",
                       language="en", email=alex.email, site=site)
         db.session.commit()

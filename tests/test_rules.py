@@ -333,3 +333,10 @@ def test_the_report_shows_the_rules_in_force_the_review_and_who_has_not_read(app
     rules = page.split('data-testid="rules"')[1].split("</table>")[0]
     assert "Plating on time, and labelled" in rules and "(store rule)" in rules
     assert "Allergens" in rules and "Wiping spills" not in rules
+
+
+def test_a_refused_suggestion_keeps_what_the_cook_wrote(app, kitchen):
+    cook = app.test_client()
+    login_pin(cook, kitchen["cook"], Kitchen.PINS["cook"])
+    refused = cook.post("/rules/suggest", data={"rule": "R9", "text": "Label the squid tray."})
+    assert refused.status_code == 400 and "Label the squid tray." in refused.get_data(True)

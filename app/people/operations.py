@@ -220,10 +220,17 @@ def add_person(session, actor: Staff, *, site: Site, name: str, role: str, langu
         person.set_password(password)
     session.add(person)
     session.flush()
+    record_added(session, actor, person, device_id)
+    return person, pin, password
+
+
+def record_added(session, actor: Staff | None, person: Staff,
+                 device_id: str | None = None) -> None:
+    """Chain a new person (``actor`` None: the first admin, from ``flask setup``)."""
     _chain(session, actor, person, "staff.added",
            {"name": [None, person.name], "role": [None, person.role.value],
-            "site_id": [None, site.id], "email": [None, person.email]}, device_id, site.id)
-    return person, pin, password
+            "site_id": [None, person.site_id], "email": [None, person.email]}, device_id,
+           person.site_id)
 
 
 def _role(actor: Staff, value: str | None) -> Role:

@@ -274,11 +274,10 @@ def rule_figures(session, site: Site, span: Period) -> list[dict]:
 def rules_status(session, site: Site, now: dt.datetime) -> dict:
     """The rules themselves: the version in force, when the yearly review is due, a review
     under way, who has not read the last version's changes, suggestions not answered."""
-    from app.models import RuleSetVersion, RuleSuggestion, SuggestionAnswer
-    from app.rules.operations import open_review, training_status
+    from app.models import RuleSuggestion, SuggestionAnswer
+    from app.rules.operations import newest_version, open_review, training_status
     from app.rules_review import review_due
-    version = session.execute(select(RuleSetVersion).where(RuleSetVersion.site_id == site.id)
-                              .order_by(RuleSetVersion.number.desc()).limit(1)).scalar()
+    version = newest_version(session, site.id)
     due, _last = review_due(session, site)
     unanswered = session.scalar(select(func.count()).select_from(RuleSuggestion).outerjoin(
         SuggestionAnswer, SuggestionAnswer.suggestion_id == RuleSuggestion.id).where(

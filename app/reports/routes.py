@@ -206,31 +206,12 @@ def glance():
                            **glance_figures(db.session, site, now))
 
 
-def _site_locale(timezone: str) -> str:
-    from app.formatting import site_locale
-    return site_locale(timezone)
-
-
-def site_local_time(value, timezone: str, fmt: str = "HH:mm") -> str:
-    """app.formatting.local_time with dates in the site's order (27 Nov in Europe, not Nov 27)."""
-    from flask_babel import force_locale
-
-    from app.formatting import local_time
-    with force_locale(_site_locale(timezone)):
-        return local_time(value, timezone, fmt)
-
-
-@bp.context_processor
-def _site_dates():
-    # The report's pages only (a blueprint's processor): other pages keep the shared helper.
-    return {"local_time": site_local_time}
-
-
 @bp.app_template_global()
 def format_day(day: dt.date) -> str:
     """A site-local date in the person's language: day before month where the site is in Europe."""
     from babel.dates import format_skeleton
-    locale = _site_locale(current_site().timezone)
+    from app.formatting import site_locale
+    locale = site_locale(current_site().timezone)
     return format_skeleton("yMMMEd", dt.datetime.combine(day, dt.time(12)), locale=locale)
 
 

@@ -52,10 +52,15 @@ def _default_rules(session) -> list[dict]:
             for r in rows]
 
 
+def newest_version(session, site_id: int) -> RuleSetVersion | None:
+    """The site's newest published version (None before the site first used its rules)."""
+    return session.execute(select(RuleSetVersion).where(RuleSetVersion.site_id == site_id)
+                           .order_by(RuleSetVersion.number.desc()).limit(1)).scalar()
+
+
 def current_version(session, site: Site) -> RuleSetVersion:
     """The site's rules in force, starting the site from the defaults on first use."""
-    version = session.execute(select(RuleSetVersion).where(RuleSetVersion.site_id == site.id)
-                              .order_by(RuleSetVersion.number.desc()).limit(1)).scalar()
+    version = newest_version(session, site.id)
     if version is not None:
         return version
     rules = _default_rules(session)
@@ -88,8 +93,7 @@ def version_in_force(session, site: Site, at: dt.datetime) -> RuleSetVersion | N
 def rules_in_force(session, site: Site) -> dict[str, dict]:
     """The site's rules by code as they apply now (the defaults before its first version);
     reads only, for pages that must not write."""
-    version = session.execute(select(RuleSetVersion).where(RuleSetVersion.site_id == site.id)
-                              .order_by(RuleSetVersion.number.desc()).limit(1)).scalar()
+    version = newest_version(session, site.id)
     return {r["code"]: r for r in (version.rules if version else _default_rules(session))}
 
 
@@ -262,8 +266,7 @@ def save_review(session, review: RuleReview, staff: Staff, form: dict) -> dict[s
     code C, ``decision_C`` and for an amendment ``title_C_en``/``_zh``, ``text_C_en``/``_zh``;
     ``new_title_en``… for a rule to add; ``summary``. Returns mistakes by field ({} if none);
     what is right is saved either way."""
-    site = review.site_id
-    _head_chef_of(staff, session.get(Site, site))
+    _head_chef_of(staff, session.get(Site, review.site_id))
     base = session.get(RuleSetVersion, review.base_version_id)
     decisions, errors = {}, {}
     for rule in base.rules:
@@ -366,9 +369,7 @@ def _resolve_reminders(session, site: Site, staff: Staff, device_id, version, no
 def to_acknowledge(session, staff: Staff) -> tuple[RuleSetVersion | None, list[dict]]:
     """The rules of the site's newest published version that changed and that this person has
     not yet read (none for the defaults a site starts from)."""
-    version = session.execute(select(RuleSetVersion).where(
-        RuleSetVersion.site_id == staff.site_id).order_by(RuleSetVersion.number.desc())
-        .limit(1)).scalar()
+    version = newest_version(session, staff.site_id)
     if version is None or version.number == 1 or not version.changed:
         return version, []
     done = set(session.execute(select(RuleAcknowledgement.rule_code).where(

@@ -175,7 +175,8 @@ def suggest_view():
             db.session.rollback()
             error = str(exc)
     return render_template("rules/suggest.html", site=site, version=version, error=error,
-                           chosen=request.values.get("rule", "")), 400 if error else 200
+                           chosen=request.values.get("rule", ""),
+                           text=request.form.get("text", "")), 400 if error else 200
 
 
 @bp.get("/suggestions")
