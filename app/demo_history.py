@@ -33,7 +33,7 @@ FAILED = (1, "before_dinner")
 def seed_history(session, site: Site, units: dict, now: dt.datetime) -> None:
     """Fill the demo kitchen's last ``DAYS`` days and today up to ``now``; the caller commits."""
     from app.checklists.definitions import latest_definition
-    definition = latest_definition(session, "serving_hygiene")
+    definition = latest_definition(session, "serving_hygiene", site.id)
     people = {p.name: p for p in session.execute(select(Staff).where(
         Staff.site_id == site.id)).scalars()}
     cooks = [p for p in people.values() if p.role == Role.COOK]

@@ -340,3 +340,234 @@ def test_a_refused_suggestion_keeps_what_the_cook_wrote(app, kitchen):
     login_pin(cook, kitchen["cook"], Kitchen.PINS["cook"])
     refused = cook.post("/rules/suggest", data={"rule": "R9", "text": "Label the squid tray."})
     assert refused.status_code == 400 and "Label the squid tray." in refused.get_data(True)
+
+
+# --- the checklists follow the site's rules ---------------------------------------------------
+
+ITEMS_REVIEW = {
+    # R2 amended by its items only: a store item for the cold well, one default item off.
+    "decision_R2": "keep", "remove__serving_hygiene:cold_held_chilled": "1",
+    "item_R2_checklist": "serving_hygiene", "item_R2_kind": "temperature",
+    "item_R2_text_en": "Cold well temperature", "item_R2_text_zh": "冷藏台温度",
+    "item_R2_max": "5", "item_R2_critical": "1",
+    "decision_R5": "retire",
+    # A new store rule with an item of its own.
+    **NEW_RULE, "item_new_checklist": "serving_hygiene", "item_new_kind": "passfail",
+    "item_new_text_en": "Allergen dishes plated apart", "item_new_text_zh": "过敏原菜点单独装盘",
+    "summary": "Cold well checked; utensils rule folded into R6; allergens added."}
+
+
+COLD_HELD_EN = "Cold dishes stay in the refrigerator or on chilled equipment"
+
+
+def _item_keys(definition):
+    return [(i.key, i.rule_code) for i in definition.items]
+
+
+def test_a_review_takes_retired_and_removed_items_off_and_puts_store_items_on_the_checklist(
+        app, kitchen):
+    with app.app_context():
+        site, chef, cook = _objects(kitchen)
+        other = Site(name="Other Kitchen", timezone="Europe/London", temp_unit="C")
+        db.session.add(other)
+        db.session.commit()
+        default = current_definitions(db.session)[0]
+        slot = slots_for_day(default.schedules, DAY, site.timezone)[0]
+        old_run = open_run(db.session, site, default.key, slot, cook, "dev1",
+                           now=at_local(DAY, "11:05"))
+        db.session.commit()
+        review = start_review(db.session, site, chef)
+        assert save_review(db.session, review, chef, ITEMS_REVIEW) == {}
+        assert review.decisions["R2"]["decision"] == "amend"  # items changed: an amendment
+        version = publish_review(db.session, review, chef, "dev1")
+        db.session.commit()
+        r2 = next(r for r in version.rules if r["code"] == "R2")
+        assert r2["source"] == "default"  # wording unchanged: still the default rule
+        assert r2["removed_items"] == ["serving_hygiene:cold_held_chilled"]
+        assert [(i["key"], i["max_c"], i["critical"]) for i in r2["items"]] == [
+            ("r2-1", 5.0, True)]
+        assert version.changed == ["R2", "R5", "S1"]
+
+        mine = current_definitions(db.session, site.id)[0]
+        assert (mine.site_id, mine.base_id, mine.rules_version_id) == (
+            site.id, default.id, version.id)
+        keys = _item_keys(mine)
+        assert ("utensils_used", "R5") not in keys and ("cold_held_chilled", "R2") not in keys
+        assert keys[-2:] == [("r2-1", "R2"), ("s1-1", "S1")]
+        assert len(keys) == len(default.items) - 2 + 2
+        cold_well = next(i for i in mine.items if i.key == "r2-1")
+        assert (cold_well.kind, cold_well.temp_max_c, cold_well.text_zh) == (
+            "temperature", 5.0, "冷藏台温度")
+        # Another site, and the defaults, are untouched; the old run keeps its version.
+        assert current_definitions(db.session, other.id)[0].id == default.id
+        assert current_definitions(db.session)[0].id == default.id
+        assert db.session.get(type(old_run), old_run.id).definition_id == default.id
+
+        # A run opened now works from the site's version: its new items must be answered.
+        later = slots_for_day(mine.schedules, DAY, site.timezone)[1]
+        run = open_run(db.session, site, mine.key, later, cook, "dev1",
+                       now=later.start + dt.timedelta(minutes=5))
+        assert run.definition_id == mine.id
+        for item in run.definition.items:
+            if item.key != "s1-1":
+                value = {"passfail": "pass", "temperature": "3.2", "time": "11:30"}[item.kind]
+                record_answer(db.session, run, item, cook, "dev1", value=value)
+        with pytest.raises(OperationError):
+            submit_run(db.session, run, cook, "dev1")
+        allergen = next(i for i in run.definition.items if i.key == "s1-1")
+        record_answer(db.session, run, allergen, cook, "dev1", value="fail",
+                      corrective_action="Re-plated apart")
+        assert record_answer(db.session, run, cold_well, cook, "dev1", value="6",
+                             corrective_action="Ice added to the well").outcome == "fail"
+        submit_run(db.session, run, cook, "dev1")
+        db.session.commit()
+        figures = evidence(db.session, site, at_local(DAY, "00:00"), at_local(DAY, "23:59"))
+        assert (figures["S1"]["fail"], figures["S1"]["actions"]) == (1, 1)
+        assert audit.verify(db.session)[1] == []  # the site's version is chained
+
+    chef_client = app.test_client()
+    login_password(chef_client, *CHEF)
+    rules = chef_client.get("/rules").get_data(as_text=True)
+    s1 = rules.split('data-testid="rule-S1"')[1].split("</article>")[0]
+    assert "Allergen dishes plated apart" in s1
+    assert "Cold well temperature" in rules.split('data-testid="rule-R2"')[1].split("</article>")[0]
+    diff = chef_client.get("/rules/diff?to=2").get_data(as_text=True)
+    r2_diff = diff.split('data-testid="diff-R2"')[1].split("</article>")[0]
+    assert 'data-status="amended"' in diff.split('data-testid="diff-R2"')[1][:40]
+    added = r2_diff.split('data-testid="item-added-R2"')[1].split("</p>")[0]
+    removed = r2_diff.split('data-testid="item-removed-R2"')[1].split("</p>")[0]
+    assert "Cold well temperature" in added and "Serving hygiene" in added
+    assert "Item taken off" in removed and COLD_HELD_EN in removed
+    kept = chef_client.get("/rules/versions/2").get_data(as_text=True)
+    assert "Default items taken off" in kept and "Cold well temperature" in kept
+    report = chef_client.get(f"/reports?start={DAY.isoformat()}&end={DAY.isoformat()}")
+    by_rule = report.get_data(as_text=True)
+    assert report.status_code == 200 and "S1" in by_rule
+
+
+def test_a_changed_default_checklist_is_followed_by_the_sites_own_version(app, kitchen,
+                                                                          tmp_path):
+    import shutil
+
+    from app.checklists.definitions import DEFINITIONS_DIR, load_all
+    with app.app_context():
+        site, chef, _cook = _objects(kitchen)
+        review = start_review(db.session, site, chef)
+        save_review(db.session, review, chef, {"decision_R5": "retire", "summary": "R5 out"})
+        publish_review(db.session, review, chef, "dev1")
+        db.session.commit()
+        folder = tmp_path / "checklists"
+        shutil.copytree(DEFINITIONS_DIR, folder)
+        path = folder / "serving_hygiene.yaml"
+        path.write_text(path.read_text(encoding="utf-8").replace(
+            "Cold-held", "Cold held", 1), encoding="utf-8")
+        load_all(db.session, folder)
+        db.session.commit()
+        newest_default = current_definitions(db.session)[0]
+        mine = current_definitions(db.session, site.id)[0]
+        assert mine.base_id == newest_default.id and mine.version > newest_default.version
+        assert "utensils_used" not in [i.key for i in mine.items]  # still retired here
+        assert "utensils_used" in [i.key for i in newest_default.items]
+        assert audit.verify(db.session)[1] == []
+
+
+def test_a_review_that_would_empty_a_checklist_or_adds_a_bad_item_is_refused(app, kitchen):
+    with app.app_context():
+        site, chef, _cook = _objects(kitchen)
+        review = start_review(db.session, site, chef)
+        errors = save_review(db.session, review, chef, {
+            "item_R1_checklist": "serving_hygiene", "item_R1_kind": "temperature",
+            "item_R1_text_en": "Lid temperature", "item_R1_text_zh": "盖子温度",
+            "item_R1_max": "warm"})
+        assert "warm is not a temperature" in errors["item_R1"]
+        errors = save_review(db.session, review, chef, {
+            "item_R1_checklist": "nowhere", "item_R1_kind": "passfail",
+            "item_R1_text_en": "Lid on", "item_R1_text_zh": "盖好"})
+        assert "item_R1" in errors
+        errors = save_review(db.session, review, chef, {
+            "item_R1_checklist": "serving_hygiene", "item_R1_kind": "passfail",
+            "item_R1_text_en": "Lid on", "item_R1_text_zh": ""})
+        assert "in English and in Chinese" in errors["item_R1"]
+        assert review.decisions["R1"]["decision"] == "keep"  # nothing half-added
+        everything = {f"decision_R{n}": "retire" for n in range(1, 9)}
+        assert save_review(db.session, review, chef, {**everything, "summary": "all out"}) == {}
+        with pytest.raises(OperationError, match="no items"):
+            publish_review(db.session, review, chef, "dev1")
+        db.session.rollback()
+        assert current_definitions(db.session, site.id)[0].site_id is None
+
+
+def test_a_suggestion_can_bring_a_photo_that_only_its_site_sees(app, kitchen):
+    import base64
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQ"
+                           "DwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    from io import BytesIO
+    cook = app.test_client()
+    login_pin(cook, kitchen["cook"], Kitchen.PINS["cook"])
+    response = cook.post("/rules/suggest", data={
+        "rule": "R8", "text": "The tongs rack is broken.",
+        "photo": (BytesIO(png), "rack.png")}, content_type="multipart/form-data")
+    assert response.status_code == 302
+    refused = cook.post("/rules/suggest", data={
+        "rule": "R8", "text": "Again", "photo": (BytesIO(b"not an image"), "x.txt")},
+        content_type="multipart/form-data")
+    assert refused.status_code == 400 and "not a photo" in refused.get_data(as_text=True)
+    chef = app.test_client()
+    login_password(chef, *CHEF)
+    page = chef.get("/rules/suggestions").get_data(as_text=True)
+    assert "The tongs rack is broken." in page and "Again" not in page
+    src = page.split('data-testid="suggestion-photo-')[0].rsplit('src="', 1)[1].split('"')[0]
+    photo = chef.get(src)
+    assert photo.status_code == 200 and photo.data == png
+    with app.app_context():
+        from app.models import RuleSuggestion
+        suggestion = db.session.execute(select(RuleSuggestion)).scalar_one()
+        assert suggestion.photo_id is not None
+        assert audit.verify(db.session)[1] == []
+        other = Site(name="Other Kitchen", timezone="Europe/London", temp_unit="C")
+        db.session.add(other)
+        db.session.flush()
+        outsider = Staff(site=other, name="Chef Other", role=Role.HEAD_CHEF,
+                         email="other@test.kitchen")
+        outsider.set_password("other-password-1")
+        db.session.add(outsider)
+        db.session.commit()
+    stranger = app.test_client()
+    login_password(stranger, "other@test.kitchen", "other-password-1")
+    assert stranger.get(src).status_code == 404
+
+
+def test_an_alert_shows_the_rule_it_tells_of_as_the_site_kept_it_when_it_opened(app, kitchen):
+    from app.alerts.operations import raise_alert
+    with app.app_context():
+        site, chef, _cook = _objects(kitchen)
+        current_version(db.session, site)
+        db.session.commit()
+        before = raise_alert(db.session, site_id=site.id, kind="temperature",
+                             subject="unit:99:before", detail={"title": "Too warm"})
+        db.session.commit()
+        set_clock(lambda: before.opened_at + dt.timedelta(hours=1))
+        review = start_review(db.session, site, chef)
+        assert save_review(db.session, review, chef, {
+            "decision_R2": "amend", "title_R2_en": "Cold holding at 5 °C",
+            "title_R2_zh": "冷藏保持5°C", "text_R2_en": "Cold dishes stay at 5 °C or below.",
+            "text_R2_zh": "冷食保持在5°C以下。", "summary": "A number for cold holding"}) == {}
+        publish_review(db.session, review, chef, "dev1")
+        db.session.commit()
+        set_clock(lambda: before.opened_at + dt.timedelta(hours=2))
+        after = raise_alert(db.session, site_id=site.id, kind="temperature",
+                            subject="unit:99:after", detail={"title": "Too warm"})
+        overdue = raise_alert(db.session, site_id=site.id, kind="checklist_overdue",
+                              subject="site:1:checklist:x", detail={"title": "Late"})
+        db.session.commit()
+        ids = before.id, after.id, overdue.id
+    chef_client = app.test_client()
+    login_password(chef_client, *CHEF)
+    old = chef_client.get(f"/alerts/{ids[0]}").get_data(as_text=True)
+    rule = old.split('data-testid="alert-rule"')[1].split("</section>")[0]
+    assert "Cold dishes are kept in the refrigerator" in rule and "Default rule" in rule
+    new = chef_client.get(f"/alerts/{ids[1]}").get_data(as_text=True)
+    rule = new.split('data-testid="alert-rule"')[1].split("</section>")[0]
+    assert "Cold dishes stay at 5 °C or below." in rule and "冷食保持在5°C以下。" in rule
+    assert "Store rule: prevails over default rule R2" in rule
+    assert 'data-testid="alert-rule"' not in chef_client.get(f"/alerts/{ids[2]}").get_data(True)

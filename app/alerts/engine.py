@@ -258,9 +258,8 @@ def sweep_checklists(session, now: dt.datetime | None = None) -> list:
     from app.checklists.operations import due_today
     now = now or utcnow()
     changed = []
-    definitions = current_definitions(session)
     for site in session.execute(select(Site)).scalars():
-        for entry in due_today(session, site, now, definitions):
+        for entry in due_today(session, site, now, current_definitions(session, site.id)):
             subject = overdue_subject(site.id, entry.definition.key, entry.slot.schedule_key,
                                       entry.slot.start)
             if entry.status == "overdue":

@@ -151,6 +151,7 @@ def _definition(key: str | None) -> ChecklistDefinition | None:
     definitions = g.setdefault("alert_checklist_definitions", {})
     if key not in definitions:
         definitions[key] = db.session.execute(
-            select(ChecklistDefinition).where(ChecklistDefinition.key == key)
-            .order_by(ChecklistDefinition.version.desc()).limit(1)).scalar_one_or_none()
+            select(ChecklistDefinition).where(ChecklistDefinition.key == key,
+                                              ChecklistDefinition.site_id.is_(None))
+            .order_by(ChecklistDefinition.id.desc()).limit(1)).scalar_one_or_none()
     return definitions[key]

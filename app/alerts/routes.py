@@ -45,12 +45,14 @@ def _is_chef() -> bool:
 
 
 def _page_context(alert: Alert, **extra) -> dict:
+    from app.rules.operations import alert_rule  # (the rules blueprint loads after this one)
     site, now = current_site(), utcnow()
     unit = db.session.get(Unit, alert.unit_id) if alert.unit_id else None
     context = dict(alert=alert, site=site, now=now, unit=unit, facts=facts(alert, site),
                    timeline=timeline(alert), form={}, ack_error=None, resolve_error=None,
                    still_out=alert.state.status == "acknowledged" and still_out(alert, site, now),
-                   suggestions=SUGGESTED_ACTIONS.get(alert.kind, ()), outcomes=FOOD_OUTCOMES)
+                   suggestions=SUGGESTED_ACTIONS.get(alert.kind, ()), outcomes=FOOD_OUTCOMES,
+                   rule=alert_rule(db.session, alert))
     if unit is not None and alert.kind == "temperature":
         context["readings"] = readings(alert, unit, alert.state.resolved_at or now)
     context.update(extra)

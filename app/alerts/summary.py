@@ -22,7 +22,7 @@ def summarise(session, site: Site, day: dt.date) -> dict:
     start = dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.timezone.utc)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=tz) \
         .astimezone(dt.timezone.utc)
-    entries = due_today(session, site, end - dt.timedelta(seconds=1), current_definitions(session))
+    entries = due_today(session, site, end - dt.timedelta(seconds=1), current_definitions(session, site.id))
     submitted = [e for e in entries if e.run is not None and e.run.submission is not None]
     late = [e for e in submitted if e.run.submission.submitted_at > e.slot.deadline]
     fails = session.scalar(select(func.count()).select_from(Answer).join(Run)

@@ -142,7 +142,12 @@ def load_all(session, directory: Path = DEFINITIONS_DIR) -> list[LoadResult]:
         if c["key"] in seen:
             raise DefinitionError(f"checklist key {c['key']!r} is defined twice")
         seen.add(c["key"])
-    return [_store_rule(session, r) for r in rules] + [_store_checklist(session, c) for c in checklists]
+    results = [_store_rule(session, r) for r in rules] + \
+        [_store_checklist(session, c) for c in checklists]
+    if any(r.kind == "checklist" and r.status != "unchanged" for r in results):
+        session.flush()
+        sync_sites(session)
+    return results
 
 
 def _store_rule(session, rule: dict) -> LoadResult:
@@ -164,19 +169,8 @@ def _store_checklist(session, checklist: dict) -> LoadResult:
     latest = latest_definition(session, checklist["key"])
     if latest is not None and latest.content_hash == digest:
         return LoadResult("checklist", checklist["key"], latest.version, "unchanged")
-    version = 1 if latest is None else latest.version + 1
-    definition = ChecklistDefinition(key=checklist["key"], version=version,
-                                     title_en=checklist["title"]["en"],
-                                     title_zh=checklist["title"]["zh"],
-                                     schedules=checklist["schedules"], content_hash=digest)
-    for position, item in enumerate(checklist["items"]):
-        definition.items.append(ChecklistItem(
-            key=item["key"], position=position, kind=item["kind"], text_en=item["text"]["en"],
-            text_zh=item["text"]["zh"], rule_code=item["rule"], critical=item["critical"],
-            required=item["required"], temp_min_c=item["min_c"], temp_max_c=item["max_c"],
-            suggested_actions=item["actions"], unit_name=item.get("unit")))
-    session.add(definition)
-    session.flush()
+    version = _next_version(session, checklist["key"])
+    definition = _add_definition(session, checklist, version, digest)
     # What past answers answered is chained: verify rebuilds each version from its rows.
     audit.record_change(session, subject=f"checklist_definitions:{definition.id}",
                         action="checklist.loaded", actor_id=None,
@@ -186,6 +180,30 @@ def _store_checklist(session, checklist: dict) -> LoadResult:
                         if latest is not None else None)
     logger.info("checklist %s version %s loaded", checklist["key"], version)
     return LoadResult("checklist", checklist["key"], version, "new" if latest is None else "updated")
+
+
+def _next_version(session, key: str) -> int:
+    """Versions are numbered per checklist across the defaults and every site's own."""
+    return (session.execute(select(func.max(ChecklistDefinition.version))
+                            .where(ChecklistDefinition.key == key)).scalar() or 0) + 1
+
+
+def _add_definition(session, checklist: dict, version: int, digest: str,
+                    **ownership) -> ChecklistDefinition:
+    definition = ChecklistDefinition(key=checklist["key"], version=version,
+                                     title_en=checklist["title"]["en"],
+                                     title_zh=checklist["title"]["zh"],
+                                     schedules=checklist["schedules"], content_hash=digest,
+                                     **ownership)
+    for position, item in enumerate(checklist["items"]):
+        definition.items.append(ChecklistItem(
+            key=item["key"], position=position, kind=item["kind"], text_en=item["text"]["en"],
+            text_zh=item["text"]["zh"], rule_code=item["rule"], critical=item["critical"],
+            required=item["required"], temp_min_c=item["min_c"], temp_max_c=item["max_c"],
+            suggested_actions=item["actions"], unit_name=item.get("unit")))
+    session.add(definition)
+    session.flush()
+    return definition
 
 
 def definition_content(definition: ChecklistDefinition) -> dict:
@@ -210,16 +228,101 @@ def definition_digest(definition: ChecklistDefinition) -> str:
     return _digest(definition_content(definition))
 
 
-def latest_definition(session, key: str) -> ChecklistDefinition | None:
-    return session.execute(select(ChecklistDefinition).where(ChecklistDefinition.key == key)
-                           .order_by(ChecklistDefinition.version.desc()).limit(1)).scalar_one_or_none()
+def latest_definition(session, key: str, site_id: int | None = None) -> ChecklistDefinition | None:
+    """The checklist's version in force: the newest default (``site_id`` None), or the newest
+    of the defaults and the site's own versions."""
+    return session.execute(select(ChecklistDefinition).where(
+        ChecklistDefinition.key == key, _for_site(site_id))
+        .order_by(ChecklistDefinition.id.desc()).limit(1)).scalar_one_or_none()
 
 
-def current_definitions(session) -> list[ChecklistDefinition]:
-    """The newest version of every checklist."""
-    newest = (select(ChecklistDefinition.key, func.max(ChecklistDefinition.version).label("v"))
-              .group_by(ChecklistDefinition.key).subquery())
-    return list(session.execute(
-        select(ChecklistDefinition).join(newest, (ChecklistDefinition.key == newest.c.key)
-                                         & (ChecklistDefinition.version == newest.c.v))
-        .order_by(ChecklistDefinition.key)).scalars())
+def _for_site(site_id: int | None):
+    if site_id is None:
+        return ChecklistDefinition.site_id.is_(None)
+    return ChecklistDefinition.site_id.is_(None) | (ChecklistDefinition.site_id == site_id)
+
+
+def current_definitions(session, site_id: int | None = None) -> list[ChecklistDefinition]:
+    """The version in force of every checklist at a site (the defaults for ``None``)."""
+    newest = (select(func.max(ChecklistDefinition.id)).where(_for_site(site_id))
+              .group_by(ChecklistDefinition.key).scalar_subquery())
+    return list(session.execute(select(ChecklistDefinition)
+                                .where(ChecklistDefinition.id.in_(newest))
+                                .order_by(ChecklistDefinition.key)).scalars())
+
+
+def definitions_by_key(session, site_id: int) -> dict[str, list[ChecklistDefinition]]:
+    """Every version that was ever in force at a site, by checklist, oldest first."""
+    by_key: dict[str, list[ChecklistDefinition]] = {}
+    for definition in session.execute(select(ChecklistDefinition).where(_for_site(site_id))
+                                      .order_by(ChecklistDefinition.id)).scalars():
+        by_key.setdefault(definition.key, []).append(definition)
+    return by_key
+
+
+# --- a site's own versions: what its rules retire or add (issue #14) ---------------------------
+
+def site_content(default: ChecklistDefinition, rules: list[dict]) -> dict:
+    """The checklist as a site's rules make it: the default's items whose rule is in force and
+    that no rule removed, then the items the site's rules add to this checklist."""
+    codes = {r["code"] for r in rules}
+    removed = {ref for r in rules for ref in r.get("removed_items") or []}
+    content = definition_content(default)
+    items = [i for i in content["items"]
+             if i["rule"] in codes and f"{default.key}:{i['key']}" not in removed]
+    for rule in rules:
+        for added in rule.get("items") or []:
+            if added["checklist"] == default.key:
+                items.append(store_item_content(added, rule["code"]))
+    return {**content, "items": items}
+
+
+def store_item_content(added: dict, code: str) -> dict:
+    """An item a store rule adds, in the shape a definition's items have."""
+    content = {"key": added["key"], "kind": added["kind"], "rule": code,
+               "critical": bool(added.get("critical")), "required": True,
+               "text": added["text"], "min_c": added.get("min_c"), "max_c": added.get("max_c"),
+               "actions": []}
+    if added.get("unit"):
+        content["unit"] = added["unit"]
+    return content
+
+
+def sync_site(session, site_id: int, rules_version) -> list[ChecklistDefinition]:
+    """Bring the site's checklists in line with its rules version (``RuleSetVersion``): a new
+    version of the site's own for every checklist whose items differ from the one in force;
+    chained. A site whose rules change no item keeps working from the defaults. The caller
+    commits."""
+    made = []
+    for default in current_definitions(session, None):
+        content = site_content(default, rules_version.rules)
+        if not content["items"]:
+            raise DefinitionError(f"checklist {default.key!r} would have no items left")
+        digest = _digest(content)
+        in_force = latest_definition(session, default.key, site_id)
+        if in_force.content_hash == digest:
+            continue
+        version = _next_version(session, default.key)
+        definition = _add_definition(session, content, version, digest, site_id=site_id,
+                                     base_id=default.id, rules_version_id=rules_version.id)
+        audit.record_change(session, subject=f"checklist_definitions:{definition.id}",
+                            action="checklist.derived", actor_id=rules_version.published_by_id,
+                            site_id=site_id,
+                            data={"key": [None, definition.key], "version": [None, version],
+                                  "content_hash": [None, definition_digest(definition)]},
+                            reason=f"the site's rules version {rules_version.number} "
+                                   f"(from checklist version {default.version})")
+        logger.info("checklist %s version %s made for site %s", default.key, version, site_id)
+        made.append(definition)
+    return made
+
+
+def sync_sites(session) -> list[ChecklistDefinition]:
+    """After the defaults changed: every site that keeps rules of its own follows them."""
+    from app.models import RuleSetVersion
+    newest = select(func.max(RuleSetVersion.id)).group_by(RuleSetVersion.site_id).scalar_subquery()
+    made = []
+    for version in session.execute(select(RuleSetVersion).where(RuleSetVersion.id.in_(newest))
+                                   .order_by(RuleSetVersion.site_id)).scalars():
+        made += sync_site(session, version.site_id, version)
+    return made

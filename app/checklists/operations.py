@@ -91,7 +91,7 @@ def open_run(session, site: Site, checklist_key: str, slot: Slot, staff: Staff,
     existing = _run_for_slot(session, site, checklist_key, slot)
     if existing is not None:
         return existing
-    definition = latest_definition(session, checklist_key)
+    definition = latest_definition(session, checklist_key, site.id)
     if definition is None:
         raise OperationError(_("Unknown checklist."))
     run = Run(site_id=site.id, definition_id=definition.id, checklist_key=checklist_key,

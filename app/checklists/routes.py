@@ -18,7 +18,7 @@ from app.checklists.operations import (KEEP, SubmissionRefused, current_answers,
                                        sensor_now, store_photo, submit_run)
 from app.errors import OperationError
 from app.devices import current_device_id
-from app.models import Answer, ChecklistItem, Photo, Run, Site, db, utcnow
+from app.models import Answer, ChecklistItem, Photo, RuleSuggestion, Run, Site, db, utcnow
 from app.rules.operations import rules_then
 from app.timers.operations import timers_context
 from app.web import current_site, site_row_or_404
@@ -31,7 +31,7 @@ def _is_htmx() -> bool:
 @bp.get("/")
 def home():
     site, now = current_site(), utcnow()
-    entries = due_today(db.session, site, now, current_definitions(db.session))
+    entries = due_today(db.session, site, now, current_definitions(db.session, site.id))
     groups = {status: [e for e in entries if e.status == status]
               for status in ("overdue", "due", "in_progress", "upcoming", "submitted", "verified")}
     context = dict(site=site, groups=groups, **timers_context(db.session, site, now))
@@ -43,7 +43,7 @@ def home():
 @bp.post("/runs/open")
 def open_slot():
     site = current_site()
-    definition = next((d for d in current_definitions(db.session)
+    definition = next((d for d in current_definitions(db.session, site.id)
                        if d.key == request.form.get("checklist")), None)
     try:
         start = dt.datetime.fromisoformat(request.form.get("slot", ""))
@@ -181,9 +181,14 @@ def submit(run_id: int):
 @bp.get("/photos/<int:photo_id>")
 def photo(photo_id: int):
     photo = db.session.get(Photo, photo_id)
-    # A photo is the site's whose run an answer attached it to; other sites get a 404.
+    # A photo is the site's whose run an answer attached it to, or that came with one of its
+    # rule suggestions; other sites get a 404.
+    site_id = current_site().id
     mine = db.session.execute(select(Answer.id).join(Run, Run.id == Answer.run_id).where(
-        Answer.photo_id == photo_id, Run.site_id == current_site().id).limit(1)).first()
+        Answer.photo_id == photo_id, Run.site_id == site_id).limit(1)).first() \
+        or db.session.execute(select(RuleSuggestion.id).where(
+            RuleSuggestion.photo_id == photo_id, RuleSuggestion.site_id == site_id)
+            .limit(1)).first()
     if photo is None or mine is None:
         abort(404)
     response = make_response(photo.data)

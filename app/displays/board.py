@@ -125,7 +125,7 @@ def _overdue(session, site: Site, now: dt.datetime, alerted: set[str]) -> list[d
     from app.checklists.definitions import current_definitions
     from app.checklists.operations import due_today
     overdue = []
-    for entry in due_today(session, site, now, current_definitions(session)):
+    for entry in due_today(session, site, now, current_definitions(session, site.id)):
         subject = overdue_subject(site.id, entry.definition.key, entry.slot.schedule_key,
                                   entry.slot.start)
         if entry.status == "overdue" and subject not in alerted:

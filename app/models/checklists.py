@@ -32,7 +32,9 @@ class Rule(db.Model):
 
 
 class ChecklistDefinition(db.Model):
-    """One version of a checklist; a changed YAML file makes a new version."""
+    """One version of a checklist; a changed YAML file makes a new version. Versions are
+    numbered per checklist across every site: a site whose rules retire a rule or add items of
+    a store rule works from a version of its own, derived from the default one."""
 
     __tablename__ = "checklist_definitions"
     __table_args__ = (UniqueConstraint("key", "version"),)
@@ -40,6 +42,12 @@ class ChecklistDefinition(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(80))
     version: Mapped[int]
+    #: None for the default (the YAML file); a site for a version of that site's own.
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), index=True)
+    #: A site's version: the default version it was derived from, and the site's rules version
+    #: it follows.
+    base_id: Mapped[int | None] = mapped_column(ForeignKey("checklist_definitions.id"))
+    rules_version_id: Mapped[int | None] = mapped_column(ForeignKey("rule_set_versions.id"))
     title_en: Mapped[str] = mapped_column(String(200))
     title_zh: Mapped[str] = mapped_column(String(200))
     #: Schedules in site-local wall-clock time, as written in the YAML.

@@ -95,10 +95,16 @@ class RuleSuggestion(Immutable, db.Model):
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     device_id: Mapped[str | None] = mapped_column(String(32))
+    #: A photo taken on the tablet with it (optional).
+    photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id"))
 
     def audit_payload(self) -> dict:
-        return {"site_id": self.site_id, "staff_id": self.staff_id, "rule_code": self.rule_code,
-                "text": self.text, "at": self.at, "device_id": self.device_id}
+        payload = {"site_id": self.site_id, "staff_id": self.staff_id,
+                   "rule_code": self.rule_code, "text": self.text, "at": self.at,
+                   "device_id": self.device_id}
+        if self.photo_id is not None:  # (absent without a photo: older links verify unchanged)
+            payload["photo_id"] = self.photo_id
+        return payload
 
 
 class SuggestionAnswer(Immutable, db.Model):

@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.alerts.engine import unit_settings
+from app.checklists.definitions import definitions_by_key
 from app.checklists.schedules import local_to_utc, slots_for_day
 from app.models import (Alert, AlertEvent, Answer, ChecklistDefinition, ChecklistItem, HoldTimer,
                         Run, Site, Staff, Submission, TimerOutcome, Verification)
@@ -123,14 +124,6 @@ class SlotEntry:
         return self.run.submission.submitted_by if self.run and self.run.submission else None
 
 
-def _definitions_by_key(session) -> dict[str, list[ChecklistDefinition]]:
-    by_key: dict[str, list[ChecklistDefinition]] = defaultdict(list)
-    for definition in session.execute(select(ChecklistDefinition)
-                                      .order_by(ChecklistDefinition.version)).scalars():
-        by_key[definition.key].append(definition)
-    return by_key
-
-
 def _in_force(versions: list[ChecklistDefinition], until: dt.datetime) -> ChecklistDefinition:
     """The version loaded last before ``until`` (the oldest if none was loaded by then)."""
     chosen = versions[0]
@@ -151,7 +144,7 @@ def slot_entries(session, site: Site, span: Period, now: dt.datetime) -> list[Sl
                  joinedload(Run.verification))).scalars().all()
     by_slot = {(r.checklist_key, r.schedule_key, r.slot_start): r for r in runs}
     entries = []
-    for key, versions in sorted(_definitions_by_key(session).items()):
+    for key, versions in sorted(definitions_by_key(session, site.id).items()):
         for day in span.days:
             definition = _in_force(versions, day_start(day + dt.timedelta(days=1), tz))
             names = {s["key"]: s.get("name") or {"en": s["key"]} for s in definition.schedules}
@@ -897,7 +890,7 @@ def glance_figures(session, site: Site, now: dt.datetime) -> dict:
     from app.checklists.definitions import current_definitions
     from app.checklists.operations import due_today
     from app.timers.operations import timers_context
-    entries = due_today(session, site, now, current_definitions(session))
+    entries = due_today(session, site, now, current_definitions(session, site.id))
     units = session.execute(select(Unit).where(Unit.site_id == site.id)
                             .order_by(Unit.name)).scalars().all()
     states = {u.id: unit_state(session, u, site, now) for u in units}

@@ -21,14 +21,16 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
-from app.checklists.definitions import DEFINITIONS_DIR
+from app.checklists.definitions import (DEFINITIONS_DIR, ITEM_KINDS, DefinitionError,
+                                        current_definitions, sync_site)
 from app.errors import OperationError
 from app.models import (Alert, Answer, ChecklistItem, HoldTimer, Role, Rule, RuleAcknowledgement,
                         RuleReview, RuleSetVersion, RuleSuggestion, Run, Site, Staff,
-                        SuggestionAnswer, TimerOutcome, utcnow)
+                        SuggestionAnswer, TimerOutcome, Unit, utcnow)
+from sensors.temperature import to_celsius
 
 DECISIONS = ("keep", "amend", "retire")
-MAX_TITLE, MAX_TEXT = 200, 4000
+MAX_TITLE, MAX_TEXT, MAX_ITEM = 200, 4000, 500
 #: Alerts that tell of a rule kept badly: the cold-holding rule for a warm fridge.
 ALERT_RULES = {"temperature": "R2"}
 
@@ -108,6 +110,19 @@ def rules_then(session, site: Site, at: dt.datetime) -> dict[str, dict]:
     return {r["code"]: r for r in version.rules}
 
 
+def alert_rule(session, alert: Alert) -> dict | None:
+    """The rule an alert tells of, as the site kept it when the alert opened: cold holding for a
+    warm fridge, a hold timer's own rule for one that ran out; None for the other kinds."""
+    code = ALERT_RULES.get(alert.kind)
+    if alert.kind == "timer_expired" and (alert.subject or "").startswith("timer:"):
+        timer_id = alert.subject.partition(":")[2]
+        timer = session.get(HoldTimer, int(timer_id)) if timer_id.isdigit() else None
+        code = timer.rule_code if timer is not None else None
+    if code is None:
+        return None
+    return rules_then(session, session.get(Site, alert.site_id), alert.opened_at).get(code)
+
+
 def rule_in(version: RuleSetVersion | None, code: str) -> dict | None:
     for rule in (version.rules if version else []):
         if rule["code"] == code:
@@ -115,13 +130,29 @@ def rule_in(version: RuleSetVersion | None, code: str) -> dict | None:
     return None
 
 
-def items_by_rule(session) -> dict[str, list[ChecklistItem]]:
-    """The checklist items of the current definitions, by the rule each enforces."""
-    from app.checklists.definitions import current_definitions
+def items_by_rule(session, site: Site) -> dict[str, list[ChecklistItem]]:
+    """The checklist items the site works from now, by the rule each enforces."""
     out: dict[str, list[ChecklistItem]] = {}
-    for definition in current_definitions(session):
+    for definition in current_definitions(session, site.id):
         for item in definition.items:
             out.setdefault(item.rule_code, []).append(item)
+    return out
+
+
+def item_ref(item: ChecklistItem) -> str:
+    """How a rule names an item it removes: ``checklist:item``."""
+    return f"{item.definition.key}:{item.key}"
+
+
+def item_texts(session) -> dict[str, dict]:
+    """Every item the defaults ever had, by reference, with its text: what a version's removed
+    items were."""
+    from app.models import ChecklistDefinition
+    out = {}
+    for item, key in session.execute(select(ChecklistItem, ChecklistDefinition.key).join(
+            ChecklistDefinition, ChecklistDefinition.id == ChecklistItem.definition_id)
+            .where(ChecklistDefinition.site_id.is_(None)).order_by(ChecklistItem.id)):
+        out[f"{key}:{item.key}"] = {"en": item.text_en, "zh": item.text_zh}
     return out
 
 
@@ -159,15 +190,31 @@ def compare(old: RuleSetVersion, new: RuleSetVersion) -> list[dict]:
             status = "added"
         elif b is None:
             status = "retired"
-        elif (a["title"], a["text"], a["source"]) != (b["title"], b["text"], b["source"]):
+        elif (a["title"], a["text"], a["source"]) != (b["title"], b["text"], b["source"]) \
+                or _items_of(a) != _items_of(b):
             status = "amended"
         else:
             status = "unchanged"
-        rows.append({"code": code, "status": status, "rule": b or a, "diff": {
+        items_a, items_b = _items_of(a), _items_of(b)
+        rows.append({"code": code, "status": status, "rule": b or a,
+                     "items_added": [i for i in (b or {}).get("items") or []
+                                     if (i["checklist"], i["key"]) not in items_a[0]],
+                     "items_dropped": [i for i in (a or {}).get("items") or []
+                                       if (i["checklist"], i["key"]) not in items_b[0]]
+                     if b else [],
+                     "items_removed": sorted(items_b[1] - items_a[1]),
+                     "diff": {
             field: {lang: word_diff((a or {}).get(field, {}).get(lang, "") if a else "",
                                     (b or {}).get(field, {}).get(lang, "") if b else "")
                     for lang in ("en", "zh")} for field in ("title", "text")}})
     return rows
+
+
+def _items_of(rule: dict | None) -> tuple[set, set]:
+    """A rule's own items (checklist, key) and the default items it removes."""
+    rule = rule or {}
+    return ({(i["checklist"], i["key"]) for i in rule.get("items") or []},
+            set(rule.get("removed_items") or []))
 
 
 # --- the year's evidence ----------------------------------------------------------------------
@@ -261,35 +308,130 @@ def _bilingual(form: dict, prefix: str, limit: int, errors: dict, key: str) -> d
     return out
 
 
+def _number(raw: str | None, temp_unit: str) -> float | None:
+    raw = (raw or "").strip().replace(",", ".")
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(raw) from None
+    if value != value or abs(value) > 1000:  # NaN, or no kitchen's temperature
+        raise ValueError(raw)
+    return round(to_celsius(value, temp_unit), 2)
+
+
+def _item_from_form(session, site: Site, form: dict, target: str,
+                    errors: dict) -> dict | None:
+    """An item to add under a rule, from the fields ``item_<target>_…``: which checklist, its
+    kind (those that exist), its text in both languages; for a temperature its limits in the
+    site's unit (kept in °C) and optionally the unit it is about; critical or not. None when
+    the fields are empty; a mistake is put in ``errors[f"item_{target}"]``."""
+    field = lambda name: (form.get(f"item_{target}_{name}") or "").strip()  # noqa: E731
+    text = {lang: " ".join(field(f"text_{lang}").split()) for lang in ("en", "zh")}
+    if not (text["en"] or text["zh"]):
+        return None
+    key = f"item_{target}"
+    checklists = {d.key for d in current_definitions(session, None)}
+    if field("checklist") not in checklists:
+        errors[key] = _("Choose the checklist the item goes on.")
+        return None
+    if field("kind") not in ITEM_KINDS:
+        errors[key] = _("Choose what kind of answer the item takes.")
+        return None
+    if not text["en"] or not text["zh"] or max(map(len, text.values())) > MAX_ITEM:
+        errors[key] = _("Write the item in English and in Chinese (up to %(n)s characters).",
+                        n=MAX_ITEM)
+        return None
+    item = {"checklist": field("checklist"), "kind": field("kind"), "text": text,
+            "critical": bool(form.get(f"item_{target}_critical"))}
+    if item["kind"] == "temperature":
+        try:
+            low, high = (_number(field("min"), site.temp_unit),
+                         _number(field("max"), site.temp_unit))
+        except ValueError as exc:
+            errors[key] = _("%(value)s is not a temperature.", value=str(exc))
+            return None
+        if low is None and high is None:
+            errors[key] = _("A temperature item needs a lowest or a highest limit (or both).")
+            return None
+        if low is not None and high is not None and low >= high:
+            errors[key] = _("The lowest limit must be below the highest.")
+            return None
+        item["min_c"], item["max_c"] = low, high
+        unit = field("unit")
+        if unit:
+            if unit not in set(session.execute(select(Unit.name).where(
+                    Unit.site_id == site.id)).scalars()):
+                errors[key] = _("There is no unit %(name)s here.", name=unit)
+                return None
+            item["unit"] = unit
+    return item
+
+
+def _pending_items(session, site: Site, form: dict, target: str, before: list,
+                   errors: dict) -> list:
+    """A rule's items to add so far: those saved before, less one dropped, plus a new one."""
+    items = list(before or [])
+    drop = form.get(f"drop_item_{target}")
+    if drop is not None and str(drop).isdigit() and int(drop) < len(items):
+        items.pop(int(drop))
+    new = _item_from_form(session, site, form, target, errors)
+    if new is not None:
+        items.append(new)
+    return items
+
+
 def save_review(session, review: RuleReview, staff: Staff, form: dict) -> dict[str, str]:
     """Keep the head chef's decisions so far (a draft, continued later). ``form`` has, per rule
-    code C, ``decision_C`` and for an amendment ``title_C_en``/``_zh``, ``text_C_en``/``_zh``;
-    ``new_title_en``… for a rule to add; ``summary``. Returns mistakes by field ({} if none);
-    what is right is saved either way."""
-    _head_chef_of(staff, session.get(Site, review.site_id))
+    code C, ``decision_C`` and for an amendment ``title_C_en``/``_zh``, ``text_C_en``/``_zh``,
+    ``remove__<checklist>:<item>`` for an item of C to take off, ``item_C_…`` for an item to
+    add (``drop_item_C`` takes one back); ``new_title_en``… (and ``item_new_…``) for a rule to
+    add, ``item_a<n>_…`` for another item of added rule n; ``summary``. Adding or removing an
+    item amends the rule. Returns mistakes by field ({} if none); what is right is saved
+    either way."""
+    site = session.get(Site, review.site_id)
+    _head_chef_of(staff, site)
     base = session.get(RuleSetVersion, review.base_version_id)
+    items = items_by_rule(session, site)
     decisions, errors = {}, {}
     for rule in base.rules:
         code = rule["code"]
+        before = review.decisions.get(code) or {}
         decision = form.get(f"decision_{code}", "keep")
         if decision not in DECISIONS:
             errors[f"decision_{code}"] = _("Keep, amend or retire.")
             decision = "keep"
+        add = _pending_items(session, site, form, code, before.get("add_items"), errors)
+        remove = sorted(item_ref(i) for i in items.get(code, [])
+                        if form.get(f"remove__{item_ref(i)}"))
+        if decision == "keep" and (add or remove):
+            decision = "amend"
         entry = {"decision": decision}
-        if decision == "amend":
-            entry["title"] = _bilingual(form, f"title_{code}", MAX_TITLE, errors, f"rule_{code}")
-            entry["text"] = _bilingual(form, f"text_{code}", MAX_TEXT, errors, f"rule_{code}")
+        if decision == "amend":  # (wording not sent: as the rule reads now)
+            wording = {f"{f}_{code}_{lang}": rule[f][lang] for f in ("title", "text")
+                       for lang in ("en", "zh")}
+            wording.update((k, v) for k, v in form.items() if k in wording)
+            entry["title"] = _bilingual(wording, f"title_{code}", MAX_TITLE, errors,
+                                        f"rule_{code}")
+            entry["text"] = _bilingual(wording, f"text_{code}", MAX_TEXT, errors,
+                                       f"rule_{code}")
+            entry["add_items"], entry["remove_items"] = add, remove
         decisions[code] = entry
-    additions = list(review.additions or [])
+    additions = []
+    for n, added in enumerate(review.additions or []):
+        additions.append({**added, "items": _pending_items(session, site, form, f"a{n}",
+                                                           added.get("items"), errors)})
     if any((form.get(f"new_{f}_{lang}") or "").strip()
            for f in ("title", "text") for lang in ("en", "zh")):
         new_errors: dict = {}
         title = _bilingual(form, "new_title", MAX_TITLE, new_errors, "new")
         text = _bilingual(form, "new_text", MAX_TEXT, new_errors, "new")
+        first = _item_from_form(session, site, form, "new", new_errors)
         if new_errors:
             errors.update(new_errors)
         else:
-            additions.append({"title": title, "text": text})
+            additions.append({"title": title, "text": text, "items": [first] if first else []})
     drop = form.get("drop_addition")
     if drop is not None and str(drop).isdigit() and int(drop) < len(additions):
         additions.pop(int(drop))
@@ -325,33 +467,72 @@ def publish_review(session, review: RuleReview, staff: Staff,
     if newest.id != base.id:
         raise OperationError(_("The rules changed since this review began: start it again."))
     rules, changed, retired = [], [], []
+    keys = _ItemKeys(session, base.rules)
     for rule in base.rules:
         decision = review.decisions.get(rule["code"], {"decision": "keep"})
         if decision["decision"] == "retire":
             retired.append(rule["code"])
             changed.append(rule["code"])
             continue
-        if decision["decision"] == "amend" and (decision["title"], decision["text"]) != (
-                rule["title"], rule["text"]):
-            overrides = rule["code"] if rule["source"] == "default" else rule.get("overrides")
-            rule = {**rule, "title": decision["title"], "text": decision["text"],
-                    "source": "store", "overrides": overrides}
-            changed.append(rule["code"])
+        if decision["decision"] == "amend":
+            amended = dict(rule)
+            if (decision["title"], decision["text"]) != (rule["title"], rule["text"]):
+                overrides = rule["code"] if rule["source"] == "default" \
+                    else rule.get("overrides")
+                amended.update(title=decision["title"], text=decision["text"], source="store",
+                               overrides=overrides)
+            remove = set(decision.get("remove_items") or [])
+            own = [i for i in rule.get("items") or []
+                   if f"{i['checklist']}:{i['key']}" not in remove]
+            own += [keys.give(rule["code"], i) for i in decision.get("add_items") or []]
+            gone = remove - {f"{i['checklist']}:{i['key']}" for i in rule.get("items") or []}
+            amended["items"] = own
+            amended["removed_items"] = sorted(set(rule.get("removed_items") or []) | gone)
+            if not amended["items"]:
+                amended.pop("items")
+            if not amended["removed_items"]:
+                amended.pop("removed_items")
+            if amended != rule:
+                rule = amended
+                changed.append(rule["code"])
         rules.append(rule)
     for n, added in enumerate(review.additions or []):
         code = _next_store_code(base.rules + rules, n)
         number = max([r["number"] for r in base.rules + rules] + [0]) + 1
-        rules.append({"code": code, "number": number, "title": added["title"],
-                      "text": added["text"], "source": "store", "overrides": None})
+        rule = {"code": code, "number": number, "title": added["title"],
+                "text": added["text"], "source": "store", "overrides": None}
+        if added.get("items"):
+            rule["items"] = [keys.give(code, i) for i in added["items"]]
+        rules.append(rule)
         changed.append(code)
     now = utcnow()
     version = RuleSetVersion(site_id=site.id, number=base.number + 1, published_at=now,
                              published_by_id=staff.id, summary=review.summary.strip(),
                              rules=rules, changed=changed, retired=retired)
     audit.append(session, version, "rules.published", staff.id, device_id)
+    try:  # the checklists follow: retired rules' items leave, store rules' items join
+        sync_site(session, site.id, version)
+    except DefinitionError:
+        raise OperationError(_("This would leave a checklist with no items: keep at least one "
+                               "rule or item on each checklist.")) from None
     review.published_version_id = version.id
     _resolve_reminders(session, site, staff, device_id, version, now)
     return version
+
+
+class _ItemKeys:
+    """Keys for the items a review adds: ``<code>-<n>``, unique on their checklist."""
+
+    def __init__(self, session, rules: list[dict]):
+        self.taken = {(d.key, i.key) for d in current_definitions(session, None) for i in d.items}
+        self.taken |= {(i["checklist"], i["key"]) for r in rules for i in r.get("items") or []}
+
+    def give(self, code: str, item: dict) -> dict:
+        n = 1
+        while (item["checklist"], f"{code.lower()}-{n}") in self.taken:
+            n += 1
+        self.taken.add((item["checklist"], f"{code.lower()}-{n}"))
+        return {**item, "key": f"{code.lower()}-{n}"}
 
 
 def _resolve_reminders(session, site: Site, staff: Staff, device_id, version, now) -> None:
@@ -413,8 +594,9 @@ def training_status(session, site: Site, version: RuleSetVersion) -> list[dict]:
 # --- feedback ---------------------------------------------------------------------------------
 
 def suggest(session, staff: Staff, site: Site, rule_code: str | None, text: str,
-            device_id: str | None = None) -> RuleSuggestion:
-    """Anyone at the site suggests a change to a rule (or a new rule)."""
+            device_id: str | None = None, photo=None) -> RuleSuggestion:
+    """Anyone at the site suggests a change to a rule (or a new rule), with a photo if they
+    took one (stored by ``store_photo``)."""
     text = (text or "").strip()
     if not text or len(text) > MAX_TEXT:
         raise OperationError(_("Write the suggestion (up to %(n)s characters).", n=MAX_TEXT))
@@ -422,7 +604,8 @@ def suggest(session, staff: Staff, site: Site, rule_code: str | None, text: str,
     if rule_code and rule_in(version, rule_code) is None:
         raise OperationError(_("There is no rule %(code)s.", code=rule_code))
     suggestion = RuleSuggestion(site_id=site.id, staff_id=staff.id, rule_code=rule_code or None,
-                                text=text, at=utcnow(), device_id=device_id)
+                                text=text, at=utcnow(), device_id=device_id,
+                                photo_id=photo.id if photo is not None else None)
     audit.append(session, suggestion, "rules.suggested", staff.id, device_id)
     return suggestion
 

@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
+from flask_babel import format_decimal
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.checklists.definitions import ITEM_KINDS, current_definitions
+from app.checklists.operations import store_photo
 from app.devices import current_device_id
 from app.errors import OperationError
-from app.models import Role, RuleSetVersion, RuleSuggestion, Staff, db, utcnow
+from app.models import Role, RuleSetVersion, RuleSuggestion, Staff, Unit, db, utcnow
 from app.rules import bp
 from app.rules.operations import (DECISIONS, acknowledge, answer_suggestion, appendix, compare,
-                                  current_version, evidence, items_by_rule, open_review,
+                                  current_version, evidence, item_ref, item_texts,
+                                  items_by_rule, open_review,
                                   publish_review, save_review, start_review, suggest,
                                   suggestions, to_acknowledge, training_status, versions)
 from app.rules_review import review_due
 from app.security import chef_only
 from app.web import current_site
 
+KIND_LABELS = {"passfail": lazy_gettext("Pass / fail"),
+               "temperature": lazy_gettext("Temperature"), "time": lazy_gettext("Time"),
+               "text": lazy_gettext("Text")}
 DECISION_LABELS = {"keep": lazy_gettext("Keep"), "amend": lazy_gettext("Amend"),
                    "retire": lazy_gettext("Retire")}
 
@@ -64,7 +72,8 @@ def index():
     due, _last = review_due(db.session, site)
     publisher = db.session.get(Staff, version.published_by_id) if version.published_by_id else None
     return render_template("rules/index.html", site=site, version=version, publisher=publisher,
-                           items=items_by_rule(db.session), appendix=appendix(), due=due,
+                           items=items_by_rule(db.session, site), appendix=appendix(), due=due,
+                           removed_texts=item_texts(db.session),
                            training=training_status(db.session, site, version) if chef else [],
                            chef=chef, review=open_review(db.session, site))
 
@@ -84,7 +93,7 @@ def history():
 def version(number: int):
     version = _version_or_404(number)
     return render_template("rules/version.html", site=current_site(), version=version,
-                           appendix=appendix())
+                           appendix=appendix(), removed_texts=item_texts(db.session))
 
 
 @bp.get("/diff")
@@ -93,7 +102,9 @@ def diff():
     new = _version_or_404(new_n)
     old = _version_or_404(request.args.get("from", type=int) or max(new_n - 1, 0))
     return render_template("rules/diff.html", site=current_site(), old=old, new=new,
-                           rows=compare(old, new))
+                           rows=compare(old, new), removed_texts=item_texts(db.session),
+                           checklist_titles={d.key: d.title(_lang()) for d in
+                                             current_definitions(db.session, None)})
 
 
 # --- the yearly review ------------------------------------------------------------------------
@@ -106,8 +117,13 @@ def _review_page(review, errors: dict, form: dict | None = None, status: int = 2
     open_suggestions = [(s, a) for s, a in suggestions(db.session, site) if s.at >= since]
     return render_template("rules/review.html", site=site, review=review, base=base,
                            evidence=evidence(db.session, site, since, until),
-                           items=items_by_rule(db.session), errors=errors, form=form or {},
-                           suggestions=open_suggestions, decisions=DECISIONS), status
+                           items=items_by_rule(db.session, site), errors=errors, form=form or {},
+                           suggestions=open_suggestions, decisions=DECISIONS,
+                           checklists=current_definitions(db.session, None), kinds=ITEM_KINDS,
+                           kind_labels=KIND_LABELS, item_ref=item_ref,
+                           units=db.session.execute(select(Unit.name).where(
+                               Unit.site_id == site.id).order_by(Unit.name)).scalars().all()
+                           ), status
 
 
 @bp.route("/review", methods=["GET", "POST"])
@@ -166,8 +182,12 @@ def suggest_view():
     error = None
     if request.method == "POST":
         try:
+            photo, upload = None, request.files.get("photo")
+            if upload is not None and upload.filename:
+                photo = store_photo(db.session, upload.read(), current_user, current_device_id(),
+                                    current_app.config["BRIGADE_PHOTO_MAX_BYTES"])
             suggest(db.session, current_user, site, request.form.get("rule") or None,
-                    request.form.get("text"), current_device_id())
+                    request.form.get("text"), current_device_id(), photo)
             db.session.commit()
             flash(_("Thank you: the head chef will read your suggestion."), "ok")
             return redirect(url_for("rules.index"))
@@ -177,6 +197,19 @@ def suggest_view():
     return render_template("rules/suggest.html", site=site, version=version, error=error,
                            chosen=request.values.get("rule", ""),
                            text=request.form.get("text", "")), 400 if error else 200
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_exc):
+    """A suggestion's photo over the limit: said on the form, in the person's language."""
+    if request.endpoint != "rules.suggest_view":
+        return _("That is too large."), 413
+    site = current_site()
+    limit = format_decimal(current_app.config["BRIGADE_PHOTO_MAX_BYTES"] / 2**20, "#.#")
+    error = _("That photo is too large (the limit is %(mb)s MB): nothing was saved. Take it "
+              "again at a lower resolution.", mb=limit)
+    return render_template("rules/suggest.html", site=site, version=current_version(db.session, site),
+                           error=error, chosen="", text=""), 413
 
 
 @bp.get("/suggestions")

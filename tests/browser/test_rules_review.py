@@ -54,12 +54,19 @@ def test_the_head_chef_reviews_the_rules_and_the_cooks_read_and_suggest(
     chef.get_by_test_id("new-title-zh").fill("过敏原")
     chef.get_by_test_id("new-text-en").fill("Allergen dishes are plated apart.")
     chef.get_by_test_id("new-text-zh").fill("含过敏原的菜点单独装盘。")
+    # The store rule brings an item of its own onto the serving checklist.
+    chef.get_by_test_id("item-new-checklist").select_option("serving_hygiene")
+    chef.get_by_test_id("item-new-kind").select_option("passfail")
+    chef.get_by_test_id("item-new-text-en").fill("Allergen dishes plated apart")
+    chef.get_by_test_id("item-new-text-zh").fill("过敏原菜点单独装盘")
     chef.get_by_test_id("summary").fill("R3 labelled; R4 folded into R8; allergens added.")
     # Saved, and continued later: the draft is there when the page is opened again.
     chef.get_by_test_id("save-review").click()
     chef.goto("/rules/review")
     expect(chef.get_by_test_id("decision-R4-retire")).to_be_checked()
     expect(chef.get_by_test_id("addition-0")).to_be_visible()
+    expect(chef.get_by_test_id("pending-a0-0")).to_contain_text(
+        "过敏原菜点单独装盘" if language == "zh" else "Allergen dishes plated apart")
     chef.screenshot(path=str(artifacts / f"rules-review-{language}.png"), full_page=True)
     chef.get_by_test_id("publish-review").click()
     expect(chef).to_have_url(re.compile(r"/rules/diff\?to=2$"))
@@ -67,6 +74,7 @@ def test_the_head_chef_reviews_the_rules_and_the_cooks_read_and_suggest(
     expect(chef.get_by_test_id("diff-R4")).to_have_attribute("data-status", "retired")
     expect(chef.get_by_test_id("diff-S1")).to_have_attribute("data-status", "added")
     expect(chef.locator('[data-testid="diff-R3"] ins').first).to_be_visible()
+    expect(chef.get_by_test_id("item-added-S1")).to_be_visible()
     chef.screenshot(path=str(artifacts / f"rules-diff-{language}.png"), full_page=True)
 
     # On the tablet: the cook reads each changed rule with one tap, then suggests a change.
@@ -79,6 +87,16 @@ def test_the_head_chef_reviews_the_rules_and_the_cooks_read_and_suggest(
         cook.get_by_test_id(f"read-{code}").click()
         expect(cook.get_by_test_id(f"to-read-{code}")).to_have_count(0)
     expect(cook.get_by_test_id("rules-to-read")).to_be_hidden()
+    # The checklist follows the rules: R4's item is gone, the store rule's item is there.
+    cook.get_by_test_id("start-before_lunch").click()
+    expect(cook).to_have_url(re.compile(r"/runs/\d+$"))
+    expect(cook.get_by_test_id("item-s1-1")).to_contain_text(
+        "过敏原菜点单独装盘" if language == "zh" else "Allergen dishes plated apart")
+    expect(cook.get_by_test_id("item-spills_wiped")).to_have_count(0)
+    cook.get_by_test_id("rule-s1-1").click()
+    expect(cook.get_by_test_id("rule-text-s1-1")).to_contain_text(
+        "单独装盘" if language == "zh" else "plated apart")
+    cook.screenshot(path=str(artifacts / f"rules-checklist-{language}.png"), full_page=True)
     cook.goto("/rules/suggest?rule=R2")
     cook.get_by_test_id("field-text").fill("Put a thermometer in the cold well too.")
     cook.get_by_test_id("send-suggestion").click()
