@@ -377,7 +377,7 @@ def test_a_review_takes_retired_and_removed_items_off_and_puts_store_items_on_th
                            now=at_local(DAY, "11:05"))
         db.session.commit()
         review = start_review(db.session, site, chef)
-        assert save_review(db.session, review, chef, ITEMS_REVIEW) == {}
+        assert save_review(db.session, review, chef, dict(ITEMS_REVIEW)) == {}
         assert review.decisions["R2"]["decision"] == "amend"  # items changed: an amendment
         version = publish_review(db.session, review, chef, "dev1")
         db.session.commit()
@@ -459,13 +459,21 @@ def test_a_changed_default_checklist_is_followed_by_the_sites_own_version(app, k
         folder = tmp_path / "checklists"
         shutil.copytree(DEFINITIONS_DIR, folder)
         path = folder / "serving_hygiene.yaml"
-        path.write_text(path.read_text(encoding="utf-8").replace(
-            "Cold-held", "Cold held", 1), encoding="utf-8")
-        load_all(db.session, folder)
+        before = path.read_text(encoding="utf-8")
+        path.write_text(before.replace("against dust, flies", "against dust and flies", 1),
+                        encoding="utf-8")
+        assert path.read_text(encoding="utf-8") != before
+        first_default = current_definitions(db.session)[0]
+        results = load_all(db.session, folder)
         db.session.commit()
         newest_default = current_definitions(db.session)[0]
+        assert [(r.key, r.status) for r in results if r.status.startswith("made")] == [
+            ("serving_hygiene", f"made for site {site.id}")]
+        assert newest_default.id != first_default.id
         mine = current_definitions(db.session, site.id)[0]
         assert mine.base_id == newest_default.id and mine.version > newest_default.version
+        assert "against dust and flies" in next(i.text_en for i in mine.items
+                                                if i.key == "covered")
         assert "utensils_used" not in [i.key for i in mine.items]  # still retired here
         assert "utensils_used" in [i.key for i in newest_default.items]
         assert audit.verify(db.session)[1] == []
@@ -519,6 +527,10 @@ def test_a_suggestion_can_bring_a_photo_that_only_its_site_sees(app, kitchen):
     src = page.split('data-testid="suggestion-photo-')[0].rsplit('src="', 1)[1].split('"')[0]
     photo = chef.get(src)
     assert photo.status_code == 200 and photo.data == png
+    assert cook.get(src).status_code == 200  # its author
+    other_cook = app.test_client()
+    login_pin(other_cook, kitchen["cook2"], Kitchen.PINS["cook2"])
+    assert other_cook.get(src).status_code == 404  # suggestions are the head chef's to read
     with app.app_context():
         from app.models import RuleSuggestion
         suggestion = db.session.execute(select(RuleSuggestion)).scalar_one()
@@ -571,3 +583,108 @@ def test_an_alert_shows_the_rule_it_tells_of_as_the_site_kept_it_when_it_opened(
     assert "Cold dishes stay at 5 °C or below." in rule and "冷食保持在5°C以下。" in rule
     assert "Store rule: prevails over default rule R2" in rule
     assert 'data-testid="alert-rule"' not in chef_client.get(f"/alerts/{ids[2]}").get_data(True)
+
+
+def _defaults_with_a_new_rule_and_checklist(folder):
+    """The shipped definitions plus rule R9 (with an item on the serving checklist) and a new
+    checklist whose one item checks R5."""
+    import shutil
+
+    import yaml
+
+    from app.checklists.definitions import DEFINITIONS_DIR
+    shutil.copytree(DEFINITIONS_DIR, folder)
+    rules = yaml.safe_load((folder / "rules.yaml").read_text(encoding="utf-8"))
+    rules["rules"].append({"code": "R9", "number": 9, "title": {"en": "Allergens", "zh": "过敏原"},
+                           "text": {"en": "Allergen dishes are plated apart.",
+                                    "zh": "含过敏原的菜点单独装盘。"}})
+    (folder / "rules.yaml").write_text(yaml.safe_dump(rules, allow_unicode=True), "utf-8")
+    serving = yaml.safe_load((folder / "serving_hygiene.yaml").read_text(encoding="utf-8"))
+    serving["items"].append({"key": "allergens_apart", "rule": "R9", "kind": "passfail",
+                             "text": {"en": "Allergen dishes plated apart",
+                                      "zh": "过敏原菜点单独装盘"}})
+    (folder / "serving_hygiene.yaml").write_text(yaml.safe_dump(serving, allow_unicode=True),
+                                                 "utf-8")
+    tools = {"key": "tools", "title": {"en": "Serving tools", "zh": "分菜工具"},
+             "schedules": serving["schedules"][:1],
+             "items": [{"key": "tongs", "rule": "R5", "kind": "passfail",
+                        "text": {"en": "Tongs at every dish", "zh": "每道菜都有夹子"}}]}
+    (folder / "tools.yaml").write_text(yaml.safe_dump(tools, allow_unicode=True), "utf-8")
+
+
+def test_new_default_rules_and_checklists_reach_every_site_but_what_it_retired(app, kitchen,
+                                                                             tmp_path):
+    from app.checklists.definitions import load_all
+    from app.rules.operations import rules_in_force
+    with app.app_context():
+        site, chef, _cook = _objects(kitchen)
+        other = Site(name="Other Kitchen", timezone="Europe/London", temp_unit="C")
+        db.session.add(other)
+        db.session.flush()
+        current_version(db.session, other)
+        review = start_review(db.session, site, chef)
+        save_review(db.session, review, chef, {"decision_R5": "retire", "summary": "R5 out"})
+        publish_review(db.session, review, chef, "dev1")
+        db.session.commit()
+        _defaults_with_a_new_rule_and_checklist(tmp_path / "defs")
+        load_all(db.session, tmp_path / "defs")  # not refused: a site's checklist may be empty
+        db.session.commit()
+        mine = {d.key: d for d in current_definitions(db.session, site.id)}
+        theirs = {d.key: d for d in current_definitions(db.session, other.id)}
+        assert set(mine) == {"serving_hygiene"} and set(theirs) == {"serving_hygiene", "tools"}
+        keys = [i.key for i in mine["serving_hygiene"].items]
+        assert "allergens_apart" in keys and "utensils_used" not in keys  # new rule in, R5 out
+        assert "allergens_apart" in [i.key for i in theirs["serving_hygiene"].items]
+        assert "R9" in rules_in_force(db.session, site)  # its tip reads on the tablet
+        # The next review walks R9 too; kept, it joins the site's version and is read by all.
+        review = start_review(db.session, site, chef)
+        assert "R9" in review.decisions
+        save_review(db.session, review, chef, {"summary": "R9 adopted"})
+        version = publish_review(db.session, review, chef, "dev1")
+        db.session.commit()
+        assert "R9" in [r["code"] for r in version.rules] and "R9" in version.changed
+        assert audit.verify(db.session)[1] == []
+
+
+def test_a_sites_checklist_version_is_chained_with_its_site(app, kitchen):
+    from sqlalchemy import update
+
+    from app.models import ChecklistDefinition
+    with app.app_context():
+        site, chef, _cook = _objects(kitchen)
+        review = start_review(db.session, site, chef)
+        save_review(db.session, review, chef, {"decision_R5": "retire", "summary": "R5 out"})
+        publish_review(db.session, review, chef, "dev1")
+        db.session.commit()
+        mine = current_definitions(db.session, site.id)[0]
+        db.session.execute(update(ChecklistDefinition).where(ChecklistDefinition.id == mine.id)
+                           .values(site_id=None))  # handed to every site, behind the app's back
+        db.session.commit()
+        problems = audit.verify(db.session)[1]
+        assert any(f"checklist_definitions {mine.id}" in p.where and "site_id" in p.what
+                   for p in problems), problems
+
+
+def test_a_review_shown_again_for_a_mistake_keeps_each_item_once(app, kitchen):
+    chef = app.test_client()
+    login_password(chef, *CHEF)
+    item = {"item_R2_checklist": "serving_hygiene", "item_R2_kind": "passfail",
+            "item_R2_text_en": "Cold well lid closed", "item_R2_text_zh": "冷藏台盖好"}
+    bad = {**AMEND_R3, "title_R3_en": "", **item, "action": "save"}
+    page = chef.post("/rules/review", data=bad)
+    assert page.status_code == 400
+    html = page.get_data(as_text=True)
+    assert 'data-testid="pending-R2-0"' in html and "Cold well lid closed" in html
+    assert 'name="item_R2_text_en" class="text-input" maxlength="500" value=""' in html
+    assert 'value="Plating on time, and labelled"' not in html  # the emptied title stays empty
+    # Sent again as shown (the title now filled in): still one item.
+    assert chef.post("/rules/review", data={**AMEND_R3, "action": "save"}).status_code == 302
+    with app.app_context():
+        from app.models import RuleReview
+        review = db.session.execute(select(RuleReview)).scalar_one()
+        assert [i["text"]["en"] for i in review.decisions["R2"]["add_items"]] == [
+            "Cold well lid closed"]
+    # Enter in a field presses the form's first button: "save", never a "Remove".
+    html = chef.get("/rules/review").get_data(as_text=True)
+    form = html.split('data-testid="review-form"')[1]
+    assert form.index('name="action" value="save"') < form.index('name="drop_item_R2"')

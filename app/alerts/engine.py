@@ -258,8 +258,14 @@ def sweep_checklists(session, now: dt.datetime | None = None) -> list:
     from app.checklists.operations import due_today
     now = now or utcnow()
     changed = []
+    from app.models import ChecklistDefinition
+    defaults = current_definitions(session)
+    # Sites with checklists of their own (few) ask for theirs; the others share the defaults.
+    own = set(session.execute(select(ChecklistDefinition.site_id).where(
+        ChecklistDefinition.site_id.is_not(None)).distinct()).scalars())
     for site in session.execute(select(Site)).scalars():
-        for entry in due_today(session, site, now, current_definitions(session, site.id)):
+        definitions = current_definitions(session, site.id) if site.id in own else defaults
+        for entry in due_today(session, site, now, definitions):
             subject = overdue_subject(site.id, entry.definition.key, entry.slot.schedule_key,
                                       entry.slot.start)
             if entry.status == "overdue":

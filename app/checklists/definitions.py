@@ -35,7 +35,7 @@ class LoadResult:
     kind: str       # "rule" or "checklist"
     key: str
     version: int
-    status: str     # "new", "updated" or "unchanged"
+    status: str     # "new", "updated", "unchanged", or "made for site N" (its own version)
 
 
 def _bilingual(value, where: str) -> dict:
@@ -144,9 +144,11 @@ def load_all(session, directory: Path = DEFINITIONS_DIR) -> list[LoadResult]:
         seen.add(c["key"])
     results = [_store_rule(session, r) for r in rules] + \
         [_store_checklist(session, c) for c in checklists]
-    if any(r.kind == "checklist" and r.status != "unchanged" for r in results):
-        session.flush()
-        sync_sites(session)
+    session.flush()
+    # Sites that keep checklists of their own get them from a new default (and, once after an
+    # upgrade, from what their rules already retired); a no-op when nothing differs.
+    results += [LoadResult("checklist", d.key, d.version, f"made for site {d.site_id}")
+                for d in sync_sites(session)]
     return results
 
 
@@ -169,13 +171,15 @@ def _store_checklist(session, checklist: dict) -> LoadResult:
     latest = latest_definition(session, checklist["key"])
     if latest is not None and latest.content_hash == digest:
         return LoadResult("checklist", checklist["key"], latest.version, "unchanged")
+    audit.serialize(session)  # version numbers are per checklist: one writer at a time
     version = _next_version(session, checklist["key"])
     definition = _add_definition(session, checklist, version, digest)
     # What past answers answered is chained: verify rebuilds each version from its rows.
     audit.record_change(session, subject=f"checklist_definitions:{definition.id}",
                         action="checklist.loaded", actor_id=None,
                         data={"key": [None, definition.key], "version": [None, version],
-                              "content_hash": [None, definition_digest(definition)]},
+                              "content_hash": [None, definition_digest(definition)],
+                              "site_id": [None, None]},
                         reason=f"a changed checklist file (version {version})"
                         if latest is not None else None)
     logger.info("checklist %s version %s loaded", checklist["key"], version)
@@ -243,11 +247,13 @@ def _for_site(site_id: int | None):
 
 
 def current_definitions(session, site_id: int | None = None) -> list[ChecklistDefinition]:
-    """The version in force of every checklist at a site (the defaults for ``None``)."""
+    """The version in force of every checklist a site uses (the defaults for ``None``); a
+    checklist whose site version has no items (its rules all retired there) is not used."""
     newest = (select(func.max(ChecklistDefinition.id)).where(_for_site(site_id))
               .group_by(ChecklistDefinition.key).scalar_subquery())
     return list(session.execute(select(ChecklistDefinition)
-                                .where(ChecklistDefinition.id.in_(newest))
+                                .where(ChecklistDefinition.id.in_(newest),
+                                       ChecklistDefinition.items.any())
                                 .order_by(ChecklistDefinition.key)).scalars())
 
 
@@ -262,14 +268,14 @@ def definitions_by_key(session, site_id: int) -> dict[str, list[ChecklistDefinit
 
 # --- a site's own versions: what its rules retire or add (issue #14) ---------------------------
 
-def site_content(default: ChecklistDefinition, rules: list[dict]) -> dict:
-    """The checklist as a site's rules make it: the default's items whose rule is in force and
-    that no rule removed, then the items the site's rules add to this checklist."""
-    codes = {r["code"] for r in rules}
+def site_content(default: ChecklistDefinition, rules: list[dict], retired: set[str]) -> dict:
+    """The checklist as a site's rules make it: the default's items but those of the rules the
+    site retired and those a rule took off, then the items the site's rules add to it. (An item
+    of a default rule the site has not seen yet, new in the file, stays.)"""
     removed = {ref for r in rules for ref in r.get("removed_items") or []}
     content = definition_content(default)
     items = [i for i in content["items"]
-             if i["rule"] in codes and f"{default.key}:{i['key']}" not in removed]
+             if i["rule"] not in retired and f"{default.key}:{i['key']}" not in removed]
     for rule in rules:
         for added in rule.get("items") or []:
             if added["checklist"] == default.key:
@@ -288,31 +294,46 @@ def store_item_content(added: dict, code: str) -> dict:
     return content
 
 
-def sync_site(session, site_id: int, rules_version) -> list[ChecklistDefinition]:
+def retired_codes(session, site_id: int) -> set[str]:
+    """Every rule code the site ever retired."""
+    from app.models import RuleSetVersion
+    return {code for retired in session.execute(select(RuleSetVersion.retired).where(
+        RuleSetVersion.site_id == site_id)).scalars() for code in retired or []}
+
+
+def sync_site(session, site_id: int, rules_version, actor_id: int | None = None,
+              refuse_empty: bool = False) -> list[ChecklistDefinition]:
     """Bring the site's checklists in line with its rules version (``RuleSetVersion``): a new
     version of the site's own for every checklist whose items differ from the one in force;
-    chained. A site whose rules change no item keeps working from the defaults. The caller
-    commits."""
+    chained with the site, the default and the rules version it follows. A site whose rules
+    change no item keeps working from the defaults. A checklist left with no items is not used
+    at the site (``current_definitions`` leaves it out), or with ``refuse_empty`` is refused
+    (DefinitionError) unless it was empty there already. The caller commits."""
+    retired = retired_codes(session, site_id)
     made = []
     for default in current_definitions(session, None):
-        content = site_content(default, rules_version.rules)
-        if not content["items"]:
+        content = site_content(default, rules_version.rules, retired)
+        in_force = latest_definition(session, default.key, site_id)
+        if not content["items"] and in_force.items and refuse_empty:
             raise DefinitionError(f"checklist {default.key!r} would have no items left")
         digest = _digest(content)
-        in_force = latest_definition(session, default.key, site_id)
-        if in_force.content_hash == digest:
+        if in_force.content_hash == digest and (in_force.id == default.id
+                                                or in_force.base_id == default.id):
             continue
+        audit.serialize(session)  # version numbers are per checklist: one writer at a time
         version = _next_version(session, default.key)
         definition = _add_definition(session, content, version, digest, site_id=site_id,
                                      base_id=default.id, rules_version_id=rules_version.id)
         audit.record_change(session, subject=f"checklist_definitions:{definition.id}",
-                            action="checklist.derived", actor_id=rules_version.published_by_id,
-                            site_id=site_id,
+                            action="checklist.derived", actor_id=actor_id, site_id=site_id,
                             data={"key": [None, definition.key], "version": [None, version],
-                                  "content_hash": [None, definition_digest(definition)]},
+                                  "content_hash": [None, definition_digest(definition)],
+                                  "site_id": [None, site_id], "base_id": [None, default.id],
+                                  "rules_version_id": [None, rules_version.id]},
                             reason=f"the site's rules version {rules_version.number} "
                                    f"(from checklist version {default.version})")
-        logger.info("checklist %s version %s made for site %s", default.key, version, site_id)
+        logger.info("checklist %s version %s made for site %s (%s items)", default.key,
+                    version, site_id, len(content["items"]))
         made.append(definition)
     return made
 

@@ -8,7 +8,7 @@ from flask import (abort, current_app, flash, make_response, redirect, render_te
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import select, true
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.checklists import bp
@@ -18,7 +18,8 @@ from app.checklists.operations import (KEEP, SubmissionRefused, current_answers,
                                        sensor_now, store_photo, submit_run)
 from app.errors import OperationError
 from app.devices import current_device_id
-from app.models import Answer, ChecklistItem, Photo, RuleSuggestion, Run, Site, db, utcnow
+from app.models import (Answer, ChecklistItem, Photo, Role, RuleSuggestion, Run, Site, db,
+                        utcnow)
 from app.rules.operations import rules_then
 from app.timers.operations import timers_context
 from app.web import current_site, site_row_or_404
@@ -178,17 +179,23 @@ def submit(run_id: int):
     return redirect(url_for("checklists.home"))
 
 
+#: Who reads every suggestion of a site (as /rules/suggestions); others their own only.
+SUGGESTION_READERS = (Role.HEAD_CHEF, Role.ADMIN, Role.OWNER)
+
+
 @bp.get("/photos/<int:photo_id>")
 def photo(photo_id: int):
     photo = db.session.get(Photo, photo_id)
     # A photo is the site's whose run an answer attached it to, or that came with one of its
     # rule suggestions; other sites get a 404.
+    # A suggestion's photo is for its author and the site's chefs, as the suggestion is.
     site_id = current_site().id
     mine = db.session.execute(select(Answer.id).join(Run, Run.id == Answer.run_id).where(
         Answer.photo_id == photo_id, Run.site_id == site_id).limit(1)).first() \
         or db.session.execute(select(RuleSuggestion.id).where(
-            RuleSuggestion.photo_id == photo_id, RuleSuggestion.site_id == site_id)
-            .limit(1)).first()
+            RuleSuggestion.photo_id == photo_id, RuleSuggestion.site_id == site_id,
+            true() if current_user.role in SUGGESTION_READERS
+            else RuleSuggestion.staff_id == current_user.id).limit(1)).first()
     if photo is None or mine is None:
         abort(404)
     response = make_response(photo.data)

@@ -147,6 +147,8 @@ def slot_entries(session, site: Site, span: Period, now: dt.datetime) -> list[Sl
     for key, versions in sorted(definitions_by_key(session, site.id).items()):
         for day in span.days:
             definition = _in_force(versions, day_start(day + dt.timedelta(days=1), tz))
+            if not definition.items:
+                continue  # not used at this site then (its rules all retired there)
             names = {s["key"]: s.get("name") or {"en": s["key"]} for s in definition.schedules}
             for slot in slots_for_day(definition.schedules, day, tz):
                 run = by_slot.pop((key, slot.schedule_key, slot.start), None)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.checklists.definitions import (DEFINITIONS_DIR, ITEM_KINDS, DefinitionError,
-                                        current_definitions, sync_site)
+                                        current_definitions, retired_codes, sync_site)
 from app.errors import OperationError
 from app.models import (Alert, Answer, ChecklistItem, HoldTimer, Role, Rule, RuleAcknowledgement,
                         RuleReview, RuleSetVersion, RuleSuggestion, Run, Site, Staff,
@@ -93,10 +93,26 @@ def version_in_force(session, site: Site, at: dt.datetime) -> RuleSetVersion | N
 
 
 def rules_in_force(session, site: Site) -> dict[str, dict]:
-    """The site's rules by code as they apply now (the defaults before its first version);
-    reads only, for pages that must not write."""
+    """The site's rules by code as they apply now (the defaults before its first version), with
+    any default rule new in the file since (its items are on the checklist already); reads
+    only, for pages that must not write."""
     version = newest_version(session, site.id)
-    return {r["code"]: r for r in (version.rules if version else _default_rules(session))}
+    if version is None:
+        return {r["code"]: r for r in _default_rules(session)}
+    return {r["code"]: r for r in version.rules + new_defaults(session, site, version.rules)}
+
+
+def new_defaults(session, site: Site, rules: list[dict]) -> list[dict]:
+    """Default rules loaded since the site's version was published that it neither has nor
+    ever retired: the next review adopts them (keep or retire)."""
+    have = {r["code"] for r in rules}
+    retired = retired_codes(session, site.id)
+    return [r for r in _default_rules(session) if r["code"] not in have | retired]
+
+
+def under_review(session, site: Site, base: RuleSetVersion) -> list[dict]:
+    """The rules a review walks: the version's, then any new default rule."""
+    return base.rules + new_defaults(session, site, base.rules)
 
 
 def rules_then(session, site: Site, at: dt.datetime) -> dict[str, dict]:
@@ -107,7 +123,8 @@ def rules_then(session, site: Site, at: dt.datetime) -> dict[str, dict]:
         .order_by(RuleSetVersion.number).limit(1)).scalar()
     if version is None:
         return {r["code"]: r for r in _default_rules(session)}
-    return {r["code"]: r for r in version.rules}
+    # (A default rule new in the file since: its items are on the checklist already.)
+    return {r["code"]: r for r in version.rules + new_defaults(session, site, version.rules)}
 
 
 def alert_rule(session, alert: Alert) -> dict | None:
@@ -290,7 +307,8 @@ def start_review(session, site: Site, staff: Staff) -> RuleReview:
     base = current_version(session, site)
     review = RuleReview(site_id=site.id, base_version_id=base.id, started_by_id=staff.id,
                         started_at=utcnow(), updated_at=utcnow(),
-                        decisions={r["code"]: {"decision": "keep"} for r in base.rules},
+                        decisions={r["code"]: {"decision": "keep"}
+                                   for r in under_review(session, site, base)},
                         additions=[])
     session.add(review)
     session.flush()
@@ -379,7 +397,15 @@ def _pending_items(session, site: Site, form: dict, target: str, before: list,
     new = _item_from_form(session, site, form, target, errors)
     if new is not None:
         items.append(new)
+        _taken(form, target)
     return items
+
+
+def _taken(form: dict, target: str) -> None:
+    """An item saved: its fields leave ``form``, so a page shown again (for another field's
+    mistake) shows it once, as pending, and sending that page again adds it no second time."""
+    for name in [k for k in form if k.startswith(f"item_{target}_")]:
+        del form[name]
 
 
 def save_review(session, review: RuleReview, staff: Staff, form: dict) -> dict[str, str]:
@@ -389,13 +415,14 @@ def save_review(session, review: RuleReview, staff: Staff, form: dict) -> dict[s
     add (``drop_item_C`` takes one back); ``new_title_en``… (and ``item_new_…``) for a rule to
     add, ``item_a<n>_…`` for another item of added rule n; ``summary``. Adding or removing an
     item amends the rule. Returns mistakes by field ({} if none); what is right is saved
-    either way."""
+    either way, and the fields of each item or rule saved are taken out of ``form`` (the
+    request's fields, shown again with the mistakes: what was saved shows once, as pending)."""
     site = session.get(Site, review.site_id)
     _head_chef_of(staff, site)
     base = session.get(RuleSetVersion, review.base_version_id)
     items = items_by_rule(session, site)
     decisions, errors = {}, {}
-    for rule in base.rules:
+    for rule in under_review(session, site, base):
         code = rule["code"]
         before = review.decisions.get(code) or {}
         decision = form.get(f"decision_{code}", "keep")
@@ -407,7 +434,9 @@ def save_review(session, review: RuleReview, staff: Staff, form: dict) -> dict[s
                         if form.get(f"remove__{item_ref(i)}"))
         if decision == "keep" and (add or remove):
             decision = "amend"
-        entry = {"decision": decision}
+        # (Pending items and ticks are kept in the draft even while the rule is marked retired,
+        # so changing one's mind loses nothing; only an amendment publishes them.)
+        entry = {"decision": decision, "add_items": add, "remove_items": remove}
         if decision == "amend":  # (wording not sent: as the rule reads now)
             wording = {f"{f}_{code}_{lang}": rule[f][lang] for f in ("title", "text")
                        for lang in ("en", "zh")}
@@ -416,7 +445,6 @@ def save_review(session, review: RuleReview, staff: Staff, form: dict) -> dict[s
                                         f"rule_{code}")
             entry["text"] = _bilingual(wording, f"text_{code}", MAX_TEXT, errors,
                                        f"rule_{code}")
-            entry["add_items"], entry["remove_items"] = add, remove
         decisions[code] = entry
     additions = []
     for n, added in enumerate(review.additions or []):
@@ -432,6 +460,9 @@ def save_review(session, review: RuleReview, staff: Staff, form: dict) -> dict[s
             errors.update(new_errors)
         else:
             additions.append({"title": title, "text": text, "items": [first] if first else []})
+            for name in ("new_title_en", "new_title_zh", "new_text_en", "new_text_zh"):
+                form.pop(name, None)
+            _taken(form, "new")
     drop = form.get("drop_addition")
     if drop is not None and str(drop).isdigit() and int(drop) < len(additions):
         additions.pop(int(drop))
@@ -443,8 +474,9 @@ def save_review(session, review: RuleReview, staff: Staff, form: dict) -> dict[s
     return errors
 
 
-def _next_store_code(rules: list[dict], additions_so_far: int) -> str:
-    taken = {r["code"] for r in rules}
+def _next_store_code(rules: list[dict], additions_so_far: int, retired: set[str]) -> str:
+    """S1, S2…: never a code the site's rules have (or had: a retired code is not reused)."""
+    taken = {r["code"] for r in rules} | retired
     n = 1 + additions_so_far
     while f"S{n}" in taken:
         n += 1
@@ -468,7 +500,8 @@ def publish_review(session, review: RuleReview, staff: Staff,
         raise OperationError(_("The rules changed since this review began: start it again."))
     rules, changed, retired = [], [], []
     keys = _ItemKeys(session, base.rules)
-    for rule in base.rules:
+    known = {r["code"] for r in base.rules}
+    for rule in under_review(session, site, base):
         decision = review.decisions.get(rule["code"], {"decision": "keep"})
         if decision["decision"] == "retire":
             retired.append(rule["code"])
@@ -495,9 +528,11 @@ def publish_review(session, review: RuleReview, staff: Staff,
             if amended != rule:
                 rule = amended
                 changed.append(rule["code"])
+        if rule["code"] not in known and rule["code"] not in changed:
+            changed.append(rule["code"])  # a default rule new to the site: everyone reads it
         rules.append(rule)
     for n, added in enumerate(review.additions or []):
-        code = _next_store_code(base.rules + rules, n)
+        code = _next_store_code(base.rules + rules, n, retired_codes(session, site.id))
         number = max([r["number"] for r in base.rules + rules] + [0]) + 1
         rule = {"code": code, "number": number, "title": added["title"],
                 "text": added["text"], "source": "store", "overrides": None}
@@ -511,7 +546,7 @@ def publish_review(session, review: RuleReview, staff: Staff,
                              rules=rules, changed=changed, retired=retired)
     audit.append(session, version, "rules.published", staff.id, device_id)
     try:  # the checklists follow: retired rules' items leave, store rules' items join
-        sync_site(session, site.id, version)
+        sync_site(session, site.id, version, actor_id=staff.id, refuse_empty=True)
     except DefinitionError:
         raise OperationError(_("This would leave a checklist with no items: keep at least one "
                                "rule or item on each checklist.")) from None

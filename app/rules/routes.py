@@ -20,7 +20,7 @@ from app.models import Role, RuleSetVersion, RuleSuggestion, Staff, Unit, db, ut
 from app.rules import bp
 from app.rules.operations import (DECISIONS, acknowledge, answer_suggestion, appendix, compare,
                                   current_version, evidence, item_ref, item_texts,
-                                  items_by_rule, open_review,
+                                  items_by_rule, open_review, under_review,
                                   publish_review, save_review, start_review, suggest,
                                   suggestions, to_acknowledge, training_status, versions)
 from app.rules_review import review_due
@@ -116,6 +116,7 @@ def _review_page(review, errors: dict, form: dict | None = None, status: int = 2
     since = until - dt.timedelta(days=365)
     open_suggestions = [(s, a) for s, a in suggestions(db.session, site) if s.at >= since]
     return render_template("rules/review.html", site=site, review=review, base=base,
+                           rules=under_review(db.session, site, base),
                            evidence=evidence(db.session, site, since, until),
                            items=items_by_rule(db.session, site), errors=errors, form=form or {},
                            suggestions=open_suggestions, decisions=DECISIONS,

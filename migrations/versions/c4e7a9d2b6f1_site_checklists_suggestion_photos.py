@@ -40,7 +40,18 @@ def upgrade():
 
 
 def downgrade():
-    sqlite = op.get_bind().dialect.name == "sqlite"
+    # The schema before this knew no site's own checklist (it would hand one site's version to
+    # every site) and no suggestion's photo (its chained link would no longer verify).
+    bind = op.get_bind()
+    own = bind.execute(sa.text("SELECT count(*) FROM checklist_definitions "
+                               "WHERE site_id IS NOT NULL")).scalar()
+    photos = bind.execute(sa.text("SELECT count(*) FROM rule_suggestions "
+                                  "WHERE photo_id IS NOT NULL")).scalar()
+    if own or photos:
+        raise RuntimeError(f"cannot downgrade: {own} checklist version(s) of a site's own and "
+                           f"{photos} suggestion photo(s) exist, which the earlier schema "
+                           "cannot hold")
+    sqlite = bind.dialect.name == "sqlite"
     if sqlite:  # the table copies below would trip the references to checklist_definitions
         op.execute("PRAGMA foreign_keys=OFF")
     else:
