@@ -688,3 +688,21 @@ def test_a_review_shown_again_for_a_mistake_keeps_each_item_once(app, kitchen):
     html = chef.get("/rules/review").get_data(as_text=True)
     form = html.split('data-testid="review-form"')[1]
     assert form.index('name="action" value="save"') < form.index('name="drop_item_R2"')
+
+
+def test_a_suggestions_photo_over_the_limit_is_refused_on_the_form(app, kitchen):
+    from io import BytesIO
+    app.config.update(MAX_CONTENT_LENGTH=100_000, BRIGADE_PHOTO_MAX_BYTES=100_000)
+    cook = app.test_client()
+    login_pin(cook, kitchen["cook"], Kitchen.PINS["cook"])
+    response = cook.post("/rules/suggest", data={
+        "rule": "R8", "text": "Big photo", "photo": (BytesIO(b"\x89PNG" + b"0" * 300_000),
+                                                      "big.png")},
+        content_type="multipart/form-data")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 413
+    assert "That photo is too large (the limit is 0.1 MB)" in page
+    assert 'data-testid="suggest-form"' in page  # the form again, to send without it
+    with app.app_context():
+        from app.models import RuleSuggestion
+        assert db.session.execute(select(RuleSuggestion)).first() is None
