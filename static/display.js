@@ -88,7 +88,8 @@
   function renderAlerts() {
     var box = document.getElementById("wall-alerts");
     box.textContent = "";
-    var alerts = board.alerts;
+    // The server sends the alerts a wall shows in full and counts the rest (alerts_more).
+    var alerts = board.alerts, more = (board.alerts_more || 0) + Math.max(0, alerts.length - ALERTS_SHOWN);
     box.hidden = !alerts.length;
     var now = serverNow();
     alerts.slice(0, ALERTS_SHOWN).forEach(function (a) {
@@ -103,7 +104,7 @@
       row.appendChild(el("span", "wall-alert-age", a.label + " \u00b7 " + t("open_for", { age: duration(now - Date.parse(a.opened_at)) })));
       box.appendChild(row);
     });
-    if (alerts.length > ALERTS_SHOWN) box.appendChild(el("p", "wall-alert-more", t("more_alerts", { n: alerts.length - ALERTS_SHOWN })));
+    if (more > 0) box.appendChild(el("p", "wall-alert-more", t("more_alerts", { n: more })));
   }
 
   function renderFoot() {

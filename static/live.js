@@ -21,7 +21,7 @@
     var timeout = options.timeout || 4000;
     var etag = options.etag || null;
     var stopped = false, timer = null, inFlight = false;
-    var lastOk = 0, failures = 0, serverOffset = 0, retry = 0;
+    var lastOk = 0, failures = 0, serverOffset = 0, retry = 0, spread = true;
 
     function status() {
       if (handlers.onStatus) {
@@ -49,7 +49,7 @@
         .then(function (response) {
           var now = Number(response.headers.get("X-Brigade-Now"));
           if (now) serverOffset = now - (sent + Date.now()) / 2;
-          // "Nothing yet, ask again soon": the new state is being prepared for another screen.
+          // "Nothing yet, ask again in N ms": the new state is being prepared.
           retry = Number(response.headers.get("X-Brigade-Retry")) || 0;
           if (response.status === 304) return null;
           if (response.status === 200) {
@@ -80,9 +80,29 @@
         .then(function () {
           inFlight = false;
           if (guard) clearTimeout(guard);
-          // Down: keep asking, a little less often (at most every 2 s), to be back at once.
-          schedule(failures ? Math.min(2000, interval * (1 + failures)) : retry || interval);
+          schedule(wait());
         });
+    }
+
+    // How long until the next question. Screens are often set going together — switched on at
+    // once, back after a server restart, told the same "ask again in N ms" while a change is
+    // built — and a hundred asking in the same instant delay everyone else's requests. So the
+    // question after such a moment comes at a random point of the interval, and each other
+    // one a little earlier or later than the interval: the screens' questions stay spread out.
+    function wait() {
+      if (failures) {  // down: keep asking, a little less often (at most every 2 s)
+        spread = true;
+        return Math.min(2000, interval * (1 + failures)) * (0.75 + Math.random() / 2);
+      }
+      if (retry) {
+        spread = true;
+        return retry * (1 + Math.random() / 2);
+      }
+      if (spread) {
+        spread = false;
+        return Math.max(50, interval * Math.random());
+      }
+      return interval * (0.9 + Math.random() / 5);
     }
 
     function now() { ask(); }

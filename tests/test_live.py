@@ -17,10 +17,10 @@ from sqlalchemy import select
 
 from app.alerts.engine import evaluate_after_ingest
 from app.alerts.operations import acknowledge, raise_alert
-from app.displays.board import trend
+from app.displays.board import ALERTS_SHOWN, BUILD_GAP_S, trend
 from app.displays.fastpath import TOKEN_TTL, VERSION_TTL
 from app.displays.tokens import create_display, hash_token, revoke_display
-from app.live.changes import site_version
+from app.live.changes import etag_order, site_version
 from app.models import DisplayToken, Site, Staff, db
 from app.timers.operations import start_timer
 from sensors.models import Sensor
@@ -46,6 +46,16 @@ def _display(kitchen, name="Pass wall", locale="en") -> str:
 
 def _live(client, plain, tag=None):
     return client.get(f"/display/{plain}/live", headers={"If-None-Match": tag} if tag else {})
+
+
+def _next_board(client, plain, tag, within=2.0):
+    """Ask as live.js does, again when told "ask again in N ms", until the board moves on."""
+    deadline = time.monotonic() + within
+    while True:
+        answer = _live(client, plain, tag)
+        if answer.status_code != 304 or time.monotonic() > deadline:
+            return answer
+        time.sleep(int(answer.headers.get("X-Brigade-Retry", 50)) / 1000)
 
 
 # --- the change counter ----------------------------------------------------------------------
@@ -160,7 +170,7 @@ def test_the_board_shows_units_alerts_and_timers_and_304s_until_a_change(app, cl
                     db.session.get(Staff, kitchen["cook"]), None, "cold_out", "Cold noodles")
         db.session.commit()
     time.sleep(VERSION_TTL)  # what the fast path may take to see the change
-    fresh = _live(client, plain, tag)
+    fresh = _next_board(client, plain, tag)
     assert fresh.status_code == 200 and fresh.get_json()["timers"][0]["dish"] == "Cold noodles"
     with app.app_context():
         seen = db.session.execute(select(DisplayToken)).scalar_one()
@@ -203,36 +213,96 @@ def test_the_fast_path_answers_unchanged_questions_and_passes_the_rest_on(app, c
         plain = _display(kitchen)
     fast = app.extensions["brigade_live_fastpath"]
     first = _live(client, plain)  # no ETag: the view (which also records "last seen")
+    assert first.status_code == 200 and "Server-Timing" in first.headers
     tag = first.headers["ETag"]
     before = fast.answered
     for _ in range(5):
         unchanged = _live(client, plain, tag)
         assert unchanged.status_code == 304 and unchanged.headers["ETag"] == tag
         assert "Server-Timing" not in unchanged.headers  # never entered Flask
+        assert "X-Brigade-Retry" not in unchanged.headers
     assert fast.answered == before + 5
     old = _live(client, plain, '"v0.0"')  # an old ETag: the board, from the cache
     assert old.status_code == 200 and old.headers["ETag"] == tag and "Server-Timing" not in old.headers
-    # The site changes: the first screen to ask has the board built (through the view) ...
+    # The site changes. While its next board is being built, a screen that has the board
+    # before is told "nothing yet, ask again in N ms" (not held in a thread); a screen behind
+    # even that is handed it at once.
     with app.app_context():
         raise_alert(db.session, site_id=kitchen["site"], kind="offline", subject="here:3")
         db.session.commit()
     time.sleep(VERSION_TTL + 0.02)
-    key = next(iter(fast.boards.boards))[:2]  # (site, language) of the board built before
-    # ... while it is being built, others are told "nothing yet, soon again", not held.
-    from app.live.changes import etag as make_etag, site_version
-    with app.app_context():
-        building = (key[0], key[1], make_etag(site_version(db.session, kitchen["site"])))
-    fast.boards.locks[building] = threading.Lock()
-    waiting = _live(client, plain, tag)
-    assert waiting.status_code == 304 and waiting.headers["ETag"] == tag
-    assert waiting.headers["X-Brigade-Retry"] == "100"
-    del fast.boards.locks[building]
-    built = _live(client, plain, tag)  # built by the view
-    assert built.status_code == 200 and "Server-Timing" in built.headers
-    again = _live(client, plain, tag)  # every other screen: from the cache
-    assert again.status_code == 200 and "Server-Timing" not in again.headers
-    assert again.data == built.data
+    [key] = fast.boards.newest  # (site, language)
+    builds = fast.boards.builds
+    with fast.boards.locks[key]:  # as a build under way in another thread
+        waiting = _live(client, plain, tag)
+        assert waiting.status_code == 304 and waiting.headers["ETag"] == tag
+        assert 50 <= int(waiting.headers["X-Brigade-Retry"]) <= 500
+        behind = _live(client, plain, '"v0.0"')
+        assert behind.status_code == 200 and behind.headers["ETag"] == tag
+        assert behind.data == old.data and fast.boards.builds == builds
+    # The first screen to ask after it has the board built in the fast path; every other
+    # screen gets the same bytes, and one that has them hears "nothing new" again.
+    built = _next_board(client, plain, tag)
+    assert built.status_code == 200 and "Server-Timing" not in built.headers
+    assert built.headers["ETag"] != tag and "Server-Timing" not in built.headers
+    assert [a["kind"] for a in built.get_json()["alerts"]] == ["offline"]
+    again = _live(client, plain, tag)
+    assert again.status_code == 200 and again.data == built.data
+    assert again.headers["ETag"] == built.headers["ETag"] and fast.boards.builds == builds + 1
+    same = _live(client, plain, built.headers["ETag"])
+    assert same.status_code == 304 and "X-Brigade-Retry" not in same.headers
     assert client.get(f"/display/{plain[:-2]}xx/live", headers={"If-None-Match": tag}).status_code == 404
+
+
+def test_boards_are_built_at_most_once_per_gap_and_never_handed_out_older(app, client, kitchen):
+    """However fast a site changes, a board is built at most every BUILD_GAP_S; every board
+    handed out is at least as new as its ETag, and a screen that has a newer board (from
+    another worker) is never handed an older one."""
+    with app.app_context():
+        plain = _display(kitchen)
+        salad_fridge(kitchen["site"], dt.datetime.now(UTC) - dt.timedelta(minutes=30))
+    fast = app.extensions["brigade_live_fastpath"]
+    tag = _live(client, plain).headers["ETag"]
+    builds, started = fast.boards.builds, time.monotonic()
+    values, shown = [round(3.0 + n / 10, 1) for n in range(12)], None
+    for value in values:  # a reading every 50 ms, a screen asking as fast as it is told to
+        with app.app_context():
+            feed_salad([value], dt.datetime.now(UTC))
+            evaluate_after_ingest(db.session, db.session.execute(select(Sensor.id)).scalars().all())
+            version = site_version(db.session, kitchen["site"])
+        answer = _live(client, plain, tag)
+        if answer.status_code == 200:
+            tag, shown = answer.headers["ETag"], answer.get_json()["units"][0]["value"]
+            # Its ETag never claims more than the board holds: a board at the counter's
+            # version shows the reading that moved it there (one newer is only asked again).
+            assert etag_order(tag)[0] <= version
+            assert etag_order(tag)[0] < version or shown == f"{value:.1f}"
+        time.sleep(0.05)
+    while shown != "4.1":  # the last change arrives, after the gap
+        answer = _next_board(client, plain, tag)
+        assert answer.status_code == 200
+        tag, shown = answer.headers["ETag"], answer.get_json()["units"][0]["value"]
+    elapsed = time.monotonic() - started
+    assert 1 <= fast.boards.builds - builds <= elapsed / BUILD_GAP_S + 1
+    assert fast.boards.builds - builds < len(values)  # not one per change
+    # A screen whose board came from a worker that has seen more than this one has yet.
+    ahead = tag.replace('"v', '"v1000')
+    assert _live(client, plain, ahead).status_code == 304
+
+
+def test_the_wall_carries_the_alerts_it_shows_and_counts_the_rest(app, client, kitchen):
+    with app.app_context():
+        for n in range(5):
+            raise_alert(db.session, site_id=kitchen["site"], kind="offline", subject=f"here:{n}")
+        raise_alert(db.session, site_id=kitchen["site"], kind="temperature", tier="critical",
+                    subject="unit:1:temperature", unit_id=None,
+                    detail={"unit": "Salad fridge", "direction": "critical"})
+        db.session.commit()
+        plain = _display(kitchen)
+    board = _live(client, plain).get_json()
+    assert len(board["alerts"]) == ALERTS_SHOWN and board["alerts_more"] == 6 - ALERTS_SHOWN
+    assert board["alerts"][0]["tier"] == "critical"  # critical first, then the newest
+    assert [a["id"] for a in board["alerts"][1:]] == [5, 4]
 
 
 def _get_routes(app):
@@ -369,13 +439,62 @@ def test_more_screens_than_threads_never_starve_other_requests(app, kitchen):
 
 def test_a_failed_board_build_is_not_left_being_built():
     from app.displays.board import BoardCache
-    cache = BoardCache()
+    cache, key = BoardCache(gap=0), (1, "en")
+    assert cache.get(key, "v1.1", lambda memo: ("v1.1", b"{1}")).body == b"{1}"
 
-    def broken():
+    def broken(memo):
         raise RuntimeError("database gone")
     with pytest.raises(RuntimeError):
-        cache.get((1, "en", "v1.1"), broken)
-    assert not cache.building((1, "en", "v1.1")) and cache.peek((1, "en", "v1.1")) is None
-    assert cache.get((1, "en", "v1.1"), lambda: b"{}") == b"{}"
-    assert cache.peek((1, "en", "v1.1")) == b"{}" and cache.builds == 1
+        cache.try_build(key, broken)
+    with pytest.raises(RuntimeError):
+        cache.get(key, "v2.1", broken)
+    # Not left "being built"; the board before is still handed out meanwhile.
+    assert not cache.building(key) and cache.peek(key).body == b"{1}"
+    assert cache.get(key, "v2.1", lambda memo: ("v2.1", b"{2}")).body == b"{2}"
+    assert cache.peek(key).tag == "v2.1" and cache.builds == 2
 
+
+def test_the_overdue_checklists_are_kept_between_builds_until_a_submission(app, kitchen, freeze,
+                                                                           monkeypatch):
+    """Working out the day's slots is most of a board's cost: between builds it is reused
+    until a run is submitted, the alerts change or the ETag's period rolls, never longer."""
+    from app.checklists.definitions import current_definitions
+    from app.checklists.operations import open_run, record_answer, submit_run
+    from app.checklists.schedules import slots_for_day
+    from app.displays import board as boards
+    from app.live import changes
+    monkeypatch.setattr(changes, "REFRESH_SECONDS", 30)  # (the clock is frozen: no roll but ours)
+    day = dt.date(2026, 11, 26)
+    worked_out = []
+    monkeypatch.setattr(boards, "_overdue", lambda *args, real=boards._overdue:
+                        worked_out.append(1) or real(*args))
+    with app.app_context():
+        site = db.session.get(Site, kitchen["site"])
+        definition = current_definitions(db.session, site.id)[0]
+        slot = slots_for_day(definition.schedules, day, site.timezone)[0]
+        freeze(slot.deadline + dt.timedelta(minutes=5))  # overdue by five minutes
+        memo = {}
+
+        def overdue():
+            _tag, body = boards.board_json(db.session, site.id, "en", memo)
+            db.session.rollback()
+            return [o["deadline"] for o in json.loads(body)["overdue"]]
+        assert slot.deadline.isoformat() in overdue() and len(worked_out) == 1
+        assert slot.deadline.isoformat() in overdue() and len(worked_out) == 1  # reused
+        cook = db.session.get(Staff, kitchen["cook"])
+        run = open_run(db.session, site, definition.key, slot, cook, None,
+                       now=slot.deadline + dt.timedelta(minutes=5))
+        for item in run.definition.items:
+            value = {"passfail": "pass", "temperature": "3"}.get(item.kind)
+            if value:
+                record_answer(db.session, run, item, cook, None, value=value)
+        submit_run(db.session, run, cook, None, now=slot.deadline + dt.timedelta(minutes=5))
+        db.session.commit()
+        assert slot.deadline.isoformat() not in overdue() and len(worked_out) == 2
+        raise_alert(db.session, site_id=site.id, kind="offline", subject="here:memo")
+        db.session.commit()
+        overdue()
+        assert len(worked_out) == 3  # the alerts changed
+        freeze(slot.deadline + dt.timedelta(minutes=5, seconds=changes.REFRESH_SECONDS))
+        overdue()
+        assert len(worked_out) == 4  # the clock moved on a period

@@ -3,30 +3,39 @@
 Nearly every question a screen asks gets "no" (304). Through Flask that costs about 0.8 ms of
 CPU (its hooks, the session, the login check, a query); here about a tenth of that, so a
 hundred screens asking twice a second leave the tablets' requests their server. When the site
-did change, the new board is handed out from the board cache as well: the first screen to ask
-has it built (through the view), and while that build runs the others are told "nothing yet,
-ask again in 100 ms" instead of waiting in a worker thread — a hundred screens asking at once
-must not take the threads the tablets need. The caches are short: the site's change counter
-is read again after ``VERSION_TTL`` (one query per site and process, whatever the number of
-screens), a display token after ``TOKEN_TTL`` (so a revoked one is refused within about a
-second). Anything else — an unknown or revoked token, a "last seen" to record, a board not
-built yet — goes to the Flask view.
+did change, the new board is built once, by the first question after the change, here in the
+fast path, and handed to every other screen from the board cache (:class:`BoardCache`). While
+it is being built — or when the last build began under ``BUILD_GAP_S`` ago — the others are
+handed the board before it if they have not had that one, or told "nothing yet, ask again in
+N ms" (about when it should be ready) instead of waiting in a worker thread: a hundred screens
+asking at once must not take the threads the tablets need. The caches are short: the site's
+change counter is read again after ``VERSION_TTL`` (one query per site and process, whatever
+the number of screens), a display token after ``TOKEN_TTL`` (so a revoked one is refused within
+about a second). Anything else — an unknown or revoked token, a "last seen" to record (one
+question per display and minute), a screen's first question while the first board is built —
+goes to the Flask view.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from sqlalchemy import select
 
-from app.displays.board import BoardCache
+from app.displays.board import BoardCache, board_json
 from app.displays.tokens import SEEN_EVERY, Seen, hash_token, live_display
-from app.live.changes import etag
+from app.live.changes import etag, etag_order
 from app.models import LiveVersion, utcnow
 
+logger = logging.getLogger(__name__)
+
 PREFIX, SUFFIX = "/display/", "/live"
-VERSION_TTL = 0.1
+VERSION_TTL = 0.05
 TOKEN_TTL = 1.0
+#: A question sent to the view to record "last seen" is given this long (seconds) before
+#: another is sent, should it have failed.
+NOTING_TTL = 5.0
 
 
 class LiveFastPath:
@@ -39,7 +48,10 @@ class LiveFastPath:
         self.displays: dict[str, tuple[float, Seen | None]] = {}  # by the token's SHA-256
         self.versions: dict[int, tuple[float, int]] = {}
         self.answered = 0
-        #: Boards by (site, language, ETag), shared with the view that builds them.
+        #: Displays whose "last seen" one question has gone to record: until when (monotonic).
+        self.noting: dict[int, float] = {}
+        self.noting_lock = threading.Lock()
+        #: The newest board of each (site, language), shared with the view.
         self.boards = BoardCache()
 
     def forget(self, display_id: int) -> None:
@@ -48,6 +60,7 @@ class LiveFastPath:
         for digest, (_expires, seen) in list(self.displays.items()):
             if seen is not None and seen.id == display_id:
                 self.displays.pop(digest, None)
+        self.noting.pop(display_id, None)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -76,20 +89,50 @@ class LiveFastPath:
         seen = self._display(token, now)
         if seen is None:
             return None
-        if seen.last_seen_at is None or utcnow() - seen.last_seen_at >= SEEN_EVERY:
-            return None  # the view records "last seen" (at most once a minute)
+        if (seen.last_seen_at is None or utcnow() - seen.last_seen_at >= SEEN_EVERY) \
+                and self._noting(seen.id, now):
+            return None  # this question goes to the view, which records "last seen"
         tag = etag(self._version(seen.site_id, now))
         asked = asked.strip()
         if asked == f'"{tag}"':
             return "304 Not Modified", tag, None, []
-        key = (seen.site_id, seen.locale, tag)
+        key, has, current = (seen.site_id, seen.locale), etag_order(asked), etag_order(tag)
         board = self.boards.peek(key)
-        if board is not None:
-            return "200 OK", tag, board, []
-        if asked.startswith('"v') and self.boards.building(key):
-            # Being built for another screen: "nothing yet" (the screen's own ETag), soon again.
-            return "304 Not Modified", asked.strip('"'), None, [("X-Brigade-Retry", "100")]
-        return None
+        if board is None or board.order < current:
+            # The site changed since the newest board: the first to ask builds the next one.
+            try:
+                board = self.boards.try_build(key, lambda memo: self._make(seen, memo)) or board
+            except Exception:  # the database gone, say: the view fails it the usual way
+                logger.exception("building the board of site %s failed", seen.site_id)
+                return None
+        if board is not None and (has is None or board.order > has):
+            # The newest board: just built, or the one before the board being built (or due).
+            return "200 OK", board.tag, board.body, []
+        if has is None:
+            return None  # a first question while the first board is built: the view waits
+        # Nothing newer than what the screen has: its own ETag back and, if the next board is
+        # being built or due, when to ask again — rather than waiting in a worker thread.
+        behind = board is None or board.order < current
+        retry = [("X-Brigade-Retry", str(int(self.boards.ready_in(key) * 1000)))] if behind else []
+        return "304 Not Modified", asked.strip('"'), None, retry
+
+    def _noting(self, display_id: int, now: float) -> bool:
+        """Whether this question is the one to have the view record the display's "last seen"
+        (at most once a minute). Only one goes: the display's other screens asking meanwhile
+        (one URL opened on several) are answered here, not all sent to write the same row."""
+        with self.noting_lock:
+            if self.noting.get(display_id, 0.0) > now:
+                return False
+            self.noting[display_id] = now + NOTING_TTL
+            return True
+
+    def _make(self, seen: Seen, memo: dict) -> tuple[str, bytes]:
+        from app.models import db
+        with self.app.app_context():
+            try:
+                return board_json(db.session, seen.site_id, seen.locale, memo)
+            finally:
+                db.session.remove()
 
     def _display(self, token: str, now: float) -> Seen | None:
         digest = hash_token(token)

@@ -5,8 +5,6 @@ cookie, and every other view still asks for a login.
 """
 from __future__ import annotations
 
-import json
-
 from flask import (current_app, flash, redirect, render_template, request, url_for)
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -14,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.displays import bp
-from app.displays.board import build
+from app.displays.board import board_json
 from app.displays.tokens import LOCALES, create_display, live_display, note_seen, revoke_display
 from app.errors import OperationError
 from app.live.changes import conditional_headers, etag
@@ -73,17 +71,17 @@ def live(token: str):
         db.session.rollback()
     tag = etag(seen.version)
     if request.if_none_match.contains(tag):
-        response = current_app.response_class(status=304)
-    else:
-        def make() -> bytes:
-            site = db.session.get(Site, seen.site_id)
-            data = build(db.session, site, now, seen.locale)
+        return conditional_headers(current_app.response_class(status=304), tag)
+
+    def make(memo: dict) -> tuple[str, bytes]:
+        try:
+            return board_json(db.session, seen.site_id, seen.locale, memo)
+        finally:
             db.session.rollback()
-            return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        boards = current_app.extensions["brigade_live_fastpath"].boards
-        body = boards.get((seen.site_id, seen.locale, tag), make)
-        response = current_app.response_class(body, mimetype="application/json")
-    return conditional_headers(response, tag)
+    boards = current_app.extensions["brigade_live_fastpath"].boards
+    board = boards.get((seen.site_id, seen.locale), tag, make)  # this change or newer
+    return conditional_headers(current_app.response_class(board.body, mimetype="application/json"),
+                               board.tag)
 
 
 # --- settings: the head chef's or admin's list of displays ------------------------------------

@@ -11,6 +11,7 @@ served by any web worker.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Iterable
 
@@ -27,6 +28,7 @@ _PENDING = "brigade_live_sites"
 #: ETags also change every this many seconds: ages and time-driven states are refreshed
 #: even on a quiet site (a defrost window starting, a delay running out).
 REFRESH_SECONDS = 30
+_ETAG = re.compile(r'"?v([0-9]{1,18})\.([0-9]{1,18})"?')
 
 
 def mark_changed(session: Session, site_ids: Iterable[int | None]) -> None:
@@ -45,6 +47,14 @@ def etag(version: int, now: float | None = None) -> str:
     """The (unquoted) ETag a screen sends back: the version and the refresh period."""
     bucket = int((time.time() if now is None else now) // REFRESH_SECONDS)
     return f"v{version}.{bucket}"
+
+
+def etag_order(tag: str) -> tuple[int, int] | None:
+    """(version, refresh period) of an ETag, quoted or not, to tell which of two is newer;
+    None if it is not one of :func:`etag`'s. The counter only moves on, so a tag made later
+    never orders before one made earlier, in any process."""
+    match = _ETAG.fullmatch(tag.strip())
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def conditional_headers(response, tag: str):
