@@ -63,7 +63,7 @@ async def _screen(port: int, path: str, seen: dict, stop: asyncio.Event, ready: 
                   cookie: str | None = None) -> None:
     """One screen: a keep-alive connection asking every POLL_S with its ETag — a wall display,
     or with a tablet's ``cookie`` its alert banner asking ``/live``."""
-    etag, loop = None, asyncio.get_running_loop()
+    etag, loop, spread = None, asyncio.get_running_loop(), True
     while not stop.is_set():
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -98,10 +98,19 @@ async def _screen(port: int, path: str, seen: dict, stop: asyncio.Event, ready: 
                         seen.setdefault(f"a:{alert['unit_id']}", now)
                 if status in (200, 304) and not ready[0]:
                     ready[0] = True
-                # As live.js: "nothing yet, ask again in 100 ms" while the board is being built.
-                wait = int(headers.get("x-brigade-retry", 0) or 0) / 1000 or POLL_S
+                # As live.js: when told "nothing yet, ask again in N ms" (the next board being
+                # built) after N to 1.5 N ms; after the first answer, or after such a retry or
+                # a failure, at a random point of the interval; else every POLL_S ± 10 %.
+                retry = int(headers.get("x-brigade-retry", 0) or 0) / 1000
+                if retry:
+                    wait, spread = retry * (1 + random.random() / 2), True
+                elif spread:
+                    wait, spread = max(0.05, POLL_S * random.random()), False
+                else:
+                    wait = POLL_S * (0.9 + random.random() / 5)
                 await asyncio.sleep(max(0.0, wait - (loop.time() - started)))
         except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+            spread = True
             await asyncio.sleep(POLL_S)  # the server closed the connection: ask again
         finally:
             writer.close()
@@ -320,7 +329,14 @@ def load_test(server: LiveServer, credentials, units, publisher, seconds: float,
     is shared, so each pair is measured under the same weather and medians are compared."""
     timezone = server.env.get("BRIGADE_DEFAULT_TIMEZONE", "Europe/London")
     tablets = tt.log_in_tablets(server, credentials, server.tablets, timezone)
-    tt.run_phase(tablets, "tick", 2.0, pace=1.0)  # warm-up
+    tt.run_phase(tablets, "tick", 2.0, pace=1.0)  # warm-up: each tablet has a run open
+    # Each tablet opens its next run (a form post and a page, several times a tick's work)
+    # after ROUNDS_PER_RUN rounds of its items. Started together, all thirty would open
+    # theirs in the same second, every 24 s: a burst that lands in some phases and not
+    # others, whether screens are open or not. Spread over the cycle, as tablets in a
+    # kitchen are, every phase carries the same load.
+    for n, tablet in enumerate(tablets):
+        tablet.step = n * tt.ROUNDS_PER_RUN * len(tablet.items) // len(tablets)
     cookies = ["; ".join(f"{c.name}={c.value}" for c in t.http.cookies) for t in tablets[:10]]
     values = iter([round(1.0 + 0.1 * n, 1) for n in range(60, 99)] * repeats)
     runs = {0: [], 100: []}
