@@ -92,7 +92,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(records.bp)
     app.register_blueprint(timers.bp)
     from app import displays, live  # the one live channel; wall displays on it
-    app.register_blueprint(live.bp)
+    live.init_app(app)
     displays.init_app(app)
     from app import alerts; app.register_blueprint(alerts.bp)  # noqa: E702 (list, page, tablet banner)
     from app import units; units.init_app(app)  # noqa: E702 (units, sensors, HTTP ingest)

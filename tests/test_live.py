@@ -18,7 +18,8 @@ from sqlalchemy import select
 from app.alerts.engine import evaluate_after_ingest
 from app.alerts.operations import acknowledge, raise_alert
 from app.displays.board import ALERTS_SHOWN, BUILD_GAP_S, trend
-from app.displays.fastpath import TOKEN_TTL, VERSION_TTL
+from app.displays.fastpath import TOKEN_TTL
+from app.live.fastpath import VERSION_TTL
 from app.displays.tokens import create_display, hash_token, revoke_display
 from app.live.changes import etag_order, site_version
 from app.models import DisplayToken, Site, Staff, db
@@ -114,6 +115,93 @@ def test_the_tablets_channel_answers_304_until_the_site_changes(app, client, kit
     # Logged out, the channel says so (the tablet goes back to its PIN pad), never the version.
     anonymous = app.test_client().get("/live", headers={"Accept": "application/json"})
     assert anonymous.status_code == 401
+
+
+POLL = {"X-Brigade-Poll": "1"}
+
+
+def _poll(client, tag, **headers):
+    return client.get("/live", headers={"If-None-Match": tag, **POLL, **headers})
+
+
+def test_a_signed_in_screens_unchanged_question_is_answered_before_flask_after_the_same_checks(
+        app, client, kitchen, monkeypatch):
+    """The fast path answers only "nothing new", and only where the view would: a session that
+    ended (new PIN, deactivated, idle, a forged cookie) is sent to the view, which refuses it."""
+    from app.live import fastpath
+    fast = app.extensions["brigade_signed_in_fastpath"]
+    login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+    tag = client.get("/live", headers=POLL).headers["ETag"]
+    before = fast.answered
+    answer = _poll(client, tag)
+    assert answer.status_code == 304 and answer.headers["ETag"] == tag
+    assert fast.answered == before + 1
+    # Without X-Brigade-Poll the question counts as activity: the view takes it.
+    assert client.get("/live", headers={"If-None-Match": tag}).status_code == 304
+    assert fast.answered == before + 1
+    # A change: the view answers with the new version.
+    with app.app_context():
+        raise_alert(db.session, site_id=kitchen["site"], kind="offline", subject="here:2")
+        db.session.commit()
+    time.sleep(VERSION_TTL * 2)
+    changed = _poll(client, tag)
+    assert changed.status_code == 200 and changed.headers["ETag"] != tag
+    assert fast.answered == before + 1
+    tag = changed.headers["ETag"]
+    assert _poll(client, tag).status_code == 304 and fast.answered == before + 2
+    # A forged cookie or none: not answered here; the view says "sign in".
+    stranger = app.test_client()
+    assert _poll(stranger, tag, Accept="application/json").status_code == 401
+    stranger.set_cookie("session", "eyJfdXNlcl9pZCI6IjIifQ.forged.signature")
+    assert _poll(stranger, tag, Accept="application/json").status_code == 401
+    assert fast.answered == before + 2
+    # Idle past the tablet's limit: refused as the view refuses it.
+    monkeypatch.setitem(app.config, "BRIGADE_TABLET_IDLE_SECONDS", -1)
+    assert _poll(client, tag, Accept="application/json").status_code == 401
+    assert fast.answered == before + 2
+    monkeypatch.setitem(app.config, "BRIGADE_TABLET_IDLE_SECONDS", 120)
+    # A new PIN ends the session: refused here within PERSON_TTL, then by the view.
+    other = app.test_client()
+    login_pin(other, kitchen["cook2"], Kitchen.PINS["cook2"])
+    other_tag = other.get("/live", headers=POLL).headers["ETag"]
+    assert _poll(other, other_tag).status_code == 304
+    with app.app_context():
+        person = db.session.get(Staff, kitchen["cook2"])
+        person.set_pin("8642")
+        db.session.commit()
+    monkeypatch.setattr(fastpath, "PERSON_TTL", 0.0)
+    fast.people.clear()
+    answered = fast.answered
+    assert _poll(other, other_tag, Accept="application/json").status_code == 401
+    assert fast.answered == answered
+    # Deactivated: the same.
+    with app.app_context():
+        db.session.get(Staff, kitchen["cook"]).active = False
+        db.session.commit()
+    fast.people.clear()
+    assert _poll(client, tag, Accept="application/json").status_code == 401
+    assert fast.answered == answered
+
+
+def test_an_admin_working_on_another_site_watches_that_sites_counter(app, client, kitchen):
+    with app.app_context():
+        other = Site(name="Other Kitchen", timezone="Europe/London", temp_unit="C")
+        db.session.add(other)
+        db.session.commit()
+        other_id = other.id
+    login_password(client, "admin@test.kitchen", "admin-password")
+    home = client.get("/live", headers=POLL).headers["ETag"]
+    with client.session_transaction() as session:
+        session["site_id"] = other_id
+    with app.app_context():
+        raise_alert(db.session, site_id=other_id, kind="offline", subject="there:1")
+        db.session.commit()
+    there = client.get("/live", headers={"If-None-Match": home, **POLL})
+    assert there.status_code == 200  # the other site's counter, not the home one
+    fast = app.extensions["brigade_signed_in_fastpath"]
+    answered = fast.answered
+    assert _poll(client, there.headers["ETag"]).status_code == 304
+    assert fast.answered == answered  # the view decides which site (session's choice)
 
 
 def test_the_home_banner_watches_the_channel_instead_of_polling(app, client, kitchen):

@@ -9,7 +9,7 @@ it is being built — or when the last build began under ``BUILD_GAP_S`` ago —
 handed the board before it if they have not had that one, or told "nothing yet, ask again in
 N ms" (about when it should be ready) instead of waiting in a worker thread: a hundred screens
 asking at once must not take the threads the tablets need. The caches are short: the site's
-change counter is read again after ``VERSION_TTL`` (one query per site and process, whatever
+change counter is read again after ``VERSION_TTL`` (app.live.fastpath: one query per site and process, whatever
 the number of screens), a display token after ``TOKEN_TTL`` (so a revoked one is refused within
 about a second). Anything else — an unknown or revoked token, a "last seen" to record (one
 question per display and minute), a screen's first question while the first board is built —
@@ -21,17 +21,16 @@ import logging
 import threading
 import time
 
-from sqlalchemy import select
 
 from app.displays.board import BoardCache, board_json
 from app.displays.tokens import SEEN_EVERY, Seen, hash_token, live_display
 from app.live.changes import etag, etag_order
-from app.models import LiveVersion, utcnow
+from app.live.fastpath import VersionCache
+from app.models import utcnow
 
 logger = logging.getLogger(__name__)
 
 PREFIX, SUFFIX = "/display/", "/live"
-VERSION_TTL = 0.05
 TOKEN_TTL = 1.0
 #: A question sent to the view to record "last seen" is given this long (seconds) before
 #: another is sent, should it have failed.
@@ -44,9 +43,8 @@ class LiveFastPath:
     def __init__(self, wsgi_app, app):
         self.wsgi_app = wsgi_app
         self.app = app
-        self.lock = threading.Lock()
         self.displays: dict[str, tuple[float, Seen | None]] = {}  # by the token's SHA-256
-        self.versions: dict[int, tuple[float, int]] = {}
+        self.versions = VersionCache(app)
         self.answered = 0
         #: Displays whose "last seen" one question has gone to record: until when (monotonic).
         self.noting: dict[int, float] = {}
@@ -92,7 +90,7 @@ class LiveFastPath:
         if (seen.last_seen_at is None or utcnow() - seen.last_seen_at >= SEEN_EVERY) \
                 and self._noting(seen.id, now):
             return None  # this question goes to the view, which records "last seen"
-        tag = etag(self._version(seen.site_id, now))
+        tag = etag(self.versions.get(seen.site_id))
         asked = asked.strip()
         if asked == f'"{tag}"':
             return "304 Not Modified", tag, None, []
@@ -149,21 +147,3 @@ class LiveFastPath:
             self.displays.clear()
         self.displays[digest] = (now + TOKEN_TTL, seen)
         return seen
-
-    def _version(self, site_id: int, now: float) -> int:
-        cached = self.versions.get(site_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        with self.lock:  # one query per site per VERSION_TTL, however many screens ask
-            cached = self.versions.get(site_id)
-            if cached is not None and cached[0] > time.monotonic():
-                return cached[1]
-            from app.models import db
-            with self.app.app_context():
-                try:
-                    version = db.session.execute(select(LiveVersion.version).where(
-                        LiveVersion.site_id == site_id)).scalar_one_or_none() or 0
-                finally:
-                    db.session.remove()
-            self.versions[site_id] = (time.monotonic() + VERSION_TTL, version)
-            return version

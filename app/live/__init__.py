@@ -5,8 +5,17 @@ Screens (wall displays, the tablet's alert banner, any page that must update by 
 one indexed read, or the new state. No connection is held between questions, so no number of
 open screens can take waitress's threads (see README, "The live channel").
 """
-from flask import Blueprint
+from flask import Blueprint, Flask
 
 bp = Blueprint("live", __name__, url_prefix="/live")
+
+
+def init_app(app: Flask) -> None:
+    """The views, and the fast path that answers a signed-in screen's "nothing new" before
+    Flask (app.live.fastpath)."""
+    from app.live.fastpath import SignedInFastPath
+    app.register_blueprint(bp)
+    app.wsgi_app = app.extensions["brigade_signed_in_fastpath"] = SignedInFastPath(
+        app.wsgi_app, app)
 
 from app.live import changes, routes  # noqa: E402,F401  (changes: its session listeners)
