@@ -100,6 +100,7 @@
       var text = el("div", "wall-alert-text");
       text.appendChild(el("strong", "wall-alert-head", a.headline));
       text.appendChild(el("span", "wall-alert-todo", a.todo));
+      if (a.rule) text.appendChild(el("span", "wall-alert-rule", a.rule));
       row.appendChild(text);
       row.appendChild(el("span", "wall-alert-age", a.label + " \u00b7 " + t("open_for", { age: duration(now - Date.parse(a.opened_at)) })));
       box.appendChild(row);

@@ -586,3 +586,21 @@ def test_the_overdue_checklists_are_kept_between_builds_until_a_submission(app, 
         freeze(slot.deadline + dt.timedelta(minutes=5, seconds=changes.REFRESH_SECONDS))
         overdue()
         assert len(worked_out) == 4  # the clock moved on a period
+
+
+def test_an_alert_on_the_wall_names_the_rule_it_tells_of_as_the_site_keeps_it(app, client,
+                                                                               kitchen):
+    with app.app_context():
+        plain = _display(kitchen)
+        raise_alert(db.session, site_id=kitchen["site"], kind="temperature",
+                    subject="unit:1:warm", tier="critical", detail={"title": "Warm"})
+        raise_alert(db.session, site_id=kitchen["site"], kind="offline", subject="here:9")
+        db.session.commit()
+    board = _live(client, plain).get_json()
+    rules = {a["kind"]: a["rule"] for a in board["alerts"]}
+    assert rules == {"temperature": "R2 · Cold holding", "offline": None}
+    chinese = app.test_client()
+    with app.app_context():
+        zh = _display(kitchen, name="Wok wall", locale="zh")
+    zh_rules = {a["kind"]: a["rule"] for a in _live(chinese, zh).get_json()["alerts"]}
+    assert zh_rules["temperature"] == "R2 · 冷食冷藏"

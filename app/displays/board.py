@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flask_babel import force_locale
+from flask_babel import force_locale, get_locale
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
@@ -90,6 +90,18 @@ def _todo(alert) -> str:
     return step + _("Acknowledge it on the tablet")
 
 
+def _rule(session, alert) -> str | None:
+    """The rule an alert tells of, as the site keeps it, and where it comes from: "R2 · Cold
+    holding" or "R2 · Cold holding at 5 °C (store rule)"; None for kinds no rule is about."""
+    from app.rules.operations import alert_rule  # (the rules load after the displays)
+    rule = alert_rule(session, alert)
+    if rule is None:
+        return None
+    title = rule["title"]["zh" if str(get_locale()).startswith("zh") else "en"]
+    text = f"{rule['code']} · {title}"
+    return f"{text} ({_('store rule')})" if rule.get("source") == "store" else text
+
+
 def build(session, site: Site, now: dt.datetime, locale: str, memo: dict | None = None) -> dict:
     """The board of ``site`` at ``now`` in ``locale``, as JSON-ready data. ``memo``: a dict
     kept between builds of this site and language, to reuse what cannot have changed."""
@@ -121,7 +133,7 @@ def _build(session, site: Site, now: dt.datetime, memo: dict | None = None) -> d
         "headline": alert_headline(a), "label": alert_label(a.state.tier if a.kind == "temperature"
                                                            else a.kind),
         "todo": _todo(a), "opened_at": a.opened_at.isoformat(),
-        "since": local_time(a.opened_at, site.timezone),
+        "since": local_time(a.opened_at, site.timezone), "rule": _rule(session, a),
     } for a in alerts]
     return {"now": now.isoformat(), "site": site.name, "units": tiles, "alerts": shown_alerts,
             "alerts_more": len(subjects) - len(shown_alerts),
