@@ -360,6 +360,15 @@ ITEMS_REVIEW = {
 COLD_HELD_EN = "Cold dishes stay in the refrigerator or on chilled equipment"
 
 
+def _retire_r5(site, chef):
+    """A review that retires R5 (the utensils rule), signed off."""
+    review = start_review(db.session, site, chef)
+    save_review(db.session, review, chef, {"decision_R5": "retire", "summary": "R5 out"})
+    version = publish_review(db.session, review, chef, "dev1")
+    db.session.commit()
+    return version
+
+
 def _item_keys(definition):
     return [(i.key, i.rule_code) for i in definition.items]
 
@@ -452,10 +461,7 @@ def test_a_changed_default_checklist_is_followed_by_the_sites_own_version(app, k
     from app.checklists.definitions import DEFINITIONS_DIR, load_all
     with app.app_context():
         site, chef, _cook = _objects(kitchen)
-        review = start_review(db.session, site, chef)
-        save_review(db.session, review, chef, {"decision_R5": "retire", "summary": "R5 out"})
-        publish_review(db.session, review, chef, "dev1")
-        db.session.commit()
+        _retire_r5(site, chef)
         folder = tmp_path / "checklists"
         shutil.copytree(DEFINITIONS_DIR, folder)
         path = folder / "serving_hygiene.yaml"
@@ -622,10 +628,7 @@ def test_new_default_rules_and_checklists_reach_every_site_but_what_it_retired(a
         db.session.add(other)
         db.session.flush()
         current_version(db.session, other)
-        review = start_review(db.session, site, chef)
-        save_review(db.session, review, chef, {"decision_R5": "retire", "summary": "R5 out"})
-        publish_review(db.session, review, chef, "dev1")
-        db.session.commit()
+        _retire_r5(site, chef)
         _defaults_with_a_new_rule_and_checklist(tmp_path / "defs")
         load_all(db.session, tmp_path / "defs")  # not refused: a site's checklist may be empty
         db.session.commit()
@@ -652,10 +655,7 @@ def test_a_sites_checklist_version_is_chained_with_its_site(app, kitchen):
     from app.models import ChecklistDefinition
     with app.app_context():
         site, chef, _cook = _objects(kitchen)
-        review = start_review(db.session, site, chef)
-        save_review(db.session, review, chef, {"decision_R5": "retire", "summary": "R5 out"})
-        publish_review(db.session, review, chef, "dev1")
-        db.session.commit()
+        _retire_r5(site, chef)
         mine = current_definitions(db.session, site.id)[0]
         db.session.execute(update(ChecklistDefinition).where(ChecklistDefinition.id == mine.id)
                            .values(site_id=None))  # handed to every site, behind the app's back

@@ -279,11 +279,11 @@ def site_content(default: ChecklistDefinition, rules: list[dict], retired: set[s
     for rule in rules:
         for added in rule.get("items") or []:
             if added["checklist"] == default.key:
-                items.append(store_item_content(added, rule["code"]))
+                items.append(_store_item_content(added, rule["code"]))
     return {**content, "items": items}
 
 
-def store_item_content(added: dict, code: str) -> dict:
+def _store_item_content(added: dict, code: str) -> dict:
     """An item a store rule adds, in the shape a definition's items have."""
     content = {"key": added["key"], "kind": added["kind"], "rule": code,
                "critical": bool(added.get("critical")), "required": True,

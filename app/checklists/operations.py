@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -299,6 +300,12 @@ def latest_answer(session, run: Run, item: ChecklistItem) -> Answer | None:
 
 def _submission(session, run: Run) -> Submission | None:
     return session.execute(select(Submission).where(Submission.run_id == run.id)).scalar_one_or_none()
+
+
+def photo_too_large(max_bytes: int) -> str:
+    """What a person is told when a photo over the limit was refused before it was read."""
+    return _("That photo is too large (the limit is %(mb)s MB): nothing was saved. Take it "
+             "again at a lower resolution.", mb=format_decimal(max_bytes / 2**20, "#.#"))
 
 
 def store_photo(session, data: bytes, staff: Staff, device_id: str | None, max_bytes: int) -> Photo:

@@ -5,7 +5,6 @@ import datetime as dt
 
 from flask import (abort, current_app, flash, make_response, redirect, render_template,
                    request, url_for)
-from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select, true
@@ -15,7 +14,7 @@ from app.checklists import bp
 from app.checklists.definitions import current_definitions
 from app.checklists.operations import (KEEP, SubmissionRefused, current_answers, due_today,
                                        find_slot, latest_answer, open_run, record_answer,
-                                       sensor_now, store_photo, submit_run)
+                                       photo_too_large, sensor_now, store_photo, submit_run)
 from app.errors import OperationError
 from app.devices import current_device_id
 from app.models import (Answer, ChecklistItem, Photo, Role, RuleSuggestion, Run, Site, db,
@@ -147,9 +146,7 @@ def _item_reply(run: Run, item: ChecklistItem, current: Answer | None, error: st
 def _too_large(exc):
     """A photo over the limit is refused before the view reads the form: the cook is told so
     in their language, on the item, and the answer in force stays as it was."""
-    limit = format_decimal(current_app.config["BRIGADE_PHOTO_MAX_BYTES"] / 2**20, "#.#")
-    error = _("That photo is too large (the limit is %(mb)s MB): nothing was saved. Take it "
-              "again at a lower resolution.", mb=limit)
+    error = photo_too_large(current_app.config["BRIGADE_PHOTO_MAX_BYTES"])
     args = request.view_args or {}
     if request.endpoint == "checklists.answer":
         run = site_row_or_404(Run, args["run_id"])

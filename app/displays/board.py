@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 
 from flask_babel import force_locale, get_locale
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from sqlalchemy import func, select
@@ -97,8 +96,7 @@ def _rule(session, alert) -> str | None:
     rule = alert_rule(session, alert)
     if rule is None:
         return None
-    title = rule["title"]["zh" if str(get_locale()).startswith("zh") else "en"]
-    text = f"{rule['code']} · {title}"
+    text = f"{rule['code']} · {bilingual(rule['title'], 'title')}"
     return f"{text} ({_('store rule')})" if rule.get("source") == "store" else text
 
 

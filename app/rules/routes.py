@@ -7,13 +7,12 @@ import datetime as dt
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
-from flask_babel import format_decimal
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.checklists.definitions import ITEM_KINDS, current_definitions
-from app.checklists.operations import store_photo
+from app.checklists.operations import photo_too_large, store_photo
 from app.devices import current_device_id
 from app.errors import OperationError
 from app.models import Role, RuleSetVersion, RuleSuggestion, Staff, Unit, db, utcnow
@@ -206,9 +205,7 @@ def _too_large(_exc):
     if request.endpoint != "rules.suggest_view":
         return _("That is too large."), 413
     site = current_site()
-    limit = format_decimal(current_app.config["BRIGADE_PHOTO_MAX_BYTES"] / 2**20, "#.#")
-    error = _("That photo is too large (the limit is %(mb)s MB): nothing was saved. Take it "
-              "again at a lower resolution.", mb=limit)
+    error = photo_too_large(current_app.config["BRIGADE_PHOTO_MAX_BYTES"])
     return render_template("rules/suggest.html", site=site, version=current_version(db.session, site),
                            error=error, chosen="", text=""), 413
 
