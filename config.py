@@ -166,6 +166,11 @@ def load(instance_path: str | Path, environ=os.environ) -> dict:
         "BRIGADE_HOST": env_str("BRIGADE_HOST", "127.0.0.1", environ),
         "BRIGADE_PORT": env_int("BRIGADE_PORT", 8000, environ, minimum=1, maximum=65535),
         "BRIGADE_THREADS": env_int("BRIGADE_THREADS", 16, environ, minimum=1, maximum=256),
+        # The live socket (app.live.socket): `flask serve` runs it on this port (0: none, and
+        # pages ask over HTTP only); `flask live` runs it apart. Behind a TLS proxy, the wss://
+        # address the proxy forwards to it, which pages then open.
+        "BRIGADE_LIVE_PORT": env_int("BRIGADE_LIVE_PORT", 8001, environ, minimum=0, maximum=65535),
+        "BRIGADE_LIVE_SOCKET_URL": env_str("BRIGADE_LIVE_SOCKET_URL", None, environ),
         "SESSION_COOKIE_SECURE": env_bool("BRIGADE_SECURE_COOKIES", False, environ),
         "SESSION_COOKIE_HTTPONLY": True,
         # Reverse proxies in front of Brigade whose X-Forwarded-For/-Proto/-Host are believed

@@ -117,11 +117,20 @@ def _select_locale():
     return request.accept_languages.best_match(["en", "zh"]) or "en"
 
 
+def _policy() -> str:
+    """The CSP, letting a page also reach the live socket (app.live.socket) when there is one."""
+    from app.live.socket import socket_origin
+    origin = socket_origin()
+    if origin is None:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace("connect-src 'self'", f"connect-src 'self' {origin}")
+
+
 def _add_security_headers(app: Flask) -> None:
     @app.after_request
     def _security_headers(response):
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("Content-Security-Policy", _policy())
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "same-origin")
@@ -162,11 +171,12 @@ def _add_health_check(app: Flask) -> None:
 
 def _add_template_helpers(app: Flask) -> None:
     from app import formatting
+    from app.live.socket import live_socket
     from flask_babel import get_locale
     app.jinja_env.globals.update(get_locale=get_locale, local_time=formatting.local_time, show_temp=formatting.show_temp,
                                  bilingual=formatting.bilingual, slot_label=formatting.slot_label,
                                  reading_age=formatting.reading_age,
-                                 label=formatting.label)
+                                 label=formatting.label, live_socket=live_socket)
     app.jinja_env.filters["local_time"] = formatting.local_time
     from app.alerts.channels import target_for_log
     # Webhook URLs often carry a secret in their path: pages show them as the logs do.

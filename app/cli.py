@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo)
     app.cli.add_command(setup)
     app.cli.add_command(serve)
+    app.cli.add_command(live_command)
     from app.ingest import ingest_command
     from sensors.cli import sensors_cli
     sensors_cli.add_command(ingest_command)
@@ -272,7 +273,10 @@ def setup(site_name, timezone, language, temp_unit, admin_name, admin_email, adm
               help="Start the embedded broker when BRIGADE_MQTT_HOST is unset.")
 @click.option("--scheduler/--no-scheduler", default=True, show_default=True,
               help="Run the scheduler in this process (it acts only while holding the lock).")
-def serve(host, port, ingest, broker, scheduler):
+@click.option("--live/--no-live", default=True, show_default=True,
+              help="Run the live socket in this process on BRIGADE_LIVE_PORT (off when `flask "
+                   "live` runs apart, or when BRIGADE_LIVE_PORT is 0).")
+def serve(host, port, ingest, broker, scheduler, live):
     """Serve Brigade with waitress, with the broker, ingest, scheduler and simulator beside it."""
     import logging
     import signal
@@ -292,12 +296,21 @@ def serve(host, port, ingest, broker, scheduler):
     # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps that.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _interrupt)
-    background = None
+    background = socket = None
     try:
         try:
             background = start_background(app, broker=broker, ingest=ingest, scheduler=scheduler)
         except BrokerError as exc:
             raise click.ClickException(str(exc)) from None
+        if live and cfg["BRIGADE_LIVE_PORT"]:
+            from app.live.socket import LiveSocketServer
+            try:
+                socket = LiveSocketServer(app, host, cfg["BRIGADE_LIVE_PORT"]).start()
+            except OSError as exc:  # screens still ask over HTTP: worse, but working
+                logging.getLogger(__name__).warning(
+                    "the live socket cannot listen on %s:%s (%s): screens ask over HTTP instead; "
+                    "set BRIGADE_LIVE_PORT to a free port (0: none)", host,
+                    cfg["BRIGADE_LIVE_PORT"], exc.strerror or exc)
         click.echo(f"Brigade is serving on http://{host}:{port}/")
         print_demo_credentials(f"http://{host}:{port}")
         click.echo(f"  Wall display: the head chef sets one up at http://{host}:{port}/settings/displays "
@@ -306,6 +319,39 @@ def serve(host, port, ingest, broker, scheduler):
     except KeyboardInterrupt:
         pass
     finally:
+        if socket is not None:
+            socket.stop()
         if background is not None:
             click.echo("stopping: scheduler, simulator, ingest, broker")
             background.stop()
+
+
+@click.command("live")
+@with_appcontext
+@click.option("--host", default=None, help="Address to listen on (default BRIGADE_HOST, 127.0.0.1).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535),
+              help="Port (default BRIGADE_LIVE_PORT, 8001).")
+def live_command(host, port):
+    """Run the live socket on its own (the production layout: web workers run `flask serve
+    --no-live` and name this port, or BRIGADE_LIVE_SOCKET_URL, to their pages)."""
+    import logging
+    import signal
+
+    from app.live.socket import LiveSocketServer
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = current_app.config
+    port = port or cfg["BRIGADE_LIVE_PORT"] or 8001
+    server = LiveSocketServer(current_app._get_current_object(), host or cfg["BRIGADE_HOST"], port)
+
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _interrupt)
+    click.echo(f"Brigade's live socket on ws://{server.host}:{port}/")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {server.host}:{port}: {exc.strerror or exc}")

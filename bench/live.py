@@ -16,10 +16,12 @@ What it does:
    checklists, demo kitchen), then adds a bench fridge for readings and ten for alerts
    (critical at once past 8 °C), each with a sensor and a first reading, and a wall display.
 2. Serves it the way ``make run`` does, in one process: ``flask serve`` with the embedded
-   broker and MQTT ingest (no scheduler, no simulator: nothing else changes the board).
-3. Opens N wall screens in a separate process (asyncio, one keep-alive connection each), each
-   asking ``/display/<token>/live`` every 500 ms with its ETag, as ``static/live.js`` does,
-   and noting when each tile value and each alert first reached it.
+   broker, MQTT ingest and the live socket (no scheduler, no simulator: nothing else changes the board).
+3. Opens N wall screens in a separate process (asyncio, one connection each), each holding
+   the live socket (``ws://…/display/<token>/live``, app/live/socket.py) as ``static/live.js``
+   does where the page names one — or with ``--via poll`` asking ``/display/<token>/live``
+   every 500 ms with its ETag, as it does without — and noting when each tile value and each
+   alert first reached it.
 4. Publishes readings (new values on the bench fridge) and critical readings (one alert per
    alert fridge) over MQTT, 1.2–1.7 s apart; latency = first seen on a screen − published.
 5. Measures the server's CPU while N screens ask and nothing changes (10 s), and its resident
@@ -116,16 +118,57 @@ async def _screen(port: int, path: str, seen: dict, stop: asyncio.Event, ready: 
             writer.close()
 
 
-def run_screens(port: int, path: str, count: int, cookies: list, control, results) -> None:
+async def _socket_screen(port: int, path: str, seen: dict, stop: asyncio.Event, ready: list,
+                         cookie: str | None = None) -> None:
+    """One screen holding the live socket as ``static/live.js`` does where the page names one:
+    a wall display, or with a tablet's ``cookie`` its alert banner (``/live``). Reconnects
+    after a second when the socket closes."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import WebSocketException
+    headers = {"Origin": "http://127.0.0.1"}
+    if cookie:
+        headers["Cookie"] = cookie
+    while not stop.is_set():
+        try:
+            async with connect(f"ws://127.0.0.1:{port}{path}", additional_headers=headers,
+                               compression=None, open_timeout=30) as ws:
+                closer = asyncio.create_task(_close_when(stop, ws))
+                async for message in ws:
+                    now = time.monotonic()
+                    frame = json.loads(message)
+                    if "etag" not in frame:
+                        continue  # a heartbeat
+                    ready[0] = True
+                    if not cookie:
+                        for tile in frame["body"]["units"]:
+                            seen.setdefault(f"r:{tile['id']}:{tile['value']}", now)
+                        for alert in frame["body"]["alerts"]:
+                            seen.setdefault(f"a:{alert['unit_id']}", now)
+                closer.cancel()
+        except (OSError, WebSocketException, asyncio.TimeoutError):
+            pass
+        if not stop.is_set():
+            await asyncio.sleep(1.0)
+
+
+async def _close_when(stop: asyncio.Event, ws) -> None:
+    await stop.wait()
+    await ws.close()
+
+
+def run_screens(port: int, path: str, count: int, cookies: list, control, results,
+                live_port: int | None = None) -> None:
     """The child process: ``count`` wall screens and a banner per tablet cookie until told to
-    stop; sends back what each wall screen saw."""
+    stop; sends back what each wall screen saw. With ``live_port`` the screens hold the live
+    socket, else they ask over HTTP."""
     async def main():
         stop = asyncio.Event()
         seen = [dict() for _ in range(count)]
         ready = [[False] for _ in range(count + len(cookies))]
-        tasks = [asyncio.create_task(_screen(port, path, seen[n], stop, ready[n]))
+        screen, at = (_socket_screen, live_port) if live_port else (_screen, port)
+        tasks = [asyncio.create_task(screen(at, path, seen[n], stop, ready[n]))
                  for n in range(count)]
-        tasks += [asyncio.create_task(_screen(port, "/live", {}, stop, ready[count + n], cookie))
+        tasks += [asyncio.create_task(screen(at, "/live", {}, stop, ready[count + n], cookie))
                   for n, cookie in enumerate(cookies)]
         while not all(r[0] for r in ready):
             await asyncio.sleep(0.05)
@@ -140,11 +183,15 @@ def run_screens(port: int, path: str, count: int, cookies: list, control, result
 class Screens:
     """N screens in their own process, so that they do not share the GIL with the tablets."""
 
+    #: The live socket's port when screens hold it (the default), None when they ask over HTTP.
+    live_port: int | None = None
+
     def __init__(self, port: int, path: str, count: int, cookies: list | None = None):
         self.control, self.results = mp.Event(), mp.Queue()
-        self.count = count
+        self.count = count + len(cookies or [])
         self.process = mp.Process(target=run_screens, args=(port, path, count, cookies or [],
-                                                            self.control, self.results),
+                                                            self.control, self.results,
+                                                            Screens.live_port),
                                   daemon=True)
 
     def __enter__(self):
@@ -184,7 +231,9 @@ class LiveServer(tt.Server):
     def __init__(self, workdir: Path, tablets: int):
         super().__init__(workdir, None, tablets)
         self.broker_port = tt.free_port()
-        self.env.update(BRIGADE_EMBEDDED_BROKER_PORT=str(self.broker_port))
+        self.live_port = tt.free_port()
+        self.env.update(BRIGADE_EMBEDDED_BROKER_PORT=str(self.broker_port),
+                        BRIGADE_LIVE_PORT=str(self.live_port))
         self.env.pop("BRIGADE_MQTT_HOST", None)
 
     def start(self) -> None:
@@ -405,6 +454,9 @@ def main(argv=None) -> int:
     parser.add_argument("--load-seconds", type=float, default=15.0)
     parser.add_argument("--load-repeats", type=int, default=4,
                         help="pairs of phases, in ABBA order (default 4)")
+    parser.add_argument("--via", choices=("socket", "poll"), default="socket",
+                        help="screens hold the live socket, as pages do where `flask serve` runs "
+                             "it (default), or ask over HTTP every 500 ms, as without one")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.screens.split(",")]
@@ -418,6 +470,7 @@ def main(argv=None) -> int:
         credentials = server.prepare()
         units = add_bench_units(server.env)
         server.start()
+        Screens.live_port = server.live_port if args.via == "socket" else None
         pid = server.process.pid
         publisher = Publisher(server.broker_port)
         path = f"/display/{units['token']}/live"
@@ -475,7 +528,8 @@ def main(argv=None) -> int:
         checks["no screen missed an update under load"] = load[100]["missed"] == 0
     result = {"benchmark": "live", "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(
               timespec="seconds"), "machine": facts,
-              "config": {"poll_seconds": POLL_S, "server": "flask serve (waitress 16 threads, "
+              "config": {"via": args.via, "poll_seconds": POLL_S,
+                         "server": "flask serve (waitress 16 threads, live socket, "
                          "embedded broker, ingest), SQLite", "readings_per_count": args.readings},
               "idle_no_screens": {"cpu_ms_per_s": baseline["cpu_cores"] * 1000,
                                   "rss_mib": baseline["rss_kib"] / 1024},
@@ -484,7 +538,8 @@ def main(argv=None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(tt.rounded(result), indent=2) + "\n")
     print()
-    print(f"Brigade live channel: wall screens asking every {POLL_S:g} s; flask serve on SQLite; "
+    how = "holding the live socket" if args.via == "socket" else f"asking every {POLL_S:g} s"
+    print(f"Brigade live channel: wall screens {how}; flask serve on SQLite; "
           f"{facts['nproc']} CPUs (load average before: {facts['loadavg_before']})")
     print(f"{'screens':>8}{'reading p50':>13}{'p99':>7}{'alert p50':>11}{'p99':>7}{'missed':>8}"
           f"{'CPU ms/s/screen':>17}{'KiB/screen':>12}")

@@ -177,6 +177,7 @@
       onStatus: function (s) {
         if (s.connected) { lastOk = s.lastOk; offset = s.serverOffset; }
         body.dataset.connected = s.connected ? "1" : "0";
+        body.dataset.via = s.via;  // "socket" or "poll": how changes reach it now
       },
       onGone: switchedOff,
     }, { interval: Number(body.dataset.pollMs) });

@@ -31,7 +31,9 @@ _pg_schema_ready = set()
 def make_app(database_url: str, instance_path, **extra):
     config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
               "SECRET_KEY": "test-secret", "BRIGADE_AUDIT_KEY": "test-audit-key",
-              "WTF_CSRF_ENABLED": False, "SERVER_NAME": None}
+              "WTF_CSRF_ENABLED": False, "SERVER_NAME": None,
+              # No live socket unless a test starts one (pages then ask over HTTP only).
+              "BRIGADE_LIVE_PORT": 0}
     config.update(extra)
     os.environ["BRIGADE_INSTANCE_PATH"] = str(instance_path)
     try:

@@ -170,7 +170,7 @@ def test_a_signed_in_screens_unchanged_question_is_answered_before_flask_after_t
         person.set_pin("8642")
         db.session.commit()
     monkeypatch.setattr(fastpath, "PERSON_TTL", 0.0)
-    fast.people.clear()
+    fast.sessions.people.clear()
     answered = fast.answered
     assert _poll(other, other_tag, Accept="application/json").status_code == 401
     assert fast.answered == answered
@@ -178,7 +178,7 @@ def test_a_signed_in_screens_unchanged_question_is_answered_before_flask_after_t
     with app.app_context():
         db.session.get(Staff, kitchen["cook"]).active = False
         db.session.commit()
-    fast.people.clear()
+    fast.sessions.people.clear()
     assert _poll(client, tag, Accept="application/json").status_code == 401
     assert fast.answered == answered
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 from itsdangerous import BadSignature
 from sqlalchemy import select
@@ -63,14 +64,107 @@ class VersionCache:
             return version
 
 
+@dataclass(frozen=True)
+class Signed:
+    """A signed-in session as its cookie tells it, checked against the person's row."""
+
+    staff_id: int
+    site_id: int  # the person's own site
+    chosen_site_id: int | None  # an admin's or owner's chosen site (password sessions only)
+    via_pin: bool
+    last_seen: float
+    started: float
+    version: object  # the session's version, which a new PIN or password, or logout, moves on
+
+
+class SignedInSessions:
+    """The app's checks of a signed-in session, made from its cookie alone (no request context):
+    the signature (Flask's own signing serializer, its public API), the person active with the
+    session's version still theirs (re-read after ``PERSON_TTL``), the PIN idle limit and the
+    password session's hours. Shared by the fast path and the live socket (app.live.socket)."""
+
+    def __init__(self, app):
+        self.app = app
+        #: staff id -> (until, (active, site_id, role, pin version, password version) or None)
+        self.people: dict[int, tuple[float, tuple | None]] = {}
+
+    def check(self, cookie_header: str, now: float | None = None) -> Signed | None:
+        """The session of this ``Cookie`` header if the app would take it now, else None."""
+        session = self.session(cookie_header)
+        if session is None:
+            return None
+        try:
+            staff_id = int(session.get("_user_id"))
+        except (TypeError, ValueError):
+            return None
+        person = self.person(staff_id)
+        if person is None:
+            return None
+        via_pin = bool(session.get("via_pin"))
+        chosen = session.get("site_id") if person[2] in GROUP_ROLES and not via_pin else None
+        try:
+            signed = Signed(staff_id, person[1], chosen if isinstance(chosen, int) else None,
+                            via_pin, float(session.get("last_seen") or 0),
+                            float(session.get("started") or 0), session.get("version"))
+        except (TypeError, ValueError):
+            return None
+        return signed if self.still_good(signed, now) else None
+
+    def still_good(self, signed: Signed, now: float | None = None) -> bool:
+        """Whether the app still takes this session: not idle, not too old, the person active
+        with the session's version theirs."""
+        now = time.time() if now is None else now
+        config = self.app.config
+        if signed.via_pin and now - signed.last_seen > config["BRIGADE_TABLET_IDLE_SECONDS"]:
+            return False
+        if not signed.via_pin and now - signed.started > config["BRIGADE_SESSION_HOURS"] * 3600:
+            return False
+        person = self.person(signed.staff_id)
+        if person is None:
+            return False
+        active, _site_id, _role, pin_version, password_version = person
+        return bool(active) and signed.version == (pin_version if signed.via_pin else password_version)
+
+    def session(self, cookie_header: str) -> dict | None:
+        cookie = parse_cookie(cookie_header or "").get(self.app.config["SESSION_COOKIE_NAME"])
+        if not cookie:
+            return None
+        serializer = self.app.session_interface.get_signing_serializer(self.app)
+        if serializer is None:
+            return None
+        try:
+            return serializer.loads(
+                cookie, max_age=int(self.app.permanent_session_lifetime.total_seconds()))
+        except BadSignature:
+            return None
+
+    def person(self, staff_id: int) -> tuple | None:
+        now = time.monotonic()
+        cached = self.people.get(staff_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        from app.models import db
+        with self.app.app_context():
+            try:
+                row = db.session.execute(select(
+                    Staff.active, Staff.site_id, Staff.role, Staff.pin_session_version,
+                    Staff.password_session_version).where(Staff.id == staff_id)).one_or_none()
+            finally:
+                db.session.remove()
+        person = None if row is None else (row[0], row[1], row[2], row[3] or 0, row[4] or 0)
+        if len(self.people) > 10_000:  # bounded, whoever asks
+            self.people.clear()
+        self.people[staff_id] = (now + PERSON_TTL, person)
+        return person
+
+
 class SignedInFastPath:
     """WSGI middleware: 304 for a signed-in screen's ``/live`` question when nothing changed."""
 
     def __init__(self, wsgi_app, app):
         self.wsgi_app = wsgi_app
         self.app = app
-        #: staff id -> (until, (active, site_id, role, pin version, password version) or None)
-        self.people: dict[int, tuple[float, tuple | None]] = {}
+        self.sessions = SignedInSessions(app)
         self.versions = VersionCache(app)
         self.answered = 0
 
@@ -89,59 +183,8 @@ class SignedInFastPath:
 
     def _unchanged(self, environ) -> str | None:
         """The screen's ETag when it still holds and the session is good, else None."""
-        session = self._session(environ)
-        if session is None:
-            return None
-        try:
-            staff_id = int(session.get("_user_id"))
-        except (TypeError, ValueError):
-            return None
-        now = time.time()
-        via_pin = bool(session.get("via_pin"))
-        config = self.app.config
-        if via_pin and now - session.get("last_seen", now) > config["BRIGADE_TABLET_IDLE_SECONDS"]:
-            return None
-        if not via_pin and now - session.get("started", 0) > config["BRIGADE_SESSION_HOURS"] * 3600:
-            return None
-        person = self._person(staff_id)
-        if person is None:
-            return None
-        active, site_id, role, pin_version, password_version = person
-        if not active or session.get("version") != (pin_version if via_pin else password_version):
-            return None
-        if role in GROUP_ROLES and session.get("site_id"):
-            return None  # may be working on another site: the view knows which
-        tag = etag(self.versions.get(site_id))
+        signed = self.sessions.check(environ.get("HTTP_COOKIE", ""))
+        if signed is None or signed.chosen_site_id:
+            return None  # refused, or may be working on another site: the view knows which
+        tag = etag(self.versions.get(signed.site_id))
         return tag if environ["HTTP_IF_NONE_MATCH"].strip() == f'"{tag}"' else None
-
-    def _session(self, environ) -> dict | None:
-        cookie = parse_cookie(environ).get(self.app.config["SESSION_COOKIE_NAME"])
-        if not cookie:
-            return None
-        serializer = self.app.session_interface.get_signing_serializer(self.app)
-        if serializer is None:
-            return None
-        try:
-            return serializer.loads(
-                cookie, max_age=int(self.app.permanent_session_lifetime.total_seconds()))
-        except BadSignature:
-            return None
-
-    def _person(self, staff_id: int) -> tuple | None:
-        now = time.monotonic()
-        cached = self.people.get(staff_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        from app.models import db
-        with self.app.app_context():
-            try:
-                row = db.session.execute(select(
-                    Staff.active, Staff.site_id, Staff.role, Staff.pin_session_version,
-                    Staff.password_session_version).where(Staff.id == staff_id)).one_or_none()
-            finally:
-                db.session.remove()
-        person = None if row is None else (row[0], row[1], row[2], row[3] or 0, row[4] or 0)
-        if len(self.people) > 10_000:  # bounded, whoever asks
-            self.people.clear()
-        self.people[staff_id] = (now + PERSON_TTL, person)
-        return person

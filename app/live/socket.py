@@ -1,0 +1,408 @@
+"""The live channel's push side: a screen holds a WebSocket and is sent each change as it happens.
+
+Asking "anything new?" twice a second from a hundred screens is 200 requests a second through
+waitress (issue #13's load test: the tablets' tick-off p95 1.25-1.5x what it is with no screen
+open). Here a screen holds one WebSocket to a small asyncio server (the `websockets` library),
+which costs nothing while nothing changes, and is sent every change:
+
+- **one watcher per process** reads the counters of the sites screens watch every
+  ``POLL_S`` (one query, however many screens: the counter lives in the database, so a change
+  committed by ingest, the scheduler or another web worker is seen here too);
+- when a site's ETag moves on (a change, or the 30 s refresh period) the new state is built
+  **once** per site and language — a wall display's board from the board cache the HTTP fast
+  path shares, a signed-in screen's counter as ``/live`` answers it — and the same frame is
+  pushed to every screen of that site (``websockets.broadcast``);
+- a heartbeat every ``HEARTBEAT_S`` lets a screen tell a live channel from a dead one (it
+  reconnects after ``5 s`` of silence and asks over HTTP meanwhile: ``static/live.js``);
+- every ``CHECK_S`` the tokens and sessions of open sockets are checked again: a switched-off
+  display is closed with ``4403`` (its page says so), a session the app no longer takes (new
+  PIN or password, logout, deactivated, idle, too old) with ``4401``.
+
+The handshake is checked as the HTTP views check a question: a display's token (``/display/
+<token>/live``) or a signed-in session's cookie (``/live``), an ``Origin`` (sent by every
+browser) naming the same host, at most ``MAX_SOCKETS`` open. The frames carry exactly what
+the HTTP answers carry (the board, or ``{"version": ETag}``), so a screen may use either; a
+page that cannot reach the socket asks over HTTP as before (see README, "The live channel").
+
+``flask serve`` runs it in a thread on ``BRIGADE_LIVE_PORT``; in the production layout it runs
+as its own process (``flask live``) and the web workers only name it to their pages.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import http
+import json
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+
+from app.live.changes import etag, etag_order
+from app.live.fastpath import Signed, SignedInSessions
+from app.models import LiveVersion, utcnow
+
+logger = logging.getLogger(__name__)
+
+#: How often the sites' counters are read (seconds): a change reaches screens this much later
+#: at most, plus its build.
+POLL_S = 0.1
+#: How often every open socket is sent the server's time: what tells a screen the channel lives.
+HEARTBEAT_S = 2.0
+#: How often the tokens and sessions of open sockets are checked again (a revoked display or
+#: session is closed within this, plus a query).
+CHECK_S = 1.0
+#: Open sockets a process holds at most (a kitchen has a few dozen screens).
+MAX_SOCKETS = 2000
+#: Close codes a screen acts on: the display was switched off (stop, say so); the session is
+#: no longer taken (reconnect with the cookie it has now, or learn over HTTP what to do).
+GONE, SIGNED_OUT = 4403, 4401
+
+_DISPLAY = re.compile(r"(?:.*/)?display/([A-Za-z0-9_-]{1,100})/live")
+_SIGNED = re.compile(r"(?:.*/)?live")
+
+
+@dataclass
+class Screen:
+    """What a socket was opened with: a display's token, or a signed-in session."""
+
+    key: tuple  # ("display", site, locale) or ("signed", site)
+    token: str | None = None
+    display_id: int | None = None
+    signed: Signed | None = None
+
+
+@dataclass
+class Group:
+    """The screens watching one site (in one language, for displays) and what they were sent."""
+
+    members: set = field(default_factory=set)
+    tag: str | None = None
+    frame: str | None = None
+
+
+class LiveSocketServer:
+    """The WebSocket server; :meth:`start` runs it in a thread, :meth:`run` in this one."""
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, *,
+                 poll_s: float = POLL_S, check_s: float = CHECK_S,
+                 heartbeat_s: float = HEARTBEAT_S, max_sockets: int = MAX_SOCKETS):
+        self.app, self.host, self.port = app, host, port
+        self.poll_s, self.check_s, self.heartbeat_s = poll_s, check_s, heartbeat_s
+        self.max_sockets = max_sockets
+        self.sessions = SignedInSessions(app)
+        self.groups: dict[tuple, Group] = {}
+        self.screens: dict[ServerConnection, Screen] = {}
+        # Database work off the event loop, two at a time: the loop only ever sends and waits.
+        self.pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="brigade-live")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.ready = threading.Event()
+        self.failed: BaseException | None = None
+        self.stopping: asyncio.Event | None = None
+        self.pushed = 0  # frames pushed (changes x screens), for tests and the benchmark
+        #: display id -> when its "last seen" was last written here (monotonic)
+        self.noted: dict[int, float] = {}
+
+    # --- running ---------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> LiveSocketServer:
+        """Serve in a daemon thread; return once listening (raises OSError if the port is taken)."""
+        self.thread = threading.Thread(target=self.run, name="brigade-live-socket", daemon=True)
+        self.thread.start()
+        if not self.ready.wait(timeout):
+            raise TimeoutError("the live socket did not start")
+        if self.failed is not None:
+            raise self.failed
+        return self
+
+    def stop(self) -> None:
+        """Close every socket and stop (from any thread)."""
+        if self.loop is not None and self.stopping is not None and not self.loop.is_closed():
+            try:
+                self.loop.call_soon_threadsafe(self.stopping.set)
+            except RuntimeError:
+                pass  # the loop already ended
+        if self.thread is not None:
+            self.thread.join(10)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def run(self) -> None:
+        """Serve until :meth:`stop` (or an interrupt)."""
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # noqa: BLE001 - handed to start(), or raised here
+            if not self.ready.is_set():
+                self.failed = exc
+                self.ready.set()
+            else:
+                raise
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        async with serve(self._handler, self.host, self.port,
+                         process_request=self._process_request,
+                         compression=None,  # a board is a few KB; per-socket deflate costs more
+                         max_size=4096,  # screens send nothing but the protocol's pings
+                         ping_interval=20, ping_timeout=20, close_timeout=2,
+                         server_header="Brigade") as server:
+            self.port = server.sockets[0].getsockname()[1]
+            self.ready.set()
+            logger.info("live socket on ws://%s:%s", self.host, self.port)
+            tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._check()),
+                     asyncio.create_task(self._heartbeat())]
+            try:
+                await self.stopping.wait()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                server.close()  # closes every socket with 1001 "going away"
+
+    async def _db(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    # --- the handshake ---------------------------------------------------------------------
+
+    async def _process_request(self, connection: ServerConnection, request):
+        """Refuse a handshake the HTTP views would refuse; remember what it was opened with."""
+        path = urlsplit(request.path).path
+        if len(self.screens) >= self.max_sockets:
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many screens\n")
+        if not self._same_host(request.headers.get("Origin"), request.headers.get("Host")):
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "Another site's page\n")
+        try:
+            if match := _DISPLAY.fullmatch(path):
+                screen = await self._db(self._display_screen, match[1])
+            elif _SIGNED.fullmatch(path):
+                screen = await self._db(self._signed_screen, request.headers.get("Cookie", ""))
+            else:
+                return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found\n")
+        except Exception:  # the database gone, say: the screen asks over HTTP meanwhile
+            logger.exception("checking a live socket's handshake failed")
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Try again\n")
+        if screen is None:
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "Not allowed\n")
+        connection.brigade_screen = screen
+        return None
+
+    @staticmethod
+    def _same_host(origin: str | None, host: str | None) -> bool:
+        """A browser's page may open the socket only from the app's own host (any port: the
+        socket has its own). Clients that are not browsers send no Origin."""
+        if origin is None:
+            return True
+        try:
+            origin_host = urlsplit(origin).hostname
+            own_host = urlsplit(f"//{host}").hostname if host else None
+        except ValueError:
+            return False
+        return bool(origin_host) and origin_host == own_host
+
+    def _display_screen(self, token: str) -> Screen | None:
+        from app.displays.tokens import live_display
+        from app.models import db
+        with self.app.app_context():
+            try:
+                seen = live_display(db.session, token)
+            finally:
+                db.session.remove()
+        if seen is None:
+            return None
+        return Screen(("display", seen.site_id, seen.locale), token=token, display_id=seen.id)
+
+    def _signed_screen(self, cookie: str) -> Screen | None:
+        signed = self.sessions.check(cookie)
+        if signed is None:
+            return None
+        site_id = signed.site_id
+        if signed.chosen_site_id:
+            from app.models import Site, db
+            with self.app.app_context():
+                try:
+                    if db.session.get(Site, signed.chosen_site_id) is not None:
+                        site_id = signed.chosen_site_id
+                finally:
+                    db.session.remove()
+        return Screen(("signed", site_id), signed=signed)
+
+    # --- a socket's life -------------------------------------------------------------------
+
+    async def _handler(self, connection: ServerConnection) -> None:
+        screen: Screen = connection.brigade_screen
+        group = self.groups.setdefault(screen.key, Group())
+        self.screens[connection] = screen
+        group.members.add(connection)
+        try:
+            frame = group.frame
+            if frame is None:  # the first screen of this group: its state now
+                tag, body = await self._db(self._state, screen.key)
+                if group.frame is None or group.tag != tag:
+                    group.tag, group.frame = tag, self._frame(tag, body)
+                frame = group.frame
+            await connection.send(frame)
+            await connection.wait_closed()
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("a live socket failed")
+        finally:
+            self.screens.pop(connection, None)
+            group.members.discard(connection)
+            if not group.members and self.groups.get(screen.key) is group:
+                self.groups.pop(screen.key, None)
+
+    @staticmethod
+    def _frame(tag: str, body: bytes) -> str:
+        quoted = json.dumps('"' + tag + '"')  # the ETag as an HTTP answer's header has it
+        now = int(utcnow().timestamp() * 1000)
+        return f'{{"etag":{quoted},"now":{now},"body":' + body.decode("utf-8") + "}"
+
+    def _state(self, key: tuple) -> tuple[str, bytes]:
+        """(ETag, body) of a group now: what the HTTP answer would carry."""
+        from app.models import db
+        with self.app.app_context():
+            try:
+                version = db.session.execute(db.select(LiveVersion.version).where(
+                    LiveVersion.site_id == key[1])).scalar_one_or_none() or 0
+            finally:
+                db.session.remove()
+        return self._build(key, etag(version))
+
+    def _build(self, key: tuple, tag: str) -> tuple[str, bytes]:
+        if key[0] == "signed":
+            return tag, json.dumps({"version": tag}).encode()
+        from app.displays.board import board_json
+        from app.models import db
+        boards = self.app.extensions["brigade_live_fastpath"].boards
+
+        def make(memo):
+            with self.app.app_context():
+                try:
+                    return board_json(db.session, key[1], key[2], memo)
+                finally:
+                    db.session.remove()
+        board = boards.get(key[1:], tag, make)  # the HTTP fast path's cache: one build a change
+        return board.tag, board.body
+
+    # --- pushing changes -------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            sites = {key[1] for key in self.groups}
+            if not sites:
+                continue
+            try:
+                versions = await self._db(self._versions, sorted(sites))
+                for key, group in list(self.groups.items()):
+                    tag = etag(versions.get(key[1], 0))
+                    if not group.members or (group.tag is not None
+                                             and etag_order(tag) <= etag_order(group.tag)):
+                        continue
+                    built_tag, body = await self._db(self._build, key, tag)
+                    if built_tag == group.tag:
+                        continue
+                    group.tag, group.frame = built_tag, self._frame(built_tag, body)
+                    members = list(group.members)
+                    broadcast(members, group.frame)
+                    self.pushed += len(members)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database away for a moment: try again next time
+                logger.exception("the live socket's watcher failed")
+                await asyncio.sleep(1)
+
+    def _versions(self, sites: list[int]) -> dict[int, int]:
+        from app.models import db
+        with self.app.app_context():
+            try:
+                return dict(db.session.execute(db.select(LiveVersion.site_id, LiveVersion.version)
+                                               .where(LiveVersion.site_id.in_(sites))).all())
+            finally:
+                db.session.remove()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            if self.screens:
+                broadcast(list(self.screens), json.dumps(
+                    {"now": int(utcnow().timestamp() * 1000)}))
+
+    # --- checking open sockets again -------------------------------------------------------
+
+    async def _check(self) -> None:
+        while True:
+            await asyncio.sleep(self.check_s)
+            if not self.screens:
+                continue
+            try:
+                closing = await self._db(self._refused, list(self.screens.items()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("checking the live sockets failed")
+                continue
+            for connection, code, reason in closing:
+                asyncio.create_task(connection.close(code, reason))
+
+    def _refused(self, screens: list[tuple[ServerConnection, Screen]]) -> list[tuple]:
+        """The sockets to close now, with their close code: displays switched off, sessions the
+        app no longer takes. Records a display's "last seen" at most once a minute."""
+        from app.displays.tokens import SEEN_EVERY, live_display, note_seen
+        from app.models import db
+        closing, tokens = [], {}
+        now = time.time()
+        with self.app.app_context():
+            try:
+                for connection, screen in screens:
+                    if screen.token is not None:
+                        if screen.token not in tokens:
+                            tokens[screen.token] = live_display(db.session, screen.token)
+                        seen = tokens[screen.token]
+                        if seen is None or seen.id != screen.display_id:
+                            closing.append((connection, GONE, "switched off"))
+                    elif not self.sessions.still_good(screen.signed, now):
+                        closing.append((connection, SIGNED_OUT, "signed out"))
+                noted = False
+                for seen in tokens.values():
+                    if seen is not None and time.monotonic() - self.noted.get(seen.id, -1e9) \
+                            >= SEEN_EVERY.total_seconds():
+                        self.noted[seen.id] = time.monotonic()
+                        noted = note_seen(db.session, seen, utcnow()) or noted
+                if noted:
+                    db.session.commit()
+            finally:
+                db.session.remove()
+        return closing
+
+
+def live_socket() -> str | None:
+    """The address a page of this request opens its live socket at (``ws://host:port``, or
+    ``BRIGADE_LIVE_SOCKET_URL``), or None: then the page asks over HTTP only. The page adds the
+    path it watches (``/live``, ``/display/<token>/live``)."""
+    from flask import current_app, g, request
+    if "brigade_live_socket" not in g:
+        config = current_app.config
+        base = (config.get("BRIGADE_LIVE_SOCKET_URL") or "").rstrip("/") or None
+        port = config.get("BRIGADE_LIVE_PORT") or 0
+        if base is None and port and not request.is_secure:  # TLS: the proxy's URL is needed
+            host = urlsplit(f"//{request.host}").hostname or "127.0.0.1"
+            base = f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
+        g.brigade_live_socket = base
+    return g.brigade_live_socket
+
+
+def socket_origin() -> str | None:
+    """The live socket's origin (scheme, host, port), for the page's CSP ``connect-src``."""
+    from flask import has_request_context
+    base = live_socket() if has_request_context() else None
+    if not base:
+        return None
+    parts = urlsplit(base)
+    return f"{parts.scheme}://{parts.netloc}"

@@ -1,0 +1,313 @@
+"""The live socket (app.live.socket): screens are sent each change as it happens, carry what the
+HTTP answers carry, are closed when their token or session ends, and cannot starve the app."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+
+import pytest
+import requests
+import waitress
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from app.alerts.operations import raise_alert
+from app.displays.tokens import create_display, revoke_display
+from app.live.socket import GONE, SIGNED_OUT, LiveSocketServer
+from app.models import DisplayToken, Site, Staff, db, utcnow
+from tests.factories import Kitchen, login_password, login_pin, make_app
+
+POLL = {"X-Brigade-Poll": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _no_refresh_roll(monkeypatch):
+    """ETags also roll every 30 s (a quiet board's ages); a roll mid-test is not a change."""
+    from app.live import changes
+    monkeypatch.setattr(changes, "REFRESH_SECONDS", 10**9)
+
+
+@pytest.fixture
+def sockets(app):
+    """A live socket server on a free port, quick to poll, check and beat for the tests."""
+    started = []
+
+    def _start(**options):
+        settings = {"poll_s": 0.05, "check_s": 0.2, "heartbeat_s": 0.3, **options}
+        server = LiveSocketServer(app, "127.0.0.1", 0, **settings).start()
+        started.append(server)
+        return server
+    yield _start
+    for server in started:
+        server.stop()
+
+
+def _display(kitchen, locale="en") -> str:
+    with db.session.no_autoflush:
+        site = db.session.get(Site, kitchen["site"])
+        _row, plain = create_display(db.session, site, "Pass wall", locale,
+                                     db.session.get(Staff, kitchen["chef"]))
+    db.session.commit()
+    return plain
+
+
+def _open(server, path, **headers):
+    headers.setdefault("Origin", "http://127.0.0.1:8000")
+    return connect(f"ws://127.0.0.1:{server.port}{path}", additional_headers=headers,
+                   open_timeout=5, close_timeout=1)
+
+
+def _frame(ws, timeout=3.0, *, change=True):
+    """The next frame (a change, unless ``change`` is False: then any, heartbeats too)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        if "etag" in frame or not change:
+            return frame
+
+
+def _closed_with(ws, within=3.0) -> int:
+    deadline = time.monotonic() + within
+    try:
+        while time.monotonic() < deadline:
+            ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else -1
+    except TimeoutError:
+        pass
+    raise AssertionError(f"the socket was still open after {within} s")
+
+
+def _refused(server, path, **headers) -> int:
+    with pytest.raises(InvalidStatus) as refused:
+        _open(server, path, **headers).close()
+    return refused.value.response.status_code
+
+
+def _alert(app, site_id, subject):
+    with app.app_context():
+        raise_alert(db.session, site_id=site_id, kind="offline", subject=subject,
+                    detail={"unit": subject})
+        db.session.commit()
+
+
+def test_a_wall_socket_is_sent_the_board_and_then_each_change(app, client, kitchen, sockets):
+    with app.app_context():
+        plain = _display(kitchen)
+    server = sockets()
+    http = client.get(f"/display/{plain}/live")
+    with _open(server, f"/display/{plain}/live") as ws:
+        first = _frame(ws)
+        # Exactly what the HTTP answer carries: its ETag and its board.
+        assert first["etag"] == http.headers["ETag"]
+        assert first["body"] == http.get_json()
+        assert abs(first["now"] - utcnow().timestamp() * 1000) < 5000
+        beat = _frame(ws, change=False)  # the heartbeat: the server's time, nothing else
+        assert set(beat) == {"now"}
+
+        published = time.monotonic()
+        _alert(app, kitchen["site"], "Salad fridge")
+        changed = _frame(ws)
+        assert time.monotonic() - published < 2
+        assert changed["etag"] != first["etag"]
+        assert changed["body"]["alerts"] == \
+            client.get(f"/display/{plain}/live").get_json()["alerts"]
+        assert changed["body"]["alerts"], "the new alert is on the board pushed"
+        # Nothing else changed: nothing more is pushed, only heartbeats.
+        with pytest.raises(TimeoutError):
+            _frame(ws, timeout=0.6)
+
+
+def test_a_change_committed_by_another_process_reaches_every_open_socket(app, kitchen, sockets,
+                                                                          database_url, tmp_path):
+    """The counter is in the database: a second app (its own engine and connections, as ingest
+    or the scheduler in their own processes) commits, and the sockets of both languages hear."""
+    with app.app_context():
+        english, chinese = _display(kitchen, "en"), _display(kitchen, "zh")
+    server = sockets()
+    screens = [_open(server, f"/display/{token}/live") for token in (english, chinese) * 5]
+    firsts = [_frame(ws) for ws in screens]
+    other = make_app(database_url, tmp_path / "other-instance")
+    _alert(other, kitchen["site"], "Walk-in")
+    for ws, first in zip(screens, firsts):
+        frame = _frame(ws)
+        assert frame["etag"] != first["etag"] and frame["body"]["alerts"]
+        ws.close()
+    with other.app_context():
+        db.engine.dispose()
+    assert server.pushed >= len(screens)
+
+
+def test_a_switched_off_display_is_closed_at_once_and_refused_after(app, kitchen, sockets):
+    with app.app_context():
+        plain = _display(kitchen)
+    server = sockets()
+    ws = _open(server, f"/display/{plain}/live")
+    _frame(ws)
+    with app.app_context():
+        display = db.session.execute(db.select(DisplayToken)).scalars().one()
+        revoke_display(db.session, display, utcnow())
+        db.session.commit()
+    assert _closed_with(ws) == GONE  # the page then says "switched off" (static/live.js)
+    assert _refused(server, f"/display/{plain}/live") == 403
+
+
+def test_handshakes_the_views_would_refuse_are_refused(app, client, kitchen, sockets):
+    with app.app_context():
+        plain = _display(kitchen)
+    server = sockets()
+    assert _refused(server, "/display/dsp_" + "x" * 43 + "/live") == 403  # no such display
+    assert _refused(server, "/display/not-a-token/live") == 403
+    assert _refused(server, "/photos/1") == 404
+    # A page of another site may not open it: browsers always send their page's Origin.
+    assert _refused(server, f"/display/{plain}/live", Origin="http://evil.example") == 403
+    assert _refused(server, "/live") == 403  # no session
+    assert _refused(server, "/live", Cookie="session=eyJfdXNlcl9pZCI6IjIifQ.forged.sig") == 403
+    login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+    cookie = f"session={client.get_cookie('session').value}"
+    assert _refused(server, "/live", Cookie=cookie, Origin="https://evil.example") == 403
+    _open(server, "/live", Cookie=cookie).close()  # the same from the app's own host: taken
+    # A display's token is not a session, and a session opens no display.
+    assert _refused(server, "/live", Cookie=f"session={plain}") == 403
+
+
+def test_at_most_max_sockets_are_held(app, kitchen, sockets):
+    with app.app_context():
+        plain = _display(kitchen)
+    server = sockets(max_sockets=3)
+    held = [_open(server, f"/display/{plain}/live") for _ in range(3)]
+    for ws in held:
+        _frame(ws)
+    assert _refused(server, f"/display/{plain}/live") == 503
+    held.pop().close()
+    time.sleep(0.2)
+    _open(server, f"/display/{plain}/live").close()
+    for ws in held:
+        ws.close()
+
+
+def test_a_signed_in_socket_follows_its_site_and_ends_with_the_session(app, client, kitchen,
+                                                                         sockets, monkeypatch):
+    from app.live import fastpath
+    monkeypatch.setattr(fastpath, "PERSON_TTL", 0.0)
+    server = sockets()
+    login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+    cookie = f"session={client.get_cookie('session').value}"
+    http = client.get("/live", headers=POLL)
+    with _open(server, "/live", Cookie=cookie) as ws:
+        first = _frame(ws)
+        assert first["etag"] == http.headers["ETag"] and first["body"] == http.get_json()
+        _alert(app, kitchen["site"], "Freezer")
+        changed = _frame(ws)
+        assert changed["body"] == {"version": changed["etag"].strip('"')}
+        assert changed["etag"] == client.get("/live", headers=POLL).headers["ETag"]
+        # A new PIN ends every session of that person: the socket is closed within seconds.
+        with app.app_context():
+            db.session.get(Staff, kitchen["cook"]).set_pin("8642")
+            db.session.commit()
+        assert _closed_with(ws) == SIGNED_OUT
+    assert _refused(server, "/live", Cookie=cookie) == 403
+    # Deactivated, and idle past the tablet's limit: the same.
+    other = app.test_client()
+    login_pin(other, kitchen["cook2"], Kitchen.PINS["cook2"])
+    cookie2 = f"session={other.get_cookie('session').value}"
+    ws = _open(server, "/live", Cookie=cookie2)
+    _frame(ws)
+    monkeypatch.setitem(app.config, "BRIGADE_TABLET_IDLE_SECONDS", -1)
+    assert _closed_with(ws) == SIGNED_OUT
+
+
+def test_an_admin_socket_watches_the_site_the_admin_works_on(app, client, kitchen, sockets):
+    with app.app_context():
+        other = Site(name="Other Kitchen", timezone="Europe/London", temp_unit="C")
+        db.session.add(other)
+        db.session.commit()
+        other_id = other.id
+    login_password(client, "admin@test.kitchen", "admin-password")
+    with client.session_transaction() as session:
+        session["site_id"] = other_id
+    server = sockets()
+    with _open(server, "/live", Cookie=f"session={client.get_cookie('session').value}") as ws:
+        first = _frame(ws)
+        _alert(app, kitchen["site"], "home only")  # the home site: not this screen's
+        with pytest.raises(TimeoutError):
+            _frame(ws, timeout=0.6)
+        _alert(app, other_id, "there")
+        assert _frame(ws)["etag"] != first["etag"]
+
+
+def test_pages_name_the_socket_and_let_it_through_their_policy(app, client, kitchen,
+                                                               monkeypatch):
+    login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+    page = client.get("/")
+    assert 'name="brigade-live-socket"' not in page.get_data(as_text=True)  # port 0: none
+    assert "connect-src 'self';" in page.headers["Content-Security-Policy"]
+    monkeypatch.setitem(app.config, "BRIGADE_LIVE_PORT", 8123)
+    page = client.get("/")
+    assert '<meta name="brigade-live-socket" content="ws://localhost:8123">' in \
+        page.get_data(as_text=True)
+    assert "connect-src 'self' ws://localhost:8123;" in page.headers["Content-Security-Policy"]
+    # The host the page was asked for (a tablet opens the kitchen server by its name).
+    pin_pad = client.get("/pin", headers={"Host": "kitchen.local:8000"})
+    assert 'content="ws://kitchen.local:8123"' in pin_pad.get_data(as_text=True)
+    # Over HTTPS (TLS ends at a proxy) only a configured address is named.
+    secure = client.get("/pin", base_url="https://kitchen.local")
+    assert 'name="brigade-live-socket"' not in secure.get_data(as_text=True)
+    assert "connect-src 'self';" in secure.headers["Content-Security-Policy"]
+    monkeypatch.setitem(app.config, "BRIGADE_LIVE_SOCKET_URL", "wss://kitchen.example/socket/")
+    secure = client.get("/pin", base_url="https://kitchen.local")
+    assert 'content="wss://kitchen.example/socket"' in secure.get_data(as_text=True)
+    assert "connect-src 'self' wss://kitchen.example;" in secure.headers["Content-Security-Policy"]
+
+
+def test_proxied_paths_are_taken(app, kitchen, sockets):
+    """Behind a proxy the socket may sit under a prefix (BRIGADE_LIVE_SOCKET_URL=…/socket)."""
+    with app.app_context():
+        plain = _display(kitchen)
+    server = sockets()
+    with _open(server, f"/socket/display/{plain}/live") as ws:
+        assert _frame(ws)["body"]["units"] == []
+
+
+def test_hundreds_of_open_sockets_leave_the_app_its_threads(app, kitchen, sockets):
+    """300 open screens — far more than waitress's 4 threads here or the socket's 2 database
+    workers — while /healthz and /pin keep answering at once, and a change reaches them all."""
+    with app.app_context():
+        plain = _display(kitchen)
+    server = sockets()
+    web = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{web.effective_port}"
+    screens = []
+    try:
+        for _ in range(300):
+            screens.append(_open(server, f"/display/{plain}/live"))
+        firsts = [_frame(ws)["etag"] for ws in screens]
+        slowest = 0.0
+        for _ in range(10):
+            started = time.monotonic()
+            assert requests.get(url + "/healthz", timeout=5).status_code == 200
+            assert requests.get(url + "/pin", timeout=5).status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+        assert slowest < 1.0, f"a request took {slowest:.2f} s with 300 screens open"
+        published = time.monotonic()
+        _alert(app, kitchen["site"], "Walk-in")
+        for ws, first in zip(screens, firsts):
+            assert _frame(ws)["etag"] != first
+        assert time.monotonic() - published < 5
+    finally:
+        for ws in screens:
+            ws.close()
+        web.close()
+        web.task_dispatcher.shutdown(timeout=5)
+
+
+def test_the_frames_etag_orders_as_the_http_one(app, kitchen, sockets):
+    with app.app_context():
+        plain = _display(kitchen)
+    server = sockets()
+    with _open(server, f"/display/{plain}/live") as ws:
+        assert re.fullmatch(r'"v\d+\.\d+"', _frame(ws)["etag"])
