@@ -120,16 +120,19 @@ def test_a_wall_socket_is_sent_the_board_and_then_each_change(app, client, kitch
             _frame(ws, timeout=0.6)
 
 
-def test_a_change_committed_by_another_process_reaches_every_open_socket(app, kitchen, sockets,
-                                                                          database_url, tmp_path):
+def test_a_change_committed_by_another_process_reaches_every_open_socket(
+        app, kitchen, sockets, database_url, tmp_path, monkeypatch):
     """The counter is in the database: a second app (its own engine and connections, as ingest
-    or the scheduler in their own processes) commits, and the sockets of both languages hear."""
+    or the scheduler in their own processes) commits, and the sockets of both languages hear —
+    by the watcher's own look (``poll_s``), since no commit in its process woke it."""
+    from app.live import changes
     with app.app_context():
         english, chinese = _display(kitchen, "en"), _display(kitchen, "zh")
-    server = sockets()
+    server = sockets(poll_s=0.2)
     screens = [_open(server, f"/display/{token}/live") for token in (english, chinese) * 5]
     firsts = [_frame(ws) for ws in screens]
     other = make_app(database_url, tmp_path / "other-instance")
+    monkeypatch.setattr(changes, "_listeners", [])  # as in another process: nothing to wake it
     _alert(other, kitchen["site"], "Walk-in")
     for ws, first in zip(screens, firsts):
         frame = _frame(ws)
@@ -138,6 +141,20 @@ def test_a_change_committed_by_another_process_reaches_every_open_socket(app, ki
     with other.app_context():
         db.engine.dispose()
     assert server.pushed >= len(screens)
+
+
+def test_a_commit_in_this_process_wakes_the_watcher_at_once(app, kitchen, sockets):
+    """``make run``: the web, ingest and the scheduler commit in the socket's process, which is
+    woken by the commit rather than waiting for its next look (here 30 s away)."""
+    with app.app_context():
+        plain = _display(kitchen)
+    server = sockets(poll_s=30)
+    with _open(server, f"/display/{plain}/live") as ws:
+        first = _frame(ws)
+        published = time.monotonic()
+        _alert(app, kitchen["site"], "Salad fridge")
+        assert _frame(ws, timeout=2)["etag"] != first["etag"]
+        assert time.monotonic() - published < 1
 
 
 def test_a_switched_off_display_is_closed_at_once_and_refused_after(app, kitchen, sockets):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
@@ -25,6 +25,7 @@ from sensors.models import Sensor
 logger = logging.getLogger(__name__)
 
 _PENDING = "brigade_live_sites"
+_BUMPED = "brigade_live_bumped"
 #: ETags also change every this many seconds: ages and time-driven states are refreshed
 #: even on a quiet site (a defrost window starting, a delay running out).
 REFRESH_SECONDS = 30
@@ -104,6 +105,18 @@ def _collect(session, _flush_context) -> None:
         mark_changed(session, sites)
 
 
+#: Called with the sites whose counters a commit in this process moved on, after it: the live
+#: socket (app.live.socket) is woken by it instead of waiting for its next look.
+_listeners: list[Callable[[set[int]], None]] = []
+
+
+def on_commit(listener: Callable[[set[int]], None]) -> Callable[[], None]:
+    """Call ``listener(site_ids)`` after each commit in this process that moved counters on
+    (in the committing thread: it must be quick). Returns what removes it."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener) if listener in _listeners else None
+
+
 @event.listens_for(Session, "before_commit")
 def _bump(session) -> None:
     if session.new or session.dirty or session.deleted:
@@ -111,11 +124,24 @@ def _bump(session) -> None:
     sites = session.info.pop(_PENDING, None)
     if sites:
         _upsert(session, sorted(sites))
+        session.info[_BUMPED] = sites
+
+
+@event.listens_for(Session, "after_commit")
+def _tell(session) -> None:
+    sites = session.info.pop(_BUMPED, None)
+    if sites:
+        for listener in list(_listeners):
+            try:
+                listener(sites)
+            except Exception:  # a listener's trouble is not the commit's
+                logger.exception("a live-change listener failed")
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget(session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_BUMPED, None)
 
 
 def _upsert(session: Session, site_ids: list[int]) -> None:

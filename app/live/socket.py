@@ -5,9 +5,11 @@ waitress (issue #13's load test: the tablets' tick-off p95 1.25-1.5x what it is 
 open). Here a screen holds one WebSocket to a small asyncio server (the `websockets` library),
 which costs nothing while nothing changes, and is sent every change:
 
-- **one watcher per process** reads the counters of the sites screens watch every
-  ``POLL_S`` (one query, however many screens: the counter lives in the database, so a change
-  committed by ingest, the scheduler or another web worker is seen here too);
+- **one watcher per process** reads the counters of the sites screens watch (one query,
+  however many screens) as soon as a commit in this process moved one on (``make run``: the
+  web, ingest and the scheduler all commit here), and every ``POLL_S`` anyway: the counter
+  lives in the database, so a change committed by another process (ingest, the scheduler or a
+  web worker of the production layout) is seen within that;
 - when a site's ETag moves on (a change, or the 30 s refresh period) the new state is built
   **once** per site and language — a wall display's board from the board cache the HTTP fast
   path shares, a signed-in screen's counter as ``/live`` answers it — and the same frame is
@@ -43,15 +45,19 @@ from urllib.parse import urlsplit
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
-from app.live.changes import etag, etag_order
+from app.live.changes import etag, etag_order, on_commit
 from app.live.fastpath import Signed, SignedInSessions
 from app.models import LiveVersion, utcnow
 
 logger = logging.getLogger(__name__)
 
-#: How often the sites' counters are read (seconds): a change reaches screens this much later
-#: at most, plus its build.
-POLL_S = 0.1
+#: How often the sites' counters are read when no commit in this process woke the watcher
+#: (seconds): a change committed by another process reaches screens this much later at most,
+#: plus its build.
+POLL_S = 0.25
+#: After each look, the watcher waits this long before the next: commits arriving meanwhile
+#: (ingest commits many a second) are taken together.
+GATHER_S = 0.03
 #: How often every open socket is sent the server's time: what tells a screen the channel lives.
 HEARTBEAT_S = 2.0
 #: How often the tokens and sessions of open sockets are checked again (a revoked display or
@@ -155,11 +161,22 @@ class LiveSocketServer:
             self.port = server.sockets[0].getsockname()[1]
             self.ready.set()
             logger.info("live socket on ws://%s:%s", self.host, self.port)
-            tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._check()),
+            wake = asyncio.Event()
+            loop = self.loop
+
+            def woken(_sites) -> None:  # in the committing thread
+                if self.groups:
+                    try:
+                        loop.call_soon_threadsafe(wake.set)
+                    except RuntimeError:
+                        pass  # the loop has ended
+            forget = on_commit(woken)
+            tasks = [asyncio.create_task(self._watch(wake)), asyncio.create_task(self._check()),
                      asyncio.create_task(self._heartbeat())]
             try:
                 await self.stopping.wait()
             finally:
+                forget()
                 for task in tasks:
                     task.cancel()
                 server.close()  # closes every socket with 1001 "going away"
@@ -292,9 +309,14 @@ class LiveSocketServer:
 
     # --- pushing changes -------------------------------------------------------------------
 
-    async def _watch(self) -> None:
+    async def _watch(self, wake: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self.poll_s)
+            try:
+                await asyncio.wait_for(wake.wait(), self.poll_s)
+            except asyncio.TimeoutError:
+                pass
+            wake.clear()
+            await asyncio.sleep(GATHER_S)
             sites = {key[1] for key in self.groups}
             if not sites:
                 continue

@@ -32,6 +32,16 @@ class LiveKitchen:
     ids: dict
     pins: dict
     now: dt.datetime
+    socket: object | None = None  # app.live.socket.LiveSocketServer, as `flask serve` runs it
+
+    def stop_socket(self) -> None:
+        """The live socket's server goes away (a restart): every open socket is closed."""
+        self.socket.stop()
+
+    def start_socket(self) -> None:
+        """The live socket back, on the same port the pages name."""
+        from app.live.socket import LiveSocketServer
+        self.socket = LiveSocketServer(self.app, "127.0.0.1", self.socket.port).start()
 
     def set_now(self, moment: dt.datetime) -> None:
         """Move Brigade's (server) clock."""
@@ -72,9 +82,12 @@ def _stop(server, thread) -> None:
 def serve_kitchen(tmp_path):
     """serve_kitchen(**config) starts Brigade on a fresh SQLite kitchen, CSRF on, at 11:10 today."""
     import waitress
-    started = []
+    started, kitchens = [], []
 
-    def _serve(**config) -> LiveKitchen:
+    def _serve(live_socket: bool = True, **config) -> LiveKitchen:
+        """``live_socket``: run the live socket beside waitress, as ``flask serve`` does (pages
+        hold it); False: none, pages ask over HTTP."""
+        from app.live.socket import LiveSocketServer
         settings = {"WTF_CSRF_ENABLED": True}
         settings.update(config)
         app = make_app(f"sqlite:///{tmp_path / 'brigade.db'}", tmp_path / "instance", **settings)
@@ -88,13 +101,19 @@ def serve_kitchen(tmp_path):
         thread = threading.Thread(target=server.run, name="brigade-waitress", daemon=True)
         thread.start()
         started.append((app, server, thread))
+        socket = LiveSocketServer(app, "127.0.0.1", 0).start() if live_socket else None
+        app.config["BRIGADE_LIVE_PORT"] = socket.port if socket else 0
         live = LiveKitchen(app=app, url=f"http://127.0.0.1:{server.effective_port}", ids=ids,
-                           pins=dict(Kitchen.PINS), now=at_local(today, "11:10"))
+                           pins=dict(Kitchen.PINS), now=at_local(today, "11:10"), socket=socket)
+        kitchens.append(live)
         live.set_now(live.now)  # "before lunch" (11:00, 45 minutes to do it) is due
         return live
 
     yield _serve
     set_clock(None)
+    for kitchen in kitchens:
+        if kitchen.socket is not None:
+            kitchen.socket.stop()
     for app, server, thread in started:
         _stop(server, thread)
         with app.app_context():

@@ -112,6 +112,7 @@ def test_a_reading_over_mqtt_turns_a_tile_critical_and_the_board_survives_a_cut(
     page.goto(f"/display/{token}")
     tile = page.get_by_test_id(f"tile-{salad}")
     expect(page.get_by_test_id("wall-conn")).to_have_attribute("data-state", "live")
+    expect(page.locator("body")).to_have_attribute("data-via", "socket")  # changes are pushed
     expect(tile).to_have_attribute("data-stale", "1")  # no reading yet: never a number
     expect(tile).to_contain_text("no reading yet")
 
@@ -129,8 +130,10 @@ def test_a_reading_over_mqtt_turns_a_tile_critical_and_the_board_survives_a_cut(
     assert seen < 3, f"the alert took {seen:.1f} s to reach the screen"
     page.screenshot(path=str(artifacts / "wall-critical-1366x768.png"))
 
-    # The Wi-Fi drops: within seconds the screen says so and no tile shows a number as current.
+    # The Wi-Fi drops, and the server restarts meanwhile: within seconds the screen says so
+    # and no tile shows a number as current.
     context.set_offline(True)
+    wall.stop_socket()
     expect(page.get_by_test_id("wall-conn")).to_have_attribute("data-state", "down", timeout=10_000)
     expect(page.get_by_test_id("wall-conn")).to_contain_text("not connected for")
     expect(tile).to_have_attribute("data-stale", "1")
@@ -149,9 +152,12 @@ def test_a_reading_over_mqtt_turns_a_tile_critical_and_the_board_survives_a_cut(
         db.session.commit()
     time.sleep(1)
 
-    # Back online: it recovers by itself with everything that happened meanwhile.
+    # Back online: it recovers by itself with everything that happened meanwhile, and holds
+    # the socket again.
+    wall.start_socket()
     context.set_offline(False)
     expect(page.get_by_test_id("wall-conn")).to_have_attribute("data-state", "live", timeout=10_000)
+    expect(page.locator("body")).to_have_attribute("data-via", "socket", timeout=20_000)
     expect(tile).to_have_attribute("data-stale", "0")
     expect(tile.locator(".tile-value")).to_contain_text("4.3")
     expect(page.locator('[data-testid^="wall-timer-"]')).to_contain_text("Cold noodles")
@@ -274,20 +280,29 @@ def test_more_units_than_fit_page_through_by_themselves(serve_kitchen, browser, 
     context.close()
 
 
-def test_the_tablet_banner_follows_the_live_channel(serve_kitchen, browser, artifacts):
+@pytest.mark.parametrize("via", ["socket", "poll"])
+def test_the_tablet_banner_follows_the_live_channel(serve_kitchen, browser, artifacts, via):
     """The banner refreshes when the site changes — within a second or two, not every 10 s —
-    and only then; asking is marked as a poll, so it keeps no tablet awake."""
+    and only then: pushed over the live socket where there is one (then the page stops asking
+    over HTTP), else asked for every half second, marked as a poll so it keeps no tablet awake."""
     from tests.browser.test_tablet import log_in
-    kitchen = serve_kitchen()
+    kitchen = serve_kitchen(live_socket=via == "socket")
     set_clock(None)
     context, page = _screen(browser, kitchen, (768, 1024))
-    banner_requests, live_requests = [], []
+    banner_requests, live_requests, sockets = [], [], []
     page.on("request", lambda r: (banner_requests if "/alerts/banner" in r.url else
                                   live_requests if r.url.endswith("/live") else []).append(r))
+    page.on("websocket", lambda ws: sockets.append(ws.url))
     log_in(page, kitchen, "cook")
     page.wait_for_timeout(2000)  # (events reach Python only while it waits on the page)
-    assert banner_requests == [] and len(live_requests) >= 2  # asked, nothing changed
+    assert banner_requests == []  # nothing changed
+    if via == "socket":
+        assert sockets and all(url.endswith("/live") for url in sockets), sockets
+        assert len(live_requests) <= len(sockets)  # a first question each, before it opened
+    else:
+        assert sockets == [] and len(live_requests) >= 2
     assert all(r.headers.get("x-brigade-poll") == "1" for r in live_requests)
+    asked = len(live_requests)
     with kitchen.app.app_context():
         alert = raise_alert(db.session, site_id=kitchen.ids["site"], kind="offline",
                             subject="unit:9:offline", detail={"unit": "Fish drawer"})
@@ -297,5 +312,7 @@ def test_the_tablet_banner_follows_the_live_channel(serve_kitchen, browser, arti
     expect(page.get_by_test_id(f"banner-alert-{alert_id}")).to_contain_text("Fish drawer", timeout=3_000)
     assert time.monotonic() - raised < 2.0
     assert len(banner_requests) == 1 and banner_requests[0].headers.get("x-brigade-poll") == "1"
+    if via == "socket":
+        assert len(live_requests) == asked  # the change was pushed, not asked for
     assert page.refused == [], page.refused
     context.close()
