@@ -312,6 +312,9 @@ def serve(host, port, ingest, broker, scheduler, live):
                     "set BRIGADE_LIVE_PORT to a free port (0: none)", host,
                     cfg["BRIGADE_LIVE_PORT"], exc.strerror or exc)
         click.echo(f"Brigade is serving on http://{host}:{port}/")
+        if socket is not None:
+            click.echo(f"  Live socket on ws://{host}:{socket.port}/ (wall displays and tablets "
+                       "are pushed each change)")
         print_demo_credentials(f"http://{host}:{port}")
         click.echo(f"  Wall display: the head chef sets one up at http://{host}:{port}/settings/displays "
                    "and opens the address it shows (or its QR code) on the screen")

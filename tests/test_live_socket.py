@@ -322,9 +322,86 @@ def test_hundreds_of_open_sockets_leave_the_app_its_threads(app, kitchen, socket
         web.task_dispatcher.shutdown(timeout=5)
 
 
-def test_the_frames_etag_orders_as_the_http_one(app, kitchen, sockets):
+def test_a_display_holding_the_socket_is_seen(app, kitchen, sockets):
+    """The settings page's "last seen" knows a screen holds the socket (never asking over
+    HTTP), written at most once a minute; the frame's ETag is the HTTP answer's kind."""
     with app.app_context():
         plain = _display(kitchen)
     server = sockets()
     with _open(server, f"/display/{plain}/live") as ws:
         assert re.fullmatch(r'"v\d+\.\d+"', _frame(ws)["etag"])
+        time.sleep(server.check_s * 3)
+    with app.app_context():
+        seen = db.session.execute(db.select(DisplayToken.last_seen_at)).scalar_one()
+    assert seen is not None and (utcnow() - seen).total_seconds() < 10
+
+
+# --- the processes, as deployed ----------------------------------------------------------------
+
+def _process(args, env, log):
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-m", "flask", *args], env=env,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def _stop_process(process):
+    process.terminate()
+    try:
+        process.wait(10)
+    except Exception:
+        process.kill()
+
+
+def test_the_production_layout_web_workers_and_a_live_process_apart(app, client, kitchen,
+                                                                      database_url, tmp_path):
+    """`flask serve --no-live` names the socket that `flask live` runs as its own process; a
+    change committed by a third process (this test) reaches a screen on it, and a switched-off
+    display's socket is closed by it."""
+    import os
+    from tests.services import free_port, wait_until
+    with app.app_context():
+        plain = _display(kitchen)
+    web_port, live_port = free_port(), free_port()
+    env = dict(os.environ, BRIGADE_DATABASE_URL=database_url, BRIGADE_SECRET_KEY="test-secret",
+               BRIGADE_AUDIT_KEY="test-audit-key", BRIGADE_INSTANCE_PATH=str(tmp_path / "inst"),
+               BRIGADE_LIVE_PORT=str(live_port), BRIGADE_MQTT_HOST="127.0.0.1",
+               BRIGADE_MQTT_PORT=str(free_port()), FLASK_APP="app")
+    web = _process(["serve", "--port", str(web_port), "--no-ingest", "--no-broker",
+                    "--no-scheduler", "--no-live"], env, tmp_path / "web.log")
+    live = _process(["live"], env, tmp_path / "live.log")
+    try:
+        def up(port):
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok
+            except requests.RequestException:
+                return False
+        assert wait_until(lambda: up(web_port), 30), (tmp_path / "web.log").read_text()
+        page = requests.get(f"http://127.0.0.1:{web_port}/display/{plain}").text
+        assert f'content="ws://127.0.0.1:{live_port}"' in page
+        server = type("Live", (), {"port": live_port})
+        assert wait_until(lambda: _try_open(server, plain), 30), (tmp_path / "live.log").read_text()
+        with _open(server, f"/display/{plain}/live") as ws:
+            first = _frame(ws)
+            built_apart = requests.get(f"http://127.0.0.1:{web_port}/display/{plain}/live").json()
+            first["body"].pop("now"), built_apart.pop("now")  # (each process built its own)
+            assert first["body"] == built_apart
+            _alert(app, kitchen["site"], "Walk-in")
+            assert _frame(ws)["etag"] != first["etag"]
+            with app.app_context():
+                display = db.session.execute(db.select(DisplayToken)).scalars().one()
+                revoke_display(db.session, display, utcnow())
+                db.session.commit()
+            assert _closed_with(ws, within=5) == GONE
+    finally:
+        _stop_process(web)
+        _stop_process(live)
+    assert "Brigade's live socket on ws://127.0.0.1:" in (tmp_path / "live.log").read_text()
+
+
+def _try_open(server, plain) -> bool:
+    try:
+        _open(server, f"/display/{plain}/live").close()
+        return True
+    except (OSError, InvalidStatus):
+        return False

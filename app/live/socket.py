@@ -104,8 +104,12 @@ class LiveSocketServer:
         self.sessions = SignedInSessions(app)
         self.groups: dict[tuple, Group] = {}
         self.screens: dict[ServerConnection, Screen] = {}
-        # Database work off the event loop, two at a time: the loop only ever sends and waits.
+        # Database work off the event loop (which only ever sends and waits): handshakes and
+        # checks two at a time, and the watcher on its own, so that a flood of handshakes
+        # cannot hold up the changes pushed to the screens already open.
         self.pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="brigade-live")
+        self.watch_pool = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="brigade-live-watch")
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.ready = threading.Event()
@@ -137,6 +141,7 @@ class LiveSocketServer:
         if self.thread is not None:
             self.thread.join(10)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.watch_pool.shutdown(wait=False, cancel_futures=True)
 
     def run(self) -> None:
         """Serve until :meth:`stop` (or an interrupt)."""
@@ -181,8 +186,8 @@ class LiveSocketServer:
                     task.cancel()
                 server.close()  # closes every socket with 1001 "going away"
 
-    async def _db(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+    async def _db(self, fn, *args, pool=None):
+        return await asyncio.get_running_loop().run_in_executor(pool or self.pool, fn, *args)
 
     # --- the handshake ---------------------------------------------------------------------
 
@@ -321,13 +326,14 @@ class LiveSocketServer:
             if not sites:
                 continue
             try:
-                versions = await self._db(self._versions, sorted(sites))
+                versions = await self._db(self._versions, sorted(sites), pool=self.watch_pool)
                 for key, group in list(self.groups.items()):
                     tag = etag(versions.get(key[1], 0))
                     if not group.members or (group.tag is not None
                                              and etag_order(tag) <= etag_order(group.tag)):
                         continue
-                    built_tag, body = await self._db(self._build, key, tag)
+                    built_tag, body = await self._db(self._build, key, tag,
+                                                     pool=self.watch_pool)
                     if built_tag == group.tag:
                         continue
                     group.tag, group.frame = built_tag, self._frame(built_tag, body)
