@@ -1,9 +1,10 @@
-"""The one live channel: a per-site change counter every self-updating screen asks about.
+"""The one live channel: a per-site change counter every self-updating screen follows.
 
-Screens (wall displays, the tablet's alert banner, any page that must update by itself) ask
-"anything since version N?" with a conditional GET every half second; the answer is a 304 from
-one indexed read, or the new state. No connection is held between questions, so no number of
-open screens can take waitress's threads (see README, "The live channel").
+A screen holds the live socket (app.live.socket: each change pushed as it happens, no thread per
+connection) and, whenever it cannot, asks "anything since version N?" with a conditional GET
+every half second (the answer a 304 from one indexed read, or the new state; no connection held
+between questions). Either way no number of open screens can take waitress's threads (see
+README, "The live channel").
 """
 from flask import Blueprint, Flask
 
