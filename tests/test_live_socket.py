@@ -143,6 +143,33 @@ def test_a_change_committed_by_another_process_reaches_every_open_socket(
     assert server.pushed >= len(screens)
 
 
+def test_a_server_that_cannot_read_the_database_falls_silent(app, kitchen, sockets,
+                                                              monkeypatch):
+    """Heartbeats only while the watcher's looks succeed: a screen then hears nothing, closes
+    the socket after 5 s and asks over HTTP, which shows it "not connected" (static/live.js),
+    rather than being told all is well with a board nothing can change."""
+    with app.app_context():
+        plain = _display(kitchen)
+    server = sockets()
+    with _open(server, f"/display/{plain}/live") as ws:
+        _frame(ws)
+        assert "now" in _frame(ws, change=False)  # beating
+
+        def gone(_sites):
+            raise RuntimeError("database unreachable")
+        monkeypatch.setattr(server, "_versions", gone)
+        time.sleep(2.5)  # a beat or two may still be on their way
+        while True:
+            try:
+                ws.recv(timeout=0)
+            except TimeoutError:
+                break
+        with pytest.raises(TimeoutError):
+            _frame(ws, timeout=1.5, change=False)
+        monkeypatch.undo()
+        assert "now" in _frame(ws, timeout=3, change=False)  # back
+
+
 def test_a_commit_in_this_process_wakes_the_watcher_at_once(app, kitchen, sockets):
     """``make run``: the web, ingest and the scheduler commit in the socket's process, which is
     woken by the commit rather than waiting for its next look (here 30 s away)."""

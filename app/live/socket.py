@@ -15,7 +15,9 @@ which costs nothing while nothing changes, and is sent every change:
   path shares, a signed-in screen's counter as ``/live`` answers it — and the same frame is
   pushed to every screen of that site (``websockets.broadcast``);
 - a heartbeat every ``HEARTBEAT_S`` lets a screen tell a live channel from a dead one (it
-  reconnects after ``5 s`` of silence and asks over HTTP meanwhile: ``static/live.js``);
+  reconnects after ``5 s`` of silence and asks over HTTP meanwhile: ``static/live.js``) — sent
+  only while the watcher's looks succeed, so a server that cannot read the database falls
+  silent rather than telling screens all is well;
 - every ``CHECK_S`` the tokens and sessions of open sockets are checked again: a switched-off
   display is closed with ``4403`` (its page says so), a session the app no longer takes (new
   PIN or password, logout, deactivated, idle, too old) with ``4401``.
@@ -118,6 +120,8 @@ class LiveSocketServer:
         self.pushed = 0  # frames pushed (changes x screens), for tests and the benchmark
         #: display id -> when its "last seen" was last written here (monotonic)
         self.noted: dict[int, float] = {}
+        #: When the watcher last read the counters (monotonic): heartbeats only while recent.
+        self.looked = 0.0
 
     # --- running ---------------------------------------------------------------------------
 
@@ -327,6 +331,7 @@ class LiveSocketServer:
                 continue
             try:
                 versions = await self._db(self._versions, sorted(sites), pool=self.watch_pool)
+                self.looked = time.monotonic()
                 for key, group in list(self.groups.items()):
                     tag = etag(versions.get(key[1], 0))
                     if not group.members or (group.tag is not None
@@ -358,7 +363,7 @@ class LiveSocketServer:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_s)
-            if self.screens:
+            if self.screens and time.monotonic() - self.looked < max(3 * self.poll_s, 2.0):
                 broadcast(list(self.screens), json.dumps(
                     {"now": int(utcnow().timestamp() * 1000)}))
 
