@@ -311,6 +311,7 @@ def serve(host, port, ingest, broker, scheduler, live):
                     "the live socket cannot listen on %s:%s (%s): screens ask over HTTP instead; "
                     "set BRIGADE_LIVE_PORT to a free port (0: none)", host,
                     cfg["BRIGADE_LIVE_PORT"], exc.strerror or exc)
+                cfg["BRIGADE_LIVE_PORT"] = 0  # so pages name no socket that is not there
         click.echo(f"Brigade is serving on http://{host}:{port}/")
         if socket is not None:
             click.echo(f"  Live socket on ws://{host}:{socket.port}/ (wall displays and tablets "
@@ -333,7 +334,7 @@ def serve(host, port, ingest, broker, scheduler, live):
 @with_appcontext
 @click.option("--host", default=None, help="Address to listen on (default BRIGADE_HOST, 127.0.0.1).")
 @click.option("--port", default=None, type=click.IntRange(1, 65535),
-              help="Port (default BRIGADE_LIVE_PORT, 8001).")
+              help="Port (default BRIGADE_LIVE_PORT; 8001 when that is 0).")
 def live_command(host, port):
     """Run the live socket on its own (the production layout: web workers run `flask serve
     --no-live` and name this port, or BRIGADE_LIVE_SOCKET_URL, to their pages)."""

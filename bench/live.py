@@ -156,7 +156,7 @@ async def _close_when(stop: asyncio.Event, ws) -> None:
     await ws.close()
 
 
-def run_screens(port: int, path: str, count: int, cookies: list, control, results,
+def run_screens(port: int, path: str | list[str], count: int, cookies: list, control, results,
                 live_port: int | None = None) -> None:
     """The child process: ``count`` wall screens and a banner per tablet cookie until told to
     stop; sends back what each wall screen saw. With ``live_port`` the screens hold the live
@@ -166,7 +166,8 @@ def run_screens(port: int, path: str, count: int, cookies: list, control, result
         seen = [dict() for _ in range(count)]
         ready = [[False] for _ in range(count + len(cookies))]
         screen, at = (_socket_screen, live_port) if live_port else (_screen, port)
-        tasks = [asyncio.create_task(screen(at, path, seen[n], stop, ready[n]))
+        paths = [path] if isinstance(path, str) else path
+        tasks = [asyncio.create_task(screen(at, paths[n % len(paths)], seen[n], stop, ready[n]))
                  for n in range(count)]
         tasks += [asyncio.create_task(screen(at, "/live", {}, stop, ready[count + n], cookie))
                   for n, cookie in enumerate(cookies)]
@@ -186,7 +187,8 @@ class Screens:
     #: The live socket's port when screens hold it (the default), None when they ask over HTTP.
     live_port: int | None = None
 
-    def __init__(self, port: int, path: str, count: int, cookies: list | None = None):
+    def __init__(self, port: int, path: str | list[str], count: int,
+                 cookies: list | None = None):
         self.control, self.results = mp.Event(), mp.Queue()
         self.count = count + len(cookies or [])
         self.process = mp.Process(target=run_screens, args=(port, path, count, cookies or [],
@@ -280,11 +282,14 @@ def add_bench_units(env: dict) -> dict:
         now = dt.datetime.now(dt.timezone.utc)
         store_batch(db.session, [Message(f"{key}/reading", json.dumps(
             {"t": 3.0, "ts": now.isoformat()}).encode(), now) for _, key in keys.values()])
-        _row, token = create_display(db.session, site, "Bench wall", "en", chef)
+        # A display per wall screen, as a kitchen sets up each screen it hangs (a display's
+        # address opens on at most app.live.socket.PER_DISPLAY sockets at once).
+        tokens = [create_display(db.session, site, f"Bench wall {n}", "en", chef)[1]
+                  for n in range(100)]
         db.session.commit()
     return {"readings": keys["Bench readings"],
             "alerts": [keys[f"Bench alert {n:02d}"] for n in range(ALERT_UNITS)],
-            "token": token}
+            "paths": [f"/display/{token}/live" for token in tokens]}
 
 
 class Publisher:
@@ -396,7 +401,7 @@ def load_test(server: LiveServer, credentials, units, publisher, seconds: float,
         # measuring the screens second would charge them that drift.
         for screens in ((0, 100) if rep % 2 == 0 else (100, 0)):
             displays = screens - len(cookies) if screens else 0
-            with Screens(server.port, f"/display/{units['token']}/live", displays,
+            with Screens(server.port, units["paths"], displays,
                          cookies if screens else None) as wall:
                 stop, health = threading.Event(), []
                 sampler = threading.Thread(target=healthz_sampler, args=(server.url, stop, health))
@@ -473,7 +478,7 @@ def main(argv=None) -> int:
         Screens.live_port = server.live_port if args.via == "socket" else None
         pid = server.process.pid
         publisher = Publisher(server.broker_port)
-        path = f"/display/{units['token']}/live"
+        path = units["paths"]
         values = iter([round(1.0 + 0.1 * n, 1) for n in range(60)])
         alert_units = iter(units["alerts"])
         # Warm up: the first board built, templates and modules loaded, one change through.

@@ -56,16 +56,8 @@
       if (handlers.onGone) handlers.onGone(httpStatus);
     }
 
-    // Whether ETag a ("v12.3": the site's counter and the refresh period) is newer than b:
-    // an answer over HTTP sent before a frame the socket already delivered must not undo it.
-    function newer(a, b) {
-      var x = /v(\d+)\.(\d+)/.exec(a || ""), y = /v(\d+)\.(\d+)/.exec(b || "");
-      if (!x || !y) return a !== b;
-      return Number(x[1]) > Number(y[1]) || (x[1] === y[1] && Number(x[2]) > Number(y[2]));
-    }
-
     function changed(body, tag) {
-      if (tag && newer(tag, etag)) {
+      if (tag && tag !== etag) {
         etag = tag;
         if (handlers.onChange) handlers.onChange(body, etag);
       }
@@ -163,7 +155,8 @@
           throw new Error("HTTP " + response.status);
         })
         .then(function (fresh) {
-          if (stopped) return;
+          // An answer asked for before the socket opened is not shown over what it brought.
+          if (stopped || socketOpen) return;
           failures = 0;
           lastOk = Date.now();
           status();  // first: a handler rendering the change sees the channel up

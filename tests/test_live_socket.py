@@ -232,6 +232,81 @@ def test_at_most_max_sockets_are_held(app, kitchen, sockets):
         ws.close()
 
 
+def test_one_display_or_one_person_cannot_hold_every_socket(app, client, kitchen, sockets,
+                                                             monkeypatch):
+    """Whoever has a display's address (it is on the wall, and in its QR code) or a cook's
+    session opens only a few sockets: the process's descriptors stay the web's."""
+    from app.live import socket as live_socket
+    monkeypatch.setattr(live_socket, "PER_DISPLAY", 3)
+    monkeypatch.setattr(live_socket, "PER_PERSON", 2)
+    with app.app_context():
+        plain, other = _display(kitchen), _display(kitchen)
+    server = sockets()
+    held = [_open(server, f"/display/{plain}/live") for _ in range(3)]
+    assert _refused(server, f"/display/{plain}/live") == 429
+    held.append(_open(server, f"/display/{other}/live"))  # another display: its own share
+    login_pin(client, kitchen["cook"], Kitchen.PINS["cook"])
+    cookie = f"session={client.get_cookie('session').value}"
+    held += [_open(server, "/live", Cookie=cookie) for _ in range(2)]
+    assert _refused(server, "/live", Cookie=cookie) == 429
+    for ws in held:
+        ws.close()
+    time.sleep(0.2)
+    _open(server, f"/display/{plain}/live").close()
+
+
+def test_the_socket_limit_follows_the_files_a_process_may_open(monkeypatch):
+    import resource
+
+    from app.live.socket import MAX_SOCKETS, socket_limit
+    monkeypatch.setattr(resource, "getrlimit", lambda _what: (1024, 4096))
+    assert socket_limit() == 412  # (1024 - 200) / 2: waitress, the database and MQTT keep theirs
+    monkeypatch.setattr(resource, "getrlimit", lambda _what: (1_048_576, 1_048_576))
+    assert socket_limit() == MAX_SOCKETS
+
+
+def test_one_sites_failing_board_leaves_the_others_pushed(app, kitchen, sockets, monkeypatch):
+    """A board that cannot be built stops its own screens' heartbeats (they ask over HTTP,
+    which shows the failure) — not every site's pushes."""
+    with app.app_context():
+        english, chinese = _display(kitchen, "en"), _display(kitchen, "zh")
+    server = sockets()
+    en, zh = _open(server, f"/display/{english}/live"), _open(server, f"/display/{chinese}/live")
+    first_en, first_zh = _frame(en), _frame(zh)
+    build = server._build
+
+    def english_fails(key, tag):
+        if key[0] == "display" and key[2] == "en":
+            raise RuntimeError("a template error")
+        return build(key, tag)
+    monkeypatch.setattr(server, "_build", english_fails)
+    _alert(app, kitchen["site"], "Walk-in")
+    assert _frame(zh)["etag"] != first_zh["etag"]  # pushed, whatever happened to the other
+    time.sleep(1.0)
+    while True:  # what was on its way before the failure
+        try:
+            en.recv(timeout=0)
+        except TimeoutError:
+            break
+    with pytest.raises(TimeoutError):
+        _frame(en, timeout=1.0, change=False)  # silent: its page asks over HTTP
+    monkeypatch.setattr(server, "_build", build)
+    _alert(app, kitchen["site"], "Freezer")
+    assert _frame(en)["etag"] != first_en["etag"]
+    en.close()
+    zh.close()
+
+
+def test_a_connection_closed_before_its_handshake_is_no_error(app, sockets, caplog):
+    import socket as sockets_module
+    server = sockets()
+    with caplog.at_level("DEBUG"):
+        with sockets_module.create_connection(("127.0.0.1", server.port)):
+            pass  # a port scan, a load balancer's TCP check
+        time.sleep(0.5)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text
+
+
 def test_a_signed_in_socket_follows_its_site_and_ends_with_the_session(app, client, kitchen,
                                                                          sockets, monkeypatch):
     from app.live import fastpath
@@ -315,9 +390,11 @@ def test_proxied_paths_are_taken(app, kitchen, sockets):
         assert _frame(ws)["body"]["units"] == []
 
 
-def test_hundreds_of_open_sockets_leave_the_app_its_threads(app, kitchen, sockets):
+def test_hundreds_of_open_sockets_leave_the_app_its_threads(app, kitchen, sockets, monkeypatch):
     """300 open screens — far more than waitress's 4 threads here or the socket's 2 database
     workers — while /healthz and /pin keep answering at once, and a change reaches them all."""
+    from app.live import socket as live_socket
+    monkeypatch.setattr(live_socket, "PER_DISPLAY", 300)
     with app.app_context():
         plain = _display(kitchen)
     server = sockets()
@@ -424,6 +501,16 @@ def test_the_production_layout_web_workers_and_a_live_process_apart(app, client,
         _stop_process(web)
         _stop_process(live)
     assert "Brigade's live socket on ws://127.0.0.1:" in (tmp_path / "live.log").read_text()
+
+
+def test_flask_live_fails_when_its_port_is_taken(app, runner):
+    import socket as sockets_module
+    with sockets_module.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = runner.invoke(args=["live", "--port", str(taken.getsockname()[1])])
+    assert result.exit_code == 1, result.output
+    assert "cannot listen on 127.0.0.1:" in result.output
 
 
 def _try_open(server, plain) -> bool:

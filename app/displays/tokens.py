@@ -89,3 +89,19 @@ def note_seen(session, seen: Seen, now: dt.datetime) -> bool:
     session.execute(update(DisplayToken).where(DisplayToken.id == seen.id)
                     .values(last_seen_at=now))
     return True
+
+
+def displays_on(session, display_ids) -> dict[int, dt.datetime | None]:
+    """Of these displays, those not switched off, each with when it was last seen: one query,
+    however many (the live socket checks every open one each second)."""
+    ids = sorted(set(display_ids))
+    if not ids:
+        return {}
+    return dict(session.execute(select(DisplayToken.id, DisplayToken.last_seen_at).where(
+        DisplayToken.id.in_(ids), DisplayToken.revoked_at.is_(None))).all())
+
+
+def note_seen_many(session, display_ids, now: dt.datetime) -> None:
+    """Record that these displays are on (a screen holds each one's socket); caller commits."""
+    session.execute(update(DisplayToken).where(DisplayToken.id.in_(sorted(set(display_ids))))
+                    .values(last_seen_at=now))

@@ -139,23 +139,33 @@ class SignedInSessions:
             return None
 
     def person(self, staff_id: int) -> tuple | None:
-        now = time.monotonic()
+        """(active, site_id, role, PIN version, password version) of a person, or None."""
         cached = self.people.get(staff_id)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        self.prefetch([staff_id])
+        return self.people[staff_id][1]
+
+    def prefetch(self, staff_ids) -> None:
+        """Read again, in one query, the people among these whose cached row is out of date."""
+        now = time.monotonic()
+        stale = sorted(i for i in set(staff_ids)
+                       if (cached := self.people.get(i)) is None or cached[0] <= now)
+        if not stale:
+            return
         from app.models import db
         with self.app.app_context():
             try:
-                row = db.session.execute(select(
-                    Staff.active, Staff.site_id, Staff.role, Staff.pin_session_version,
-                    Staff.password_session_version).where(Staff.id == staff_id)).one_or_none()
+                rows = db.session.execute(select(
+                    Staff.id, Staff.active, Staff.site_id, Staff.role, Staff.pin_session_version,
+                    Staff.password_session_version).where(Staff.id.in_(stale))).all()
             finally:
                 db.session.remove()
-        person = None if row is None else (row[0], row[1], row[2], row[3] or 0, row[4] or 0)
+        found = {row[0]: (row[1], row[2], row[3], row[4] or 0, row[5] or 0) for row in rows}
         if len(self.people) > 10_000:  # bounded, whoever asks
             self.people.clear()
-        self.people[staff_id] = (now + PERSON_TTL, person)
-        return person
+        for staff_id in stale:
+            self.people[staff_id] = (now + PERSON_TTL, found.get(staff_id))
 
 
 class SignedInFastPath:

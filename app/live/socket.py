@@ -24,7 +24,10 @@ which costs nothing while nothing changes, and is sent every change:
 
 The handshake is checked as the HTTP views check a question: a display's token (``/display/
 <token>/live``) or a signed-in session's cookie (``/live``), an ``Origin`` (sent by every
-browser) naming the same host, at most ``MAX_SOCKETS`` open. The frames carry exactly what
+browser) naming the same host; at most ``PER_DISPLAY`` sockets per display and ``PER_PERSON``
+per person, ``MAX_HANDSHAKES`` being checked at once, and ``MAX_SOCKETS`` in all (fewer if
+the process may open fewer files: a flood of sockets must not take the descriptors waitress
+needs). The frames carry exactly what
 the HTTP answers carry (the board, or ``{"version": ETag}``), so a screen may use either; a
 page that cannot reach the socket asks over HTTP as before (see README, "The live channel").
 
@@ -65,8 +68,13 @@ HEARTBEAT_S = 2.0
 #: How often the tokens and sessions of open sockets are checked again (a revoked display or
 #: session is closed within this, plus a query).
 CHECK_S = 1.0
-#: Open sockets a process holds at most (a kitchen has a few dozen screens).
+#: Open sockets a process holds at most (a kitchen has a few dozen screens); fewer when the
+#: process may open fewer files (see :func:`socket_limit`).
 MAX_SOCKETS = 2000
+#: Sockets one display token may hold (one address opened on a few screens), and one person.
+PER_DISPLAY, PER_PERSON = 20, 8
+#: Handshakes being checked at once (each a database question); more are told to try again.
+MAX_HANDSHAKES = 32
 #: Close codes a screen acts on: the display was switched off (stop, say so); the session is
 #: no longer taken (reconnect with the cookie it has now, or learn over HTTP what to do).
 GONE, SIGNED_OUT = 4403, 4401
@@ -89,9 +97,11 @@ class Screen:
 class Group:
     """The screens watching one site (in one language, for displays) and what they were sent."""
 
-    members: set = field(default_factory=set)
+    members: set = field(default_factory=set)  # sent the group's newest frame: pushed to
+    joining: set = field(default_factory=set)  # being sent their first frame
     tag: str | None = None
     frame: str | None = None
+    failing: bool = False  # its state could not be built at the last change
 
 
 class LiveSocketServer:
@@ -99,19 +109,25 @@ class LiveSocketServer:
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, *,
                  poll_s: float = POLL_S, check_s: float = CHECK_S,
-                 heartbeat_s: float = HEARTBEAT_S, max_sockets: int = MAX_SOCKETS):
+                 heartbeat_s: float = HEARTBEAT_S, max_sockets: int | None = None):
         self.app, self.host, self.port = app, host, port
         self.poll_s, self.check_s, self.heartbeat_s = poll_s, check_s, heartbeat_s
-        self.max_sockets = max_sockets
+        self.max_sockets = socket_limit() if max_sockets is None else max_sockets
+        self.handshaking = 0
         self.sessions = SignedInSessions(app)
         self.groups: dict[tuple, Group] = {}
         self.screens: dict[ServerConnection, Screen] = {}
-        # Database work off the event loop (which only ever sends and waits): handshakes and
-        # checks two at a time, and the watcher on its own, so that a flood of handshakes
-        # cannot hold up the changes pushed to the screens already open.
+        # Database work off the event loop (which only ever sends and waits): handshakes two at
+        # a time; the watcher, and the checks of open sockets, each on a thread of its own, so
+        # that a flood of handshakes holds up neither the changes pushed to the screens already
+        # open nor the closing of a switched-off display.
         self.pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="brigade-live")
         self.watch_pool = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="brigade-live-watch")
+        self.check_pool = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="brigade-live-check")
+        self.closing: set[asyncio.Task] = set()
+        self.threaded = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.ready = threading.Event()
@@ -127,6 +143,7 @@ class LiveSocketServer:
 
     def start(self, timeout: float = 10.0) -> LiveSocketServer:
         """Serve in a daemon thread; return once listening (raises OSError if the port is taken)."""
+        self.threaded = True
         self.thread = threading.Thread(target=self.run, name="brigade-live-socket", daemon=True)
         self.thread.start()
         if not self.ready.wait(timeout):
@@ -146,13 +163,14 @@ class LiveSocketServer:
             self.thread.join(10)
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.watch_pool.shutdown(wait=False, cancel_futures=True)
+        self.check_pool.shutdown(wait=False, cancel_futures=True)
 
     def run(self) -> None:
         """Serve until :meth:`stop` (or an interrupt)."""
         try:
             asyncio.run(self._main())
         except BaseException as exc:  # noqa: BLE001 - handed to start(), or raised here
-            if not self.ready.is_set():
+            if self.threaded and not self.ready.is_set():
                 self.failed = exc
                 self.ready.set()
             else:
@@ -162,7 +180,7 @@ class LiveSocketServer:
         self.loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
         async with serve(self._handler, self.host, self.port,
-                         process_request=self._process_request,
+                         process_request=self._process_request, logger=_quiet_logger(),
                          compression=None,  # a board is a few KB; per-socket deflate costs more
                          max_size=4096,  # screens send nothing but the protocol's pings
                          ping_interval=20, ping_timeout=20, close_timeout=2,
@@ -198,10 +216,12 @@ class LiveSocketServer:
     async def _process_request(self, connection: ServerConnection, request):
         """Refuse a handshake the HTTP views would refuse; remember what it was opened with."""
         path = urlsplit(request.path).path
-        if len(self.screens) >= self.max_sockets:
+        if len(self.screens) + self.handshaking >= self.max_sockets \
+                or self.handshaking >= MAX_HANDSHAKES:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many screens\n")
         if not self._same_host(request.headers.get("Origin"), request.headers.get("Host")):
             return connection.respond(http.HTTPStatus.FORBIDDEN, "Another site's page\n")
+        self.handshaking += 1
         try:
             if match := _DISPLAY.fullmatch(path):
                 screen = await self._db(self._display_screen, match[1])
@@ -212,10 +232,21 @@ class LiveSocketServer:
         except Exception:  # the database gone, say: the screen asks over HTTP meanwhile
             logger.exception("checking a live socket's handshake failed")
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Try again\n")
+        finally:
+            self.handshaking -= 1
         if screen is None:
             return connection.respond(http.HTTPStatus.FORBIDDEN, "Not allowed\n")
+        if self._held_by(screen) >= (PER_DISPLAY if screen.token else PER_PERSON):
+            return connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many screens\n")
         connection.brigade_screen = screen
         return None
+
+    def _held_by(self, screen: Screen) -> int:
+        """Sockets open with the same display token, or the same person's sessions."""
+        if screen.token is not None:
+            return sum(1 for s in self.screens.values() if s.display_id == screen.display_id)
+        return sum(1 for s in self.screens.values()
+                   if s.signed is not None and s.signed.staff_id == screen.signed.staff_id)
 
     @staticmethod
     def _same_host(origin: str | None, host: str | None) -> bool:
@@ -263,15 +294,21 @@ class LiveSocketServer:
         screen: Screen = connection.brigade_screen
         group = self.groups.setdefault(screen.key, Group())
         self.screens[connection] = screen
-        group.members.add(connection)
+        group.joining.add(connection)
         try:
-            frame = group.frame
-            if frame is None:  # the first screen of this group: its state now
+            if group.frame is None:  # the first screen of this group: its state now
                 tag, body = await self._db(self._state, screen.key)
-                if group.frame is None or group.tag != tag:
+                if group.tag is None or etag_order(tag) > etag_order(group.tag):
                     group.tag, group.frame = tag, self._frame(tag, body)
-                frame = group.frame
-            await connection.send(frame)
+                    broadcast(list(group.members), group.frame)  # any sent an older one
+            # Its first frame, and again should the watcher push a newer one meanwhile: it
+            # joins the screens the watcher pushes to only once it has the newest.
+            sent = None
+            while sent != group.tag:
+                sent = group.tag
+                await connection.send(group.frame)
+            group.joining.discard(connection)
+            group.members.add(connection)
             await connection.wait_closed()
         except ConnectionClosed:
             pass
@@ -279,8 +316,9 @@ class LiveSocketServer:
             logger.exception("a live socket failed")
         finally:
             self.screens.pop(connection, None)
+            group.joining.discard(connection)
             group.members.discard(connection)
-            if not group.members and self.groups.get(screen.key) is group:
+            if not group.members and not group.joining and self.groups.get(screen.key) is group:
                 self.groups.pop(screen.key, None)
 
     @staticmethod
@@ -337,8 +375,15 @@ class LiveSocketServer:
                     if not group.members or (group.tag is not None
                                              and etag_order(tag) <= etag_order(group.tag)):
                         continue
-                    built_tag, body = await self._db(self._build, key, tag,
-                                                     pool=self.watch_pool)
+                    try:
+                        built_tag, body = await self._db(self._build, key, tag,
+                                                         pool=self.watch_pool)
+                    except Exception:  # this board only: the other sites' go on
+                        if not group.failing:
+                            logger.exception("building the live state of %s failed", key)
+                        group.failing = True  # its screens hear no heartbeat: they ask over HTTP
+                        continue
+                    group.failing = False
                     if built_tag == group.tag:
                         continue
                     group.tag, group.frame = built_tag, self._frame(built_tag, body)
@@ -364,7 +409,8 @@ class LiveSocketServer:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             if self.screens and time.monotonic() - self.looked < max(3 * self.poll_s, 2.0):
-                broadcast(list(self.screens), json.dumps(
+                broadcast([c for group in list(self.groups.values()) if not group.failing
+                           for c in group.members], json.dumps(
                     {"now": int(utcnow().timestamp() * 1000)}))
 
     # --- checking open sockets again -------------------------------------------------------
@@ -375,41 +421,45 @@ class LiveSocketServer:
             if not self.screens:
                 continue
             try:
-                closing = await self._db(self._refused, list(self.screens.items()))
+                closing = await self._db(self._refused, list(self.screens.items()),
+                                         pool=self.check_pool)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("checking the live sockets failed")
                 continue
             for connection, code, reason in closing:
-                asyncio.create_task(connection.close(code, reason))
+                task = asyncio.create_task(connection.close(code, reason))
+                self.closing.add(task)
+                task.add_done_callback(self.closing.discard)
 
     def _refused(self, screens: list[tuple[ServerConnection, Screen]]) -> list[tuple]:
         """The sockets to close now, with their close code: displays switched off, sessions the
-        app no longer takes. Records a display's "last seen" at most once a minute."""
-        from app.displays.tokens import SEEN_EVERY, live_display, note_seen
+        app no longer takes — one query for the displays and one for the people, however many
+        sockets. Records a display's "last seen" at most once a minute."""
+        from app.displays.tokens import SEEN_EVERY, displays_on, note_seen_many
         from app.models import db
-        closing, tokens = [], {}
-        now = time.time()
+        closing = []
+        now, moment = time.time(), time.monotonic()
+        self.sessions.prefetch({s.signed.staff_id for _c, s in screens if s.signed is not None})
         with self.app.app_context():
             try:
+                on = displays_on(db.session, {s.display_id for _c, s in screens
+                                              if s.display_id is not None})
                 for connection, screen in screens:
-                    if screen.token is not None:
-                        if screen.token not in tokens:
-                            tokens[screen.token] = live_display(db.session, screen.token)
-                        seen = tokens[screen.token]
-                        if seen is None or seen.id != screen.display_id:
+                    if screen.display_id is not None:
+                        if screen.display_id not in on:
                             closing.append((connection, GONE, "switched off"))
                     elif not self.sessions.still_good(screen.signed, now):
                         closing.append((connection, SIGNED_OUT, "signed out"))
-                noted = False
-                for seen in tokens.values():
-                    if seen is not None and time.monotonic() - self.noted.get(seen.id, -1e9) \
-                            >= SEEN_EVERY.total_seconds():
-                        self.noted[seen.id] = time.monotonic()
-                        noted = note_seen(db.session, seen, utcnow()) or noted
-                if noted:
+                at = utcnow()
+                due = [display_id for display_id, last in on.items()
+                       if (last is None or at - last >= SEEN_EVERY)
+                       and moment - self.noted.get(display_id, -1e9) >= SEEN_EVERY.total_seconds()]
+                if due:
+                    note_seen_many(db.session, due, at)
                     db.session.commit()
+                    self.noted.update((display_id, moment) for display_id in due)
             finally:
                 db.session.remove()
         return closing
@@ -439,3 +489,35 @@ def socket_origin() -> str | None:
         return None
     parts = urlsplit(base)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def socket_limit() -> int:
+    """How many sockets a process may hold: ``MAX_SOCKETS``, or fewer where the process may open
+    fewer files (a systemd service's soft limit is often 1,024): at most half of what the
+    limit leaves after 200 for waitress, the database and MQTT."""
+    try:
+        import resource
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return MAX_SOCKETS
+    if soft == resource.RLIM_INFINITY:
+        return MAX_SOCKETS
+    return max(50, min(MAX_SOCKETS, (soft - 200) // 2))
+
+
+class _HandshakeNoise(logging.Filter):
+    """A TCP connection that closes before its request (a port scan, a load balancer's health
+    check) is not an error worth a traceback: logged at debug level instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.getMessage() == "opening handshake failed":
+            logger.debug("a connection closed before its handshake")
+            return False
+        return True
+
+
+def _quiet_logger() -> logging.Logger:
+    server_logger = logging.getLogger("app.live.socket.server")
+    if not any(isinstance(f, _HandshakeNoise) for f in server_logger.filters):
+        server_logger.addFilter(_HandshakeNoise())
+    return server_logger
