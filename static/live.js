@@ -38,6 +38,7 @@
     var stopped = false, timer = null, inFlight = false;
     var lastOk = 0, failures = 0, serverOffset = 0, retry = 0, spread = true;
     var socket = null, socketOpen = false, socketTries = 0, socketTimer = null, heard = 0;
+    var socketOpenings = 0;  // an answer asked for before the last opening is out of date
 
     function status() {
       if (handlers.onStatus) {
@@ -81,6 +82,7 @@
         heard = Date.now();
         if (!socketOpen) {  // the socket carries the changes now: stop asking over HTTP
           socketOpen = true;
+          socketOpenings += 1;
           socketTries = 0;
           clearTimeout(timer);
         }
@@ -131,6 +133,7 @@
     function ask() {
       if (stopped || inFlight || socketOpen) return;
       inFlight = true;
+      var openings = socketOpenings;
       var headers = { "Accept": "application/json", "X-Brigade-Poll": "1" };
       if (etag) headers["If-None-Match"] = etag;
       var controller = window.AbortController ? new AbortController() : null;
@@ -156,7 +159,7 @@
         })
         .then(function (fresh) {
           // An answer asked for before the socket opened is not shown over what it brought.
-          if (stopped || socketOpen) return;
+          if (stopped || socketOpen || openings !== socketOpenings) return;
           failures = 0;
           lastOk = Date.now();
           status();  // first: a handler rendering the change sees the channel up

@@ -297,7 +297,8 @@ def test_one_sites_failing_board_leaves_the_others_pushed(app, kitchen, sockets,
     zh.close()
 
 
-def test_a_connection_closed_before_its_handshake_is_no_error(app, sockets, caplog):
+def test_a_connection_closed_before_its_handshake_is_no_error(app, sockets, caplog,
+                                                              monkeypatch):
     import socket as sockets_module
     server = sockets()
     with caplog.at_level("DEBUG"):
@@ -305,6 +306,16 @@ def test_a_connection_closed_before_its_handshake_is_no_error(app, sockets, capl
             pass  # a port scan, a load balancer's TCP check
         time.sleep(0.5)
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text
+    # A real failure of a handshake keeps its error and traceback.
+    caplog.clear()
+
+    def broken(*_args):
+        raise RuntimeError("a bug in the handshake")
+    monkeypatch.setattr(server, "_same_host", broken)
+    assert _refused(server, "/live") == 500
+    time.sleep(0.2)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert errors and errors[0].exc_info and "a bug in the handshake" in caplog.text
 
 
 def test_a_signed_in_socket_follows_its_site_and_ends_with_the_session(app, client, kitchen,

@@ -144,7 +144,7 @@ class SignedInSessions:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         self.prefetch([staff_id])
-        return self.people[staff_id][1]
+        return self.people.get(staff_id, (0.0, None))[1]  # (cleared by another thread: refuse)
 
     def prefetch(self, staff_ids) -> None:
         """Read again, in one query, the people among these whose cached row is out of date."""

@@ -102,6 +102,7 @@ class Group:
     tag: str | None = None
     frame: str | None = None
     failing: bool = False  # its state could not be built at the last change
+    failed_at: float = 0.0  # when (monotonic)
 
 
 class LiveSocketServer:
@@ -184,6 +185,7 @@ class LiveSocketServer:
                          compression=None,  # a board is a few KB; per-socket deflate costs more
                          max_size=4096,  # screens send nothing but the protocol's pings
                          ping_interval=20, ping_timeout=20, close_timeout=2,
+                         open_timeout=5,  # a connection that sends no request is let go soon
                          server_header="Brigade") as server:
             self.port = server.sockets[0].getsockname()[1]
             self.ready.set()
@@ -215,7 +217,10 @@ class LiveSocketServer:
 
     async def _process_request(self, connection: ServerConnection, request):
         """Refuse a handshake the HTTP views would refuse; remember what it was opened with."""
-        path = urlsplit(request.path).path
+        try:
+            path = urlsplit(request.path).path
+        except ValueError:  # e.g. "//[x/live"
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found\n")
         if len(self.screens) + self.handshaking >= self.max_sockets \
                 or self.handshaking >= MAX_HANDSHAKES:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many screens\n")
@@ -375,6 +380,8 @@ class LiveSocketServer:
                     if not group.members or (group.tag is not None
                                              and etag_order(tag) <= etag_order(group.tag)):
                         continue
+                    if group.failing and time.monotonic() - group.failed_at < 2.0:
+                        continue  # a board that failed is tried again every 2 s, not each look
                     try:
                         built_tag, body = await self._db(self._build, key, tag,
                                                          pool=self.watch_pool)
@@ -382,10 +389,11 @@ class LiveSocketServer:
                         if not group.failing:
                             logger.exception("building the live state of %s failed", key)
                         group.failing = True  # its screens hear no heartbeat: they ask over HTTP
+                        group.failed_at = time.monotonic()
                         continue
                     group.failing = False
-                    if built_tag == group.tag:
-                        continue
+                    if group.tag is not None and etag_order(built_tag) <= etag_order(group.tag):
+                        continue  # a screen joining meanwhile set as new a frame, or newer
                     group.tag, group.frame = built_tag, self._frame(built_tag, body)
                     members = list(group.members)
                     broadcast(members, group.frame)
@@ -502,18 +510,29 @@ def socket_limit() -> int:
         return MAX_SOCKETS
     if soft == resource.RLIM_INFINITY:
         return MAX_SOCKETS
-    return max(50, min(MAX_SOCKETS, (soft - 200) // 2))
+    return max(0, min(MAX_SOCKETS, (soft - 200) // 2))
 
 
 class _HandshakeNoise(logging.Filter):
     """A TCP connection that closes before its request (a port scan, a load balancer's health
-    check) is not an error worth a traceback: logged at debug level instead."""
+    check) is not an error worth a traceback: logged at debug level instead. Any other failure
+    of a handshake keeps its error and traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR and record.getMessage() == "opening handshake failed":
-            logger.debug("a connection closed before its handshake")
+        if record.levelno >= logging.ERROR and record.getMessage() == "opening handshake failed" \
+                and record.exc_info and _closed_early(record.exc_info[1]):
+            logger.debug("a connection closed before its handshake", exc_info=record.exc_info)
             return False
         return True
+
+
+def _closed_early(exc: BaseException | None) -> bool:
+    """Whether a handshake failed because the peer went away (EOF, reset) before finishing."""
+    while exc is not None:
+        if isinstance(exc, (EOFError, ConnectionError, asyncio.IncompleteReadError)):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def _quiet_logger() -> logging.Logger:
