@@ -340,6 +340,7 @@ def live_command(host, port):
     --no-live` and name this port, or BRIGADE_LIVE_SOCKET_URL, to their pages)."""
     import logging
     import signal
+    import threading
 
     from app.live.socket import LiveSocketServer
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -350,8 +351,9 @@ def live_command(host, port):
     def _interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _interrupt)
+    if threading.current_thread() is threading.main_thread():  # (as a process of its own)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _interrupt)
     click.echo(f"Brigade's live socket on ws://{server.host}:{port}/")
     try:
         server.run()

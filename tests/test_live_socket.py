@@ -519,7 +519,14 @@ def test_flask_live_fails_when_its_port_is_taken(app, runner):
     with sockets_module.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        result = runner.invoke(args=["live", "--port", str(taken.getsockname()[1])])
+        # In a thread of its own, as the command runs in a process of its own: the browser
+        # tests' Playwright keeps an event loop running in this thread.
+        results = []
+        worker = threading.Thread(target=lambda: results.append(
+            runner.invoke(args=["live", "--port", str(taken.getsockname()[1])])))
+        worker.start()
+        worker.join(30)
+    result = results[0]
     assert result.exit_code == 1, result.output
     assert "cannot listen on 127.0.0.1:" in result.output
 

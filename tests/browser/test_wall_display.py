@@ -281,11 +281,14 @@ def test_more_units_than_fit_page_through_by_themselves(serve_kitchen, browser, 
 
 
 @pytest.mark.parametrize("via", ["socket", "poll"])
-def test_the_tablet_banner_follows_the_live_channel(serve_kitchen, browser, artifacts, via):
+def test_the_tablet_banner_follows_the_live_channel(serve_kitchen, browser, artifacts, via,
+                                                    monkeypatch):
     """The banner refreshes when the site changes — within a second or two, not every 10 s —
     and only then: pushed over the live socket where there is one (then the page stops asking
     over HTTP), else asked for every half second, marked as a poll so it keeps no tablet awake."""
+    from app.live import changes
     from tests.browser.test_tablet import log_in
+    monkeypatch.setattr(changes, "REFRESH_SECONDS", 10**9)  # the 30 s roll is no change here
     kitchen = serve_kitchen(live_socket=via == "socket")
     set_clock(None)
     context, page = _screen(browser, kitchen, (768, 1024))
