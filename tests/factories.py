@@ -92,6 +92,15 @@ class Kitchen:
 _HASHES: dict[str, tuple[str, str]] = {}
 
 
+def other_site(app, name: str = "Other Kitchen") -> int:
+    """A second site of the group (an admin or owner may work on it); its id."""
+    with app.app_context():
+        other = Site(name=name, timezone="Europe/London", temp_unit="C")
+        db.session.add(other)
+        db.session.commit()
+        return other.id
+
+
 def at_local(day: dt.date, hhmm: str, tz: str = "Europe/London") -> dt.datetime:
     from zoneinfo import ZoneInfo
     hours, minutes = map(int, hhmm.split(":"))

@@ -25,7 +25,8 @@ from app.live.changes import etag_order, site_version
 from app.models import DisplayToken, Site, Staff, db
 from app.timers.operations import start_timer
 from sensors.models import Sensor
-from tests.factories import Kitchen, feed_salad, login_password, login_pin, salad_fridge
+from tests.factories import (Kitchen, feed_salad, login_password, login_pin, other_site,
+                             salad_fridge)
 
 UTC = dt.timezone.utc
 
@@ -184,11 +185,7 @@ def test_a_signed_in_screens_unchanged_question_is_answered_before_flask_after_t
 
 
 def test_an_admin_working_on_another_site_watches_that_sites_counter(app, client, kitchen):
-    with app.app_context():
-        other = Site(name="Other Kitchen", timezone="Europe/London", temp_unit="C")
-        db.session.add(other)
-        db.session.commit()
-        other_id = other.id
+    other_id = other_site(app)
     login_password(client, "admin@test.kitchen", "admin-password")
     home = client.get("/live", headers=POLL).headers["ETag"]
     with client.session_transaction() as session:

@@ -17,7 +17,7 @@ from app.alerts.operations import raise_alert
 from app.displays.tokens import create_display, revoke_display
 from app.live.socket import GONE, SIGNED_OUT, LiveSocketServer
 from app.models import DisplayToken, Site, Staff, db, utcnow
-from tests.factories import Kitchen, login_password, login_pin, make_app
+from tests.factories import Kitchen, login_password, login_pin, make_app, other_site
 
 POLL = {"X-Brigade-Poll": "1"}
 
@@ -350,11 +350,7 @@ def test_a_signed_in_socket_follows_its_site_and_ends_with_the_session(app, clie
 
 
 def test_an_admin_socket_watches_the_site_the_admin_works_on(app, client, kitchen, sockets):
-    with app.app_context():
-        other = Site(name="Other Kitchen", timezone="Europe/London", temp_unit="C")
-        db.session.add(other)
-        db.session.commit()
-        other_id = other.id
+    other_id = other_site(app)
     login_password(client, "admin@test.kitchen", "admin-password")
     with client.session_transaction() as session:
         session["site_id"] = other_id

@@ -334,14 +334,7 @@ class LiveSocketServer:
 
     def _state(self, key: tuple) -> tuple[str, bytes]:
         """(ETag, body) of a group now: what the HTTP answer would carry."""
-        from app.models import db
-        with self.app.app_context():
-            try:
-                version = db.session.execute(db.select(LiveVersion.version).where(
-                    LiveVersion.site_id == key[1])).scalar_one_or_none() or 0
-            finally:
-                db.session.remove()
-        return self._build(key, etag(version))
+        return self._build(key, etag(self._versions([key[1]]).get(key[1], 0)))
 
     def _build(self, key: tuple, tag: str) -> tuple[str, bytes]:
         if key[0] == "signed":
